@@ -1,0 +1,234 @@
+"""Settings: the one place that reads the environment.
+
+Everything the hub can be told lives in the frozen `Settings`; `load_settings` builds it from the
+environment plus command-line overrides and validates every value, so a bad deployment stops at
+startup with one line that names the variable instead of failing later with a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hub.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENTS = ("development", "production")
+DEFAULT_DATABASE_URL = "sqlite:///var/hub.db"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str
+    database_url: str
+    http_host: str
+    http_port: int
+    ws_host: str
+    ws_port: int
+    jwt_secret: str
+    jwt_public_key_file: Path | None
+    jwt_audience: str | None
+    jwt_issuer: str | None
+    encryption_key: bytes
+    ws_origins: tuple[str, ...]
+    max_file_size: int
+    var_dir: Path
+    storage_batch_max: int = 1000
+    storage_inbox_size: int = 4096
+    storage_timeout_s: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def backend(self) -> str:
+        return database_backend(self.database_url)
+
+    def __repr__(self) -> str:
+        # Settings are logged at startup; the secrets must never be.
+        return (
+            f"Settings(env={self.env!r}, backend={self.backend!r}, "
+            f"http={self.http_host}:{self.http_port}, ws={self.ws_host}:{self.ws_port})"
+        )
+
+
+def database_backend(url: str) -> str:
+    """'sqlite' or 'postgres' for a database URL, or ConfigError naming what is wrong."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise ConfigError(
+                f"HUB_DATABASE_URL: a SQLite URL looks like sqlite:///var/hub.db, got {url!r}"
+            )
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        parts = urlsplit(url)
+        if not parts.hostname and "host=" not in (parts.query or ""):
+            raise ConfigError(f"HUB_DATABASE_URL: a PostgreSQL URL needs a host, got {url!r}")
+        return "postgres"
+    raise ConfigError(
+        "HUB_DATABASE_URL must start with sqlite:/// or postgresql://, "
+        f"got {_redact_url(url)!r}"
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a sqlite:/// URL names; relative paths are relative to the working directory."""
+    return Path(url[len("sqlite:///") :])
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, str | None] | None = None
+) -> Settings:
+    """Build validated settings; `overrides` are command-line values keyed by variable name."""
+    source = dict(os.environ if environ is None else environ)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            source[name] = str(value)
+
+    env = source.get("HUB_ENV", "development").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"HUB_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    production = env == "production"
+    var_dir = Path(source.get("HUB_VAR_DIR", "var"))
+
+    database_url = source.get("HUB_DATABASE_URL", DEFAULT_DATABASE_URL).strip()
+    database_backend(database_url)
+
+    jwt_secret = source.get("HUB_JWT_SECRET", "").strip()
+    public_key = source.get("HUB_JWT_PUBLIC_KEY", "").strip()
+    public_key_file = Path(public_key) if public_key else None
+    if public_key_file is not None and not public_key_file.is_file():
+        raise ConfigError(f"HUB_JWT_PUBLIC_KEY: no PEM file at {public_key_file}")
+    if not jwt_secret and public_key_file is None:
+        if production:
+            raise ConfigError("HUB_JWT_SECRET is required when HUB_ENV=production")
+        jwt_secret = _development_secret(var_dir / "jwt_secret", "HUB_JWT_SECRET", 48)
+    elif jwt_secret and len(jwt_secret) < 32:
+        raise ConfigError("HUB_JWT_SECRET must be at least 32 characters long")
+
+    encoded_key = source.get("HUB_ENCRYPTION_KEY", "").strip()
+    if not encoded_key:
+        if production:
+            raise ConfigError("HUB_ENCRYPTION_KEY is required when HUB_ENV=production")
+        encoded_key = _development_secret(var_dir / "encryption_key", "HUB_ENCRYPTION_KEY", 32)
+    encryption_key = parse_encryption_key(encoded_key)
+
+    origins = tuple(
+        o.strip().rstrip("/") for o in source.get("HUB_WS_ORIGINS", "").split(",") if o.strip()
+    )
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"HUB_WS_ORIGINS: {origin!r} is not an origin like https://planner.example"
+            )
+
+    return Settings(
+        env=env,
+        database_url=database_url,
+        http_host=source.get("HUB_HTTP_HOST", "127.0.0.1"),
+        http_port=_port(source, "HUB_HTTP_PORT", 8080),
+        ws_host=source.get("HUB_WS_HOST", "127.0.0.1"),
+        ws_port=_port(source, "HUB_WS_PORT", 8081),
+        jwt_secret=jwt_secret,
+        jwt_public_key_file=public_key_file,
+        jwt_audience=source.get("HUB_JWT_AUDIENCE") or None,
+        jwt_issuer=source.get("HUB_JWT_ISSUER") or None,
+        encryption_key=encryption_key,
+        ws_origins=origins,
+        max_file_size=_positive_int(source, "HUB_MAX_FILE_SIZE", 100 * MIB),
+        var_dir=var_dir,
+        storage_batch_max=_positive_int(source, "HUB_STORAGE_BATCH_MAX", 1000),
+        storage_inbox_size=_positive_int(source, "HUB_STORAGE_INBOX_SIZE", 4096),
+        storage_timeout_s=_positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0),
+        log_level=_log_level(source),
+    )
+
+
+def parse_encryption_key(encoded: str) -> bytes:
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("HUB_ENCRYPTION_KEY must be base64 (32 random bytes)") from None
+    if len(key) != 32:
+        raise ConfigError(f"HUB_ENCRYPTION_KEY must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _development_secret(path: Path, variable: str, size: int) -> str:
+    """Read, or create once with mode 0600, a secret so a fresh clone runs without setup."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = base64.b64encode(secrets.token_bytes(size)).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    log.warning(
+        "%s is not set: generated a development value in %s. "
+        "Set it explicitly (and HUB_ENV=production) before real use.",
+        variable,
+        path,
+    )
+    return value
+
+
+def _port(source: Mapping[str, str], name: str, default: int) -> int:
+    value = _positive_int(source, name, default, allow_zero=True)
+    if value > 65535:
+        raise ConfigError(f"{name} must be a port number from 0 to 65535, got {value}")
+    return value
+
+
+def _positive_int(
+    source: Mapping[str, str], name: str, default: int, *, allow_zero: bool = False
+) -> int:
+    raw = source.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _positive_float(source: Mapping[str, str], name: str, default: float) -> float:
+    raw = source.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _log_level(source: Mapping[str, str]) -> str:
+    level = source.get("HUB_LOG_LEVEL", "INFO").strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"HUB_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return level
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(parts.password, "***")
+    return url

@@ -1,0 +1,114 @@
+"""Encryption at rest: AES-256-GCM envelope encryption with versioned data keys.
+
+The master key (HUB_ENCRYPTION_KEY) never touches a message: it only wraps the data keys stored in
+`message_encryption_keys`. Rotating makes a new data key; old ones stay to decrypt old rows, so a
+rotation never rewrites history. Every ciphertext carries associated data that binds it to its
+thread (or attachment), so a row copied elsewhere fails to decrypt instead of leaking.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hub.errors import HubError, WrongMasterKey
+
+ALGORITHM = "AES-256-GCM"
+NONCE_SIZE = 12
+
+
+class DecryptionFailed(HubError):
+    """A ciphertext did not authenticate: tampered, moved to another thread, or a lost key."""
+
+    code = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    ciphertext: bytes
+    nonce: bytes
+    key_version: int
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+class MasterKey:
+    """Wraps and unwraps data keys; a wrong master key is caught at unwrap, at startup."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("the master key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    def wrap(self, version: int, data_key: bytes) -> bytes:
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, data_key, _wrap_aad(version))
+
+    def unwrap(self, version: int, wrapped: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(
+                wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], _wrap_aad(version)
+            )
+        except InvalidTag:
+            raise WrongMasterKey(
+                "HUB_ENCRYPTION_KEY does not match the key that protects this database's "
+                f"data keys (data key version {version} failed to unwrap)"
+            ) from None
+
+
+class KeyRing:
+    """The unwrapped data keys of one database: encrypt with the active one, decrypt with any."""
+
+    def __init__(self, keys: dict[int, bytes], active_version: int) -> None:
+        if active_version not in keys:
+            raise ValueError(f"active key version {active_version} is not in the ring")
+        self._aeads = {version: AESGCM(key) for version, key in keys.items()}
+        self.active_version = active_version
+
+    @property
+    def versions(self) -> list[int]:
+        return sorted(self._aeads)
+
+    def seal_message(self, thread_id: UUID, body: str) -> Sealed:
+        return self._seal(_message_aad(thread_id), body.encode())
+
+    def open_message(self, thread_id: UUID, sealed: Sealed) -> str:
+        return self._open(_message_aad(thread_id), sealed).decode()
+
+    def seal_blob(self, attachment_id: UUID, content: bytes) -> Sealed:
+        return self._seal(_blob_aad(attachment_id), content)
+
+    def open_blob(self, attachment_id: UUID, sealed: Sealed) -> bytes:
+        return self._open(_blob_aad(attachment_id), sealed)
+
+    def _seal(self, aad: bytes, plaintext: bytes) -> Sealed:
+        nonce = os.urandom(NONCE_SIZE)
+        ciphertext = self._aeads[self.active_version].encrypt(nonce, plaintext, aad)
+        return Sealed(ciphertext, nonce, self.active_version)
+
+    def _open(self, aad: bytes, sealed: Sealed) -> bytes:
+        aead = self._aeads.get(sealed.key_version)
+        if aead is None:
+            raise DecryptionFailed(f"no data key with version {sealed.key_version}")
+        try:
+            return aead.decrypt(sealed.nonce, sealed.ciphertext, aad)
+        except InvalidTag:
+            raise DecryptionFailed("ciphertext failed authentication") from None
+
+
+def _wrap_aad(version: int) -> bytes:
+    return b"vch:data-key:" + str(version).encode()
+
+
+def _message_aad(thread_id: UUID) -> bytes:
+    return b"vch:message:" + thread_id.bytes
+
+
+def _blob_aad(attachment_id: UUID) -> bytes:
+    return b"vch:attachment:" + attachment_id.bytes

@@ -1,0 +1,64 @@
+"""The hub's one exception hierarchy.
+
+Handlers raise these; the edges (REST, WebSocket) translate them once into an HTTP status or a
+WebSocket error code, so no handler decides how a failure looks on the wire.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """A failure the hub can explain to its caller."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, details: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class Invalid(HubError):
+    code = "invalid"
+
+
+class Unauthorized(HubError):
+    code = "unauthorized"
+
+
+class Forbidden(HubError):
+    code = "forbidden"
+
+
+class NotFound(HubError):
+    code = "not_found"
+
+
+class Conflict(HubError):
+    code = "conflict"
+
+
+class RateLimited(HubError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(HubError):
+    code = "overloaded"
+
+
+class StorageUnavailable(HubError):
+    """The database could not be reached or did not answer in time; nothing was acknowledged."""
+
+    code = "storage_unavailable"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and is shown as is."""
+
+
+class WrongMasterKey(ConfigError):
+    """HUB_ENCRYPTION_KEY does not unwrap the data keys stored in the database."""

@@ -1,0 +1,230 @@
+"""The storage actor: one task owns the write connection and commits in groups.
+
+Callers hand it requests over a bounded channel (a full inbox makes them wait: backpressure, not
+memory growth). It takes whatever is waiting, up to a batch limit, runs it all in one transaction
+and answers every caller only after COMMIT returned, so an acknowledgement means durable. One
+commit pays for 1 message or 1,000. A request that fails on its own (a constraint, a missing
+thread) is undone in its savepoint and fails alone; a database failure fails the batch, and the
+actor reconnects with backoff while refusing new requests at once instead of letting them hang.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from hub.errors import Conflict, HubError, Invalid, StorageUnavailable
+from hub.storage.engine import Engine, Writer
+from hub.storage.records import AuditEntry, SealedMessage
+from hub.storage.repository import insert_audit, isolated
+from hub.storage.sql import ConnectionLost, IntegrityError, Op
+
+log = logging.getLogger(__name__)
+
+AuditSpec = Sequence[AuditEntry] | Callable[[Any], Sequence[AuditEntry]]
+
+
+@dataclass(eq=False, slots=True)
+class Request:
+    """One caller's write: either an operation or a message to append, plus its audit rows."""
+
+    make_op: Callable[[datetime], Op[Any]] | None = None
+    message: SealedMessage | None = None
+    audit: AuditSpec = ()
+    done: trio.Event = field(default_factory=trio.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+    def resolve(self, value: Any) -> None:
+        if isinstance(value, (HubError, IntegrityError)):
+            self.error = value if isinstance(value, HubError) else _integrity_error(value)
+        else:
+            self.value = value
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
+@dataclass(slots=True)
+class StorageStats:
+    """Counters the tests and the bench read to see what the actor really did."""
+
+    commits: int = 0
+    requests_committed: int = 0
+    batches_failed: int = 0
+    reconnects: int = 0
+    largest_batch: int = 0
+    connected: bool = False
+
+
+class StorageActor:
+    def __init__(
+        self,
+        engine: Engine,
+        inbox: trio.MemoryReceiveChannel[Request],
+        *,
+        batch_max: int = 1000,
+        flush_timeout_s: float = 10.0,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._inbox = inbox
+        self._batch_max = batch_max
+        self._flush_timeout_s = flush_timeout_s
+        self._backoff_max_s = backoff_max_s
+        self._writer: Writer | None = None
+        self.stats = StorageStats()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect (failing startup if the database is unreachable), then commit until the inbox
+        closes. If cancelled, it still commits what it had accepted, within a deadline."""
+        self._writer = await self._engine.connect_writer()
+        self.stats.connected = True
+        task_status.started()
+        try:
+            async with self._inbox:
+                while True:
+                    batch = await self._next_batch()
+                    if not batch:
+                        break
+                    await self._commit(batch)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self._flush_timeout_s
+                await self._flush_remaining()
+            raise
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 2
+                if self._writer is not None:
+                    await self._writer.aclose()
+
+    async def _next_batch(self) -> list[Request]:
+        try:
+            first = await self._inbox.receive()
+        except trio.EndOfChannel:
+            return []
+        batch = [first]
+        while len(batch) < self._batch_max:
+            try:
+                batch.append(self._inbox.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return batch
+
+    async def _flush_remaining(self) -> None:
+        while True:
+            batch = []
+            while len(batch) < self._batch_max:
+                try:
+                    batch.append(self._inbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+            if not batch:
+                return
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[Request]) -> None:
+        if self._writer is None:
+            await self._reconnect(batch)
+            return
+        now = datetime.now(UTC)
+        try:
+            # Shielded: a transaction is never abandoned half-way; each query has its own
+            # timeout in the engine, so this cannot hang forever.
+            with trio.CancelScope(shield=True):
+                outcomes = await self._writer.commit(lambda: _batch_op(self._engine, batch, now))
+        except ConnectionLost as exc:
+            self.stats.batches_failed += 1
+            log.warning("storage: database unavailable, %d requests refused: %s", len(batch), exc)
+            await self._drop_writer()
+            error = StorageUnavailable("the database is unavailable; nothing was stored")
+            for request in batch:
+                request.fail(error)
+            await self._reconnect([])
+            return
+        except Exception:
+            self.stats.batches_failed += 1
+            log.exception("storage: a batch of %d requests failed", len(batch))
+            for request in batch:
+                request.fail(HubError("internal storage error"))
+            return
+        self.stats.commits += 1
+        self.stats.requests_committed += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        for request, outcome in zip(batch, outcomes, strict=True):
+            request.resolve(outcome)
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        self.stats.connected = False
+        if writer is not None:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 1
+                await writer.aclose()
+
+    async def _reconnect(self, waiting: list[Request]) -> None:
+        """Reconnect with exponential backoff; refuse requests at once while disconnected."""
+        error = StorageUnavailable("the database is unavailable; reconnecting")
+        for request in waiting:
+            request.fail(error)
+        delay = 0.05
+        while True:
+            try:
+                self._writer = await self._engine.connect_writer()
+            except ConnectionLost as exc:
+                log.warning("storage: reconnect failed, next try in %.2fs: %s", delay, exc)
+            else:
+                self.stats.connected = True
+                self.stats.reconnects += 1
+                log.info("storage: reconnected to the database")
+                return
+            with trio.move_on_after(delay):
+                async for request in self._inbox:
+                    request.fail(error)
+                return  # the inbox closed: shutting down, nothing left to reconnect for
+            delay = min(delay * 2, self._backoff_max_s)
+
+
+def _batch_op(engine: Engine, batch: list[Request], now: datetime) -> Op[list[Any]]:
+    """The whole batch as one operation: requests in arrival order, runs of consecutive message
+    appends handed to the engine's bulk path, each other request in its own savepoint, and the
+    audit rows of every request that succeeded written last, in the same transaction."""
+    outcomes: list[Any] = []
+    index = 0
+    while index < len(batch):
+        request = batch[index]
+        if request.message is not None:
+            end = index
+            while end < len(batch) and batch[end].message is not None:
+                end += 1
+            messages = [r.message for r in batch[index:end]]
+            outcomes.extend((yield from engine.append_messages(messages, now)))
+            index = end
+        else:
+            assert request.make_op is not None
+            outcomes.append((yield from isolated(request.make_op(now))))
+            index += 1
+    audit: list[AuditEntry] = []
+    for request, outcome in zip(batch, outcomes, strict=True):
+        if request.audit and not isinstance(outcome, Exception):
+            audit.extend(request.audit(outcome) if callable(request.audit) else request.audit)
+    if audit:
+        yield from insert_audit(audit, now)
+    return outcomes
+
+
+def _integrity_error(error: IntegrityError) -> HubError:
+    if error.kind == "unique":
+        return Conflict("that already exists")
+    if error.kind == "foreign_key":
+        return Invalid("a referenced record does not exist")
+    return Invalid("a value was refused by a database constraint")
+

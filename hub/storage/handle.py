@@ -1,0 +1,205 @@
+"""The storage handle: what the rest of the hub holds to read and write.
+
+`open_storage` opens the engine, applies migrations, loads the data keys and starts the storage
+actor in a nursery it owns; leaving it closes the actor's inbox and waits for it to commit what it
+had accepted. Writers never see the actor itself, only `write` and `append_message`, which wait
+for the commit (with a deadline) and raise the request's own error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import trio
+
+from hub.config import Settings, sqlite_path
+from hub.crypto import KeyRing, MasterKey, Sealed
+from hub.errors import StorageUnavailable
+from hub.storage import keys, repository
+from hub.storage.actor import AuditSpec, Request, StorageActor, StorageStats
+from hub.storage.engine import Engine
+from hub.storage.migrations import migrate
+from hub.storage.records import Message, NewMessage, SealedMessage, StoredMessage
+from hub.storage.sql import ConnectionLost, Op
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def make_engine(settings: Settings) -> Engine:
+    if settings.backend == "sqlite":
+        from hub.storage.sqlite.engine import SqliteEngine
+
+        return SqliteEngine(sqlite_path(settings.database_url))
+    from hub.storage.postgres.engine import PostgresEngine
+
+    return PostgresEngine(settings.database_url)
+
+
+class Storage:
+    def __init__(
+        self,
+        engine: Engine,
+        inbox: trio.MemorySendChannel[Request],
+        actor: StorageActor,
+        master: MasterKey,
+        timeout_s: float,
+    ) -> None:
+        self.engine = engine
+        self._inbox = inbox
+        self._actor = actor
+        self._master = master
+        self._timeout_s = timeout_s
+        self.keyring: KeyRing | None = None
+
+    @property
+    def stats(self) -> StorageStats:
+        return self._actor.stats
+
+    @property
+    def inbox_waiting(self) -> int:
+        """Requests accepted but not yet taken by the actor, plus callers blocked on a full inbox."""
+        stats = self._inbox.statistics()
+        return stats.current_buffer_used + stats.tasks_waiting_send
+
+    async def write(
+        self,
+        make_op: Callable[[datetime], Op[T]],
+        *,
+        audit: AuditSpec = (),
+        timeout_s: float | None = None,
+    ) -> T:
+        """Run `make_op(now)` in the next group commit; return its result once committed."""
+        return await self._submit(Request(make_op=make_op, audit=audit), timeout_s)
+
+    async def append_message(
+        self, message: NewMessage, *, audit: AuditSpec = (), timeout_s: float | None = None
+    ) -> StoredMessage:
+        """Encrypt and store a message; the answer comes only after its commit."""
+        return await self._submit(Request(message=self.seal(message), audit=audit), timeout_s)
+
+    async def read(self, op: Op[T], *, timeout_s: float | None = None) -> T:
+        with trio.move_on_after(timeout_s or self._timeout_s) as scope:
+            try:
+                return await self.engine.read(op)
+            except ConnectionLost as exc:
+                log.warning("storage: read failed: %s", exc)
+                raise StorageUnavailable("the database is unavailable") from None
+        assert scope.cancelled_caught
+        raise StorageUnavailable(f"the database did not answer within {timeout_s or self._timeout_s}s")
+
+    async def messages(
+        self,
+        thread_id: UUID,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[Message]:
+        rows = await self.read(
+            repository.message_rows(
+                thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit
+            )
+        )
+        return [await self.open_row(row) for row in rows]
+
+    def seal(self, message: NewMessage) -> SealedMessage:
+        assert self.keyring is not None
+        sealed = self.keyring.seal_message(message.thread_id, message.body)
+        return SealedMessage(
+            thread_id=message.thread_id,
+            sender_user_id=message.sender_user_id,
+            sender_org_id=message.sender_org_id,
+            client_msg_id=message.client_msg_id,
+            kind=message.kind,
+            body_ciphertext=sealed.ciphertext,
+            body_nonce=sealed.nonce,
+            key_version=sealed.key_version,
+            reply_to=message.reply_to,
+            metadata=message.metadata,
+        )
+
+    async def open_row(self, row: dict[str, Any]) -> Message:
+        """Decrypt a stored message row; a key version this process has not seen yet (rotated
+        by another process) is loaded on demand."""
+        assert self.keyring is not None
+        sealed = Sealed(bytes(row["body_ciphertext"]), bytes(row["body_nonce"]), row["key_version"])
+        if sealed.key_version not in self.keyring.versions:
+            await self.load_keys()
+        body = self.keyring.open_message(row["thread_id"], sealed)
+        fields = {k: v for k, v in row.items() if not k.startswith("body_") and k != "key_version"}
+        return repository.row_to({**fields, "body": body}, Message)
+
+    async def load_keys(self) -> KeyRing:
+        ring = keys.keyring_from(await self.read(keys.encryption_keys()), self._master)
+        if ring is None:
+            await self.write(lambda now: keys.create_first_key(self._master, now))
+            ring = keys.keyring_from(await self.read(keys.encryption_keys()), self._master)
+        assert ring is not None
+        self.keyring = ring
+        return ring
+
+    async def rotate_key(self) -> int:
+        row = await self.write(lambda now: keys.rotate(self._master, now))
+        await self.load_keys()
+        return row.version
+
+    async def _submit(self, request: Request, timeout_s: float | None) -> Any:
+        timeout_s = timeout_s or self._timeout_s
+        with trio.move_on_after(timeout_s):
+            try:
+                await self._inbox.send(request)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise StorageUnavailable("storage is shutting down") from None
+            await request.done.wait()
+        if not request.done.is_set():
+            # It may still commit later; a client retrying with the same client_msg_id is safe.
+            raise StorageUnavailable(f"the database did not answer within {timeout_s}s")
+        if request.error is not None:
+            raise request.error
+        return request.value
+
+    async def aclose(self) -> None:
+        await self._inbox.aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_storage(settings: Settings, *, apply_migrations: bool = True) -> AsyncIterator[Storage]:
+    """Engine, migrations, keys and the running storage actor, for the duration of the block."""
+    async with contextlib.AsyncExitStack() as stack:
+        engine = make_engine(settings)
+        if engine.name == "postgres":
+            import trio_asyncio
+
+            if trio_asyncio.current_loop.get() is None:
+                await stack.enter_async_context(trio_asyncio.open_loop())
+        try:
+            await engine.open()
+            stack.push_async_callback(engine.aclose)
+            if apply_migrations:
+                for migration in await migrate(engine):
+                    log.info("storage: applied migration %04d_%s", migration.version, migration.name)
+        except ConnectionLost as exc:
+            raise StorageUnavailable(f"cannot reach the database: {exc}") from None
+        send, receive = trio.open_memory_channel[Request](settings.storage_inbox_size)
+        actor = StorageActor(engine, receive, batch_max=settings.storage_batch_max)
+        async with trio.open_nursery() as nursery:
+            try:
+                await nursery.start(actor.run)
+            except ConnectionLost as exc:
+                raise StorageUnavailable(f"cannot reach the database: {exc}") from None
+            storage = Storage(
+                engine, send, actor, MasterKey(settings.encryption_key), settings.storage_timeout_s
+            )
+            try:
+                await storage.load_keys()
+                yield storage
+            finally:
+                await storage.aclose()
+
+

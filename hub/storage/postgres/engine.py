@@ -1,0 +1,179 @@
+"""PostgreSQL, for production: asyncpg driven from Trio through triopg and trio-asyncio.
+
+The storage actor owns one dedicated write connection; reads use a pool and never queue behind
+writes. Messages take a bulk path (unnest arrays) so a batch of 1,000 costs a handful of round
+trips, falling back to row-by-row only when some row must fail on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+import triopg
+import trio_asyncio
+
+from hub.storage.engine import Engine, Stepper
+from hub.storage.postgres.bulk import append_messages_bulk
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
+
+T = TypeVar("T")
+
+_json_encoder = msgspec.json.Encoder()
+
+# Errors that mean the database or the connection is gone, not that a statement was wrong.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+)
+
+_INTEGRITY_KINDS = {
+    asyncpg.UniqueViolationError: "unique",
+    asyncpg.ForeignKeyViolationError: "foreign_key",
+    asyncpg.NotNullViolationError: "not_null",
+    asyncpg.CheckViolationError: "check",
+}
+
+# Deadlocks and serialization failures: the transaction did nothing; running it again is safe.
+RETRYABLE = asyncpg.exceptions.TransactionRollbackError
+RETRIES = 3
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name,
+            encoder=lambda value: _json_encoder.encode(value).decode(),
+            decoder=msgspec.json.decode,
+            schema="pg_catalog",
+        )
+
+
+async def _run(conn: Any, query: Query) -> Any:
+    if query.mode == "script":
+        return await conn.execute(query.sql)
+    if query.mode == "executemany":
+        return await conn.executemany(query.sql, query.args[0])
+    if query.mode == "execute":
+        return await conn.execute(query.sql, *query.args)
+    if query.mode == "fetch":
+        return [dict(row) for row in await conn.fetch(query.sql, *query.args)]
+    if query.mode == "fetchrow":
+        row = await conn.fetchrow(query.sql, *query.args)
+        return None if row is None else dict(row)
+    return await conn.fetchval(query.sql, *query.args)
+
+
+async def _drive(conn: Any, op: Op[T]) -> T:
+    stepper = Stepper(op)
+    query = stepper.advance()
+    while query is not None:
+        try:
+            result = await _run(conn, query)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            kind = next((k for cls, k in _INTEGRITY_KINDS.items() if isinstance(exc, cls)), "check")
+            query = stepper.advance(error=IntegrityError(kind, str(exc)))
+        else:
+            query = stepper.advance(result)
+    return stepper.result
+
+
+def _lost(exc: BaseException) -> ConnectionLost:
+    return ConnectionLost(f"PostgreSQL: {type(exc).__name__}: {exc}".rstrip(": "))
+
+
+class PostgresWriter:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def commit(self, make_op: Callable[[], Op[T]]) -> T:
+        for attempt in range(RETRIES):
+            try:
+                return await self._commit_once(make_op)
+            except RETRYABLE:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _commit_once(self, make_op: Callable[[], Op[T]]) -> T:
+        conn = self._conn
+        try:
+            await conn.execute("BEGIN")
+            try:
+                value = await _drive(conn, make_op())
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+            return value
+        except _UNAVAILABLE as exc:
+            raise _lost(exc) from exc
+
+    async def aclose(self) -> None:
+        try:
+            await self._conn.close()
+        except _UNAVAILABLE:
+            pass
+
+
+class PostgresEngine(Engine):
+    name = "postgres"
+    migrations_dir = Path(__file__).parent / "migrations"
+    migration_lock_sql = "SELECT pg_advisory_xact_lock(7312026)"
+
+    def __init__(
+        self, dsn: str, *, read_pool_size: int = 8, command_timeout_s: float = 10.0
+    ) -> None:
+        self.dsn = dsn
+        self._read_pool_size = read_pool_size
+        self._command_timeout_s = command_timeout_s
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        if trio_asyncio.current_loop.get() is None:
+            raise RuntimeError("the PostgreSQL engine needs trio_asyncio.open_loop() around it")
+        pool = triopg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self._read_pool_size,
+            init=_init_connection,
+            command_timeout=self._command_timeout_s,
+        )
+        try:
+            await pool.__aenter__()
+        except _UNAVAILABLE as exc:
+            raise _lost(exc) from exc
+        self._pool = pool
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def connect_writer(self) -> PostgresWriter:
+        proxy = triopg.connect(self.dsn, command_timeout=self._command_timeout_s)
+        try:
+            conn = await proxy.__aenter__()
+            await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
+        except _UNAVAILABLE as exc:
+            raise _lost(exc) from exc
+        return PostgresWriter(conn)
+
+    async def read(self, op: Op[T]) -> T:
+        try:
+            async with self._pool.acquire() as conn:
+                return await _drive(conn, op)
+        except _UNAVAILABLE as exc:
+            raise _lost(exc) from exc
+
+    append_messages = staticmethod(append_messages_bulk)  # type: ignore[assignment]

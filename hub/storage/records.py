@@ -1,0 +1,211 @@
+"""Typed rows: what the repository returns and accepts, the same for both engines."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+import msgspec
+
+Role = Literal["owner", "admin", "manager", "vendor"]
+ConnectionStatus = Literal["invited", "active", "declined", "removed"]
+GroupStatus = Literal["active", "archived"]
+ThreadType = Literal["general", "timeline", "logistics", "emergency"]
+Priority = Literal["urgent", "high", "normal", "low"]
+ThreadStatus = Literal["open", "resolved", "archived"]
+MessageKind = Literal["text", "location", "system", "attachment"]
+PresenceStatus = Literal["online", "away", "busy", "offline"]
+
+PRIORITY_RANK: dict[str, int] = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+
+
+class Organization(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    vendor_type: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserProfile(msgspec.Struct, frozen=True):
+    id: UUID
+    organization_id: UUID
+    username: str
+    display_name: str
+    role: Role
+    created_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime | None = None
+
+
+class Client(msgspec.Struct, frozen=True):
+    id: UUID
+    organization_id: UUID
+    partner_one_name: str
+    created_at: datetime
+    updated_at: datetime
+    partner_two_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    wedding_date: date | None = None
+    venue_name: str | None = None
+    venue_address: str | None = None
+
+
+class Group(msgspec.Struct, frozen=True):
+    id: UUID
+    owner_organization_id: UUID
+    name: str
+    status: GroupStatus
+    settings: dict[str, Any]
+    created_by: UUID
+    created_at: datetime
+    updated_at: datetime
+    client_id: UUID | None = None
+    description: str | None = None
+    wedding_date: date | None = None
+    archived_at: datetime | None = None
+
+
+class Connection(msgspec.Struct, frozen=True):
+    group_id: UUID
+    organization_id: UUID
+    vendor_type: str
+    role: Role
+    status: ConnectionStatus
+    invited_at: datetime
+    updated_at: datetime
+    invited_by: UUID | None = None
+    joined_at: datetime | None = None
+
+
+class Thread(msgspec.Struct, frozen=True):
+    id: UUID
+    group_id: UUID
+    title: str
+    thread_type: ThreadType
+    priority: Priority
+    status: ThreadStatus
+    created_by: UUID
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None = None
+    archived_at: datetime | None = None
+
+
+class NewMessage(msgspec.Struct, frozen=True):
+    """A message as a sender submits it; the body is plain text until the storage seals it."""
+
+    thread_id: UUID
+    sender_user_id: UUID
+    sender_org_id: UUID
+    client_msg_id: str
+    body: str
+    kind: MessageKind = "text"
+    reply_to: int | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class SealedMessage(msgspec.Struct, frozen=True):
+    """A message ready for the database: the body is ciphertext bound to its thread."""
+
+    thread_id: UUID
+    sender_user_id: UUID
+    sender_org_id: UUID
+    client_msg_id: str
+    kind: MessageKind
+    body_ciphertext: bytes
+    body_nonce: bytes
+    key_version: int
+    reply_to: int | None
+    metadata: dict[str, Any]
+
+
+class StoredMessage(msgspec.Struct, frozen=True):
+    """What a sender is acknowledged with: the committed identity of its message.
+
+    `duplicate` is true when the client_msg_id had already been stored, and this is the original.
+    """
+
+    id: int
+    thread_id: UUID
+    seq: int
+    created_at: datetime
+    duplicate: bool = False
+
+
+class Message(msgspec.Struct, frozen=True):
+    id: int
+    thread_id: UUID
+    seq: int
+    sender_user_id: UUID
+    sender_org_id: UUID
+    kind: MessageKind
+    body: str
+    client_msg_id: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    reply_to: int | None = None
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+class ReadReceipt(msgspec.Struct, frozen=True):
+    thread_id: UUID
+    user_id: UUID
+    last_read_seq: int
+    read_at: datetime
+
+
+class Presence(msgspec.Struct, frozen=True):
+    thread_id: UUID
+    user_id: UUID
+    status: PresenceStatus
+    last_seen_at: datetime
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    """One audited action. `at` is filled in by the storage actor when it is committed."""
+
+    action: str
+    target_type: str
+    target_id: str | None = None
+    actor_user_id: UUID | None = None
+    actor_org_id: UUID | None = None
+    group_id: UUID | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class AuditRecord(msgspec.Struct, frozen=True):
+    id: int
+    at: datetime
+    action: str
+    target_type: str
+    details: dict[str, Any]
+    target_id: str | None = None
+    actor_user_id: UUID | None = None
+    actor_org_id: UUID | None = None
+    group_id: UUID | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class EncryptionKey(msgspec.Struct, frozen=True):
+    version: int
+    wrapped_key: bytes
+    algorithm: str
+    status: Literal["active", "retired"]
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+T = TypeVar("T")
+
+
+def row_to(row: dict[str, Any], kind: type[T]) -> T:
+    """Convert a row (a dict from either engine) into a record; strings become UUIDs and dates."""
+    return msgspec.convert(row, kind)

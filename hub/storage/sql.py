@@ -1,0 +1,69 @@
+"""Database operations as sans-IO generators.
+
+Every repository operation is written once, as a generator that yields `Query` values and receives
+their results (or has the database's error thrown in). Each engine drives the same generator its
+own way: SQLite runs a whole operation, or a whole group-commit batch, in one worker-thread hop;
+PostgreSQL awaits each query through asyncpg. Queries use `$1` placeholders; the SQLite engine
+rewrites them to `?1` once per statement text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+Mode = Literal["execute", "executemany", "fetch", "fetchrow", "fetchval", "script"]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    sql: str
+    args: tuple[Any, ...]
+    mode: Mode
+
+
+# An operation: yields queries, receives their results, returns T.
+Op = Generator[Query, Any, T]
+
+
+def execute(sql: str, *args: Any) -> Query:
+    return Query(sql, args, "execute")
+
+
+def executemany(sql: str, rows: list[tuple[Any, ...]]) -> Query:
+    return Query(sql, (rows,), "executemany")
+
+
+def fetch(sql: str, *args: Any) -> Query:
+    """Rows as a list of dicts."""
+    return Query(sql, args, "fetch")
+
+
+def fetchrow(sql: str, *args: Any) -> Query:
+    """The first row as a dict, or None."""
+    return Query(sql, args, "fetchrow")
+
+
+def fetchval(sql: str, *args: Any) -> Query:
+    """The first column of the first row, or None."""
+    return Query(sql, args, "fetchval")
+
+
+def script(sql: str) -> Query:
+    """Several statements (a migration), run in order inside the current transaction."""
+    return Query(sql, (), "script")
+
+
+class IntegrityError(Exception):
+    """A constraint refused a row. Engines translate their driver's errors into this, so an
+    operation can catch it (for example to resolve a duplicate) without knowing the engine."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # 'unique', 'foreign_key', 'check' or 'not_null'
+
+
+class ConnectionLost(Exception):
+    """The engine's connection failed; the whole transaction is gone and must not be trusted."""

@@ -1,0 +1,208 @@
+"""SQLite, the embedded default: one write connection, a few WAL readers, all off the Trio thread.
+
+A whole group-commit batch runs in one worker-thread hop, so the cost of leaving the event loop is
+paid once per commit, not once per statement.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import queue
+import re
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import trio
+
+from hub.storage.engine import Engine, Stepper, script_statements
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
+
+T = TypeVar("T")
+
+# SQLite result codes (low byte) that mean "the database is not usable right now", as opposed to
+# a mistake in a statement: busy/locked, out of memory, read-only, I/O error, corrupt, full,
+# cannot open, protocol, not a database.
+_UNAVAILABLE_CODES = {5, 6, 7, 8, 10, 11, 13, 14, 15, 26}
+
+
+def _timestamp(value: datetime) -> str:
+    # One fixed format in UTC, so timestamps compare correctly as text.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _register_types() -> None:
+    """Make SQLite rows carry the same Python types as asyncpg's, keyed on declared types."""
+    sqlite3.register_adapter(UUID, str)
+    sqlite3.register_adapter(datetime, _timestamp)
+    sqlite3.register_adapter(date, date.isoformat)
+    sqlite3.register_adapter(dict, json.dumps)
+    sqlite3.register_adapter(list, json.dumps)
+    sqlite3.register_converter("UUID", lambda raw: UUID(raw.decode()))
+    sqlite3.register_converter("TIMESTAMPTZ", lambda raw: datetime.fromisoformat(raw.decode()))
+    sqlite3.register_converter("DATE", lambda raw: date.fromisoformat(raw.decode()))
+    sqlite3.register_converter("JSONB", json.loads)
+    sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
+
+
+_register_types()
+
+
+@functools.lru_cache(maxsize=512)
+def _sqlite_sql(sql: str) -> str:
+    return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+def _run(conn: sqlite3.Connection, query: Query) -> Any:
+    if query.mode == "script":
+        for statement in script_statements(query.sql):
+            conn.execute(statement)
+        return None
+    sql = _sqlite_sql(query.sql)
+    if query.mode == "executemany":
+        conn.executemany(sql, query.args[0])
+        return None
+    cursor = conn.execute(sql, query.args)
+    if query.mode == "execute":
+        return None
+    if query.mode == "fetch":
+        return cursor.fetchall()
+    row = cursor.fetchone()
+    if query.mode == "fetchrow" or row is None:
+        return row
+    return next(iter(row.values()))
+
+
+def _integrity_kind(message: str) -> str:
+    for marker, kind in (
+        ("UNIQUE", "unique"),
+        ("FOREIGN KEY", "foreign_key"),
+        ("NOT NULL", "not_null"),
+        ("CHECK", "check"),
+    ):
+        if marker in message:
+            return kind
+    return "check"
+
+
+def _drive(conn: sqlite3.Connection, op: Op[T]) -> T:
+    stepper = Stepper(op)
+    query = stepper.advance()
+    while query is not None:
+        try:
+            result = _run(conn, query)
+        except sqlite3.IntegrityError as exc:
+            query = stepper.advance(error=IntegrityError(_integrity_kind(str(exc)), str(exc)))
+        else:
+            query = stepper.advance(result)
+    return stepper.result
+
+
+def _is_unavailable(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _UNAVAILABLE_CODES
+
+
+def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(
+            path,
+            timeout=busy_timeout_s,
+            detect_types=sqlite3.PARSE_DECLTYPES,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # used from Trio's worker threads, one at a time
+        )
+        conn.row_factory = _dict_row
+        conn.execute("PRAGMA foreign_keys = ON")
+        if writer:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk before the actor acknowledges it.
+            conn.execute("PRAGMA synchronous = FULL")
+        return conn
+    except sqlite3.Error as exc:
+        raise ConnectionLost(f"cannot open SQLite database {path}: {exc}") from exc
+
+
+class SqliteWriter:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def commit(self, make_op: Callable[[], Op[T]]) -> T:
+        return await trio.to_thread.run_sync(self._commit, make_op)
+
+    def _commit(self, make_op: Callable[[], Op[T]]) -> T:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            value = _drive(conn, make_op())
+            conn.execute("COMMIT")
+            return value
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the connection is broken; the caller reconnects
+            if isinstance(exc, sqlite3.Error) and _is_unavailable(exc):
+                raise ConnectionLost(f"SQLite: {exc}") from exc
+            raise
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._conn.close)
+
+
+class SqliteEngine(Engine):
+    name = "sqlite"
+    migrations_dir = Path(__file__).parent / "migrations"
+
+    def __init__(self, path: Path, *, readers: int = 4, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._reader_limit = trio.CapacityLimiter(readers)
+        self._opened: list[sqlite3.Connection] = []
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def aclose(self) -> None:
+        for conn in self._opened:
+            conn.close()
+        self._opened.clear()
+
+    async def connect_writer(self) -> SqliteWriter:
+        conn = await trio.to_thread.run_sync(
+            functools.partial(_connect, self.path, self._busy_timeout_s, writer=True)
+        )
+        return SqliteWriter(conn)
+
+    async def read(self, op: Op[T]) -> T:
+        return await trio.to_thread.run_sync(self._read, op, limiter=self._reader_limit)
+
+    def _read(self, op: Op[T]) -> T:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = _connect(self.path, self._busy_timeout_s, writer=False)
+            self._opened.append(conn)
+        try:
+            # One read transaction: a multi-query read sees one consistent snapshot.
+            conn.execute("BEGIN")
+            try:
+                return _drive(conn, op)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if _is_unavailable(exc):
+                raise ConnectionLost(f"SQLite: {exc}") from exc
+            raise
+        finally:
+            self._readers.put(conn)
