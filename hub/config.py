@@ -78,8 +78,7 @@ def database_backend(url: str) -> str:
             raise ConfigError(f"HUB_DATABASE_URL: a PostgreSQL URL needs a host, got {url!r}")
         return "postgres"
     raise ConfigError(
-        "HUB_DATABASE_URL must start with sqlite:/// or postgresql://, "
-        f"got {_redact_url(url)!r}"
+        f"HUB_DATABASE_URL must start with sqlite:/// or postgresql://, got {_redact_url(url)!r}"
     )
 
 

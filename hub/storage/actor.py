@@ -227,4 +227,3 @@ def _integrity_error(error: IntegrityError) -> HubError:
     if error.kind == "foreign_key":
         return Invalid("a referenced record does not exist")
     return Invalid("a value was refused by a database constraint")
-

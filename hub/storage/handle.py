@@ -63,7 +63,7 @@ class Storage:
 
     @property
     def inbox_waiting(self) -> int:
-        """Requests accepted but not yet taken by the actor, plus callers blocked on a full inbox."""
+        """Requests accepted but not yet taken by the actor, plus callers blocked sending."""
         stats = self._inbox.statistics()
         return stats.current_buffer_used + stats.tasks_waiting_send
 
@@ -91,7 +91,9 @@ class Storage:
                 log.warning("storage: read failed: %s", exc)
                 raise StorageUnavailable("the database is unavailable") from None
         assert scope.cancelled_caught
-        raise StorageUnavailable(f"the database did not answer within {timeout_s or self._timeout_s}s")
+        raise StorageUnavailable(
+            f"the database did not answer within {timeout_s or self._timeout_s}s"
+        )
 
     async def messages(
         self,
@@ -169,7 +171,9 @@ class Storage:
 
 
 @contextlib.asynccontextmanager
-async def open_storage(settings: Settings, *, apply_migrations: bool = True) -> AsyncIterator[Storage]:
+async def open_storage(
+    settings: Settings, *, apply_migrations: bool = True
+) -> AsyncIterator[Storage]:
     """Engine, migrations, keys and the running storage actor, for the duration of the block."""
     async with contextlib.AsyncExitStack() as stack:
         engine = make_engine(settings)
@@ -183,7 +187,9 @@ async def open_storage(settings: Settings, *, apply_migrations: bool = True) -> 
             stack.push_async_callback(engine.aclose)
             if apply_migrations:
                 for migration in await migrate(engine):
-                    log.info("storage: applied migration %04d_%s", migration.version, migration.name)
+                    log.info(
+                        "storage: applied migration %04d_%s", migration.version, migration.name
+                    )
         except ConnectionLost as exc:
             raise StorageUnavailable(f"cannot reach the database: {exc}") from None
         send, receive = trio.open_memory_channel[Request](settings.storage_inbox_size)
@@ -201,5 +207,3 @@ async def open_storage(settings: Settings, *, apply_migrations: bool = True) -> 
                 yield storage
             finally:
                 await storage.aclose()
-
-

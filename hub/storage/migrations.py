@@ -49,9 +49,7 @@ def _apply(migration: Migration, lock_sql: str | None) -> Op[bool]:
     if lock_sql:
         yield execute(lock_sql)
     yield execute(_CREATE_TABLE)
-    done = yield fetchval(
-        "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version
-    )
+    done = yield fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", migration.version)
     if done:
         return False
     yield script(migration.sql)

@@ -93,9 +93,7 @@ def upsert_identity(
             organization_name,
             now,
         )
-    row = yield fetchrow(
-        _UPSERT_USER, user_id, organization_id, username, display_name, role, now
-    )
+    row = yield fetchrow(_UPSERT_USER, user_id, organization_id, username, display_name, role, now)
     return row_to(row, UserProfile)
 
 
@@ -344,7 +342,9 @@ def append_message(message: SealedMessage, now: datetime) -> Op[StoredMessage]:
         now,
     )
     if seq is None:
-        status = yield fetchval("SELECT status FROM messaging_threads WHERE id = $1", message.thread_id)
+        status = yield fetchval(
+            "SELECT status FROM messaging_threads WHERE id = $1", message.thread_id
+        )
         raise writable_thread_error(message.thread_id, status)
     if message.reply_to is not None:
         yield from check_reply_targets(message.thread_id, [message.reply_to])
@@ -430,7 +430,7 @@ def oldest_seq(thread_id: UUID) -> Op[int | None]:
 
 
 def mark_read(*, thread_id: UUID, user_id: UUID, seq: int, now: datetime) -> Op[ReadReceipt]:
-    """Raise a user's read high-water mark; a lower seq (a late, reordered frame) never lowers it."""
+    """Raise a user's read high-water mark; a lower seq (a late frame) never lowers it."""
     last_seq = yield fetchval("SELECT last_seq FROM messaging_threads WHERE id = $1", thread_id)
     if last_seq is None:
         raise NotFound(f"thread {thread_id} not found")

@@ -126,7 +126,10 @@ def append_messages_bulk(
         ids = {(r["thread_id"], r["seq"]): r["id"] for r in rows}
         for index, message, seq in inserts:
             outcomes[index] = StoredMessage(
-                id=ids[(message.thread_id, seq)], thread_id=message.thread_id, seq=seq, created_at=now
+                id=ids[(message.thread_id, seq)],
+                thread_id=message.thread_id,
+                seq=seq,
+                created_at=now,
             )
 
     for index, first in repeats:

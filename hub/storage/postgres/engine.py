@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
-import triopg
 import trio_asyncio
+import triopg
 
 from hub.storage.engine import Engine, Stepper
 from hub.storage.postgres.bulk import append_messages_bulk
