@@ -35,7 +35,10 @@ def make_engine(settings: Settings) -> Engine:
     if settings.backend == "sqlite":
         from hub.storage.sqlite.engine import SqliteEngine
 
-        return SqliteEngine(sqlite_path(settings.database_url))
+        # Leave the caller's own deadline room to see the actor's clearer "unavailable" answer.
+        return SqliteEngine(
+            sqlite_path(settings.database_url), busy_timeout_s=settings.storage_timeout_s * 0.8
+        )
     from hub.storage.postgres.engine import PostgresEngine
 
     return PostgresEngine(settings.database_url)
@@ -190,6 +193,9 @@ async def open_storage(
                     log.info(
                         "storage: applied migration %04d_%s", migration.version, migration.name
                     )
+            master = MasterKey(settings.encryption_key)
+            # Unwrap existing keys before anything starts: a wrong master key stops startup here.
+            keyring = keys.keyring_from(await engine.read(keys.encryption_keys()), master)
         except ConnectionLost as exc:
             raise StorageUnavailable(f"cannot reach the database: {exc}") from None
         send, receive = trio.open_memory_channel[Request](settings.storage_inbox_size)
@@ -199,11 +205,9 @@ async def open_storage(
                 await nursery.start(actor.run)
             except ConnectionLost as exc:
                 raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-            storage = Storage(
-                engine, send, actor, MasterKey(settings.encryption_key), settings.storage_timeout_s
-            )
+            storage = Storage(engine, send, actor, master, settings.storage_timeout_s)
             try:
-                await storage.load_keys()
+                storage.keyring = keyring or await storage.load_keys()
                 yield storage
             finally:
                 await storage.aclose()

@@ -592,3 +592,25 @@ def add_encryption_key(*, version: int, wrapped_key: bytes, now: datetime) -> Op
 def count_messages(thread_id: UUID) -> Op[int]:
     value = yield fetchval("SELECT count(*) FROM thread_messages WHERE thread_id = $1", thread_id)
     return int(value)
+
+
+# --- access --------------------------------------------------------------------------------------
+
+
+def thread_access_row(thread_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | None]:
+    """A thread with its group's state and the caller organization's membership, in one query:
+    everything an access decision about this thread needs."""
+    row = yield fetchrow(
+        """
+        SELECT t.*, g.status AS group_status, g.owner_organization_id,
+               c.role AS member_role, c.status AS member_status
+        FROM messaging_threads AS t
+        JOIN vendor_connection_groups AS g ON g.id = t.group_id
+        LEFT JOIN vendor_connections AS c
+               ON c.group_id = g.id AND c.organization_id = $2
+        WHERE t.id = $1
+        """,
+        thread_id,
+        organization_id,
+    )
+    return row

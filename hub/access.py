@@ -1,0 +1,101 @@
+"""Who may see and do what: the one place both REST and WebSocket ask.
+
+A user sees a group only while their organization's connection to it is `active`. Inside it, what
+they may do depends on their role (from the token) and whether their organization owns the group:
+
+    read, post, create_thread          any active member (vendor and up)
+    update_thread                      manager, admin, owner
+    update_group, archive_group,
+    invite, remove_member, view_audit  owner or admin of the owning organization
+
+A group (or thread) of another organization is reported as not found, never as forbidden, so ids
+cannot be probed. Archived groups and threads are read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+from hub.auth import Principal
+from hub.errors import Conflict, Forbidden, NotFound
+from hub.storage import Storage
+from hub.storage import repository as repo
+from hub.storage.records import Connection, Group, Thread, row_to
+
+Action = Literal[
+    "read",
+    "post",
+    "create_thread",
+    "update_thread",
+    "update_group",
+    "archive_group",
+    "invite",
+    "remove_member",
+    "view_audit",
+]
+
+_READ_ONLY_ACTIONS = {"read", "view_audit"}
+_ANY_MEMBER = {"read", "post", "create_thread"}
+_THREAD_MANAGERS = {"owner", "admin", "manager"}
+_GROUP_ADMIN_ACTIONS = {"update_group", "archive_group", "invite", "remove_member", "view_audit"}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAccess:
+    group: Group
+    membership: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadAccess:
+    thread: Thread
+    group_id: UUID
+    owner_organization_id: UUID
+    member_role: str
+
+
+def is_allowed(principal: Principal, *, owns_group: bool, action: Action) -> bool:
+    """The role table above; membership and archive state are checked by the callers below."""
+    if action in _ANY_MEMBER:
+        return True
+    if action == "update_thread":
+        return principal.role in _THREAD_MANAGERS
+    if action in _GROUP_ADMIN_ACTIONS:
+        return owns_group and principal.role in ("owner", "admin")
+    return False
+
+
+async def authorize_group(
+    storage: Storage, principal: Principal, group_id: UUID, action: Action
+) -> GroupAccess:
+    membership = await storage.read(repo.connection_of(group_id, principal.org_id))
+    if membership is None or membership.status != "active":
+        raise NotFound(f"group {group_id} not found")
+    group = await storage.read(repo.get_group(group_id))
+    _check(principal, group.owner_organization_id, group.status == "archived", action, "group")
+    return GroupAccess(group, membership)
+
+
+async def authorize_thread(
+    storage: Storage, principal: Principal, thread_id: UUID, action: Action
+) -> ThreadAccess:
+    row = await storage.read(repo.thread_access_row(thread_id, principal.org_id))
+    if row is None or row["member_status"] != "active":
+        raise NotFound(f"thread {thread_id} not found")
+    owner = row["owner_organization_id"]
+    owner_id = owner if isinstance(owner, UUID) else UUID(str(owner))
+    archived = row["group_status"] == "archived" or row["status"] == "archived"
+    _check(principal, owner_id, archived, action, "thread")
+    thread = row_to({k: v for k, v in row.items() if k in Thread.__struct_fields__}, Thread)
+    return ThreadAccess(thread, thread.group_id, owner_id, row["member_role"])
+
+
+def _check(
+    principal: Principal, owner_org: UUID, archived: bool, action: Action, what: str
+) -> None:
+    if not is_allowed(principal, owns_group=principal.org_id == owner_org, action=action):
+        raise Forbidden(f"role {principal.role} may not {action.replace('_', ' ')} here")
+    if archived and action not in _READ_ONLY_ACTIONS:
+        raise Conflict(f"this {what} is archived and read-only")

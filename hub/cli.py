@@ -1,0 +1,257 @@
+"""The `hub` command: serve, token, migrate, keys rotate.
+
+Startup problems (a bad setting, an unreachable database, a wrong master key) end the command
+with one line that says what to fix and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+
+from hub.config import Settings, load_settings
+from hub.errors import ConfigError, HubError
+
+log = logging.getLogger("hub")
+
+_SERVE_FLAGS = {
+    "--database-url": "HUB_DATABASE_URL",
+    "--http-host": "HUB_HTTP_HOST",
+    "--http-port": "HUB_HTTP_PORT",
+    "--ws-host": "HUB_WS_HOST",
+    "--ws-port": "HUB_WS_PORT",
+    "--env": "HUB_ENV",
+    "--log-level": "HUB_LOG_LEVEL",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hub",
+        description="Vendor Connections Hub: realtime coordination server for wedding vendors.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the hub (REST and WebSocket) until SIGINT/SIGTERM",
+        description="Apply migrations, then serve REST and WebSocket until SIGINT or SIGTERM. "
+        "Every flag overrides the environment variable of the same name.",
+    )
+    for flag, variable in _SERVE_FLAGS.items():
+        serve.add_argument(flag, dest=variable, metavar="VALUE", help=f"overrides {variable}")
+
+    token = commands.add_parser(
+        "token",
+        help="print a signed development token",
+        description="Print a JWT signed with HUB_JWT_SECRET, for development, tests and benches.",
+    )
+    token.add_argument("--user", type=uuid.UUID, required=True, help="user id (UUID), the sub")
+    token.add_argument("--org", type=uuid.UUID, required=True, help="organization id (UUID)")
+    token.add_argument(
+        "--role", required=True, choices=["owner", "admin", "manager", "vendor"], help="role"
+    )
+    token.add_argument("--name", help="display name")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Apply the schema migrations HUB_DATABASE_URL is missing, then exit.",
+    )
+    migrate.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+
+    keys = commands.add_parser(
+        "keys", help="manage encryption keys", description="Manage message encryption keys."
+    )
+    key_commands = keys.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="make a new active data key; older messages stay readable",
+        description="Create a new data key, wrapped by HUB_ENCRYPTION_KEY, and make it the "
+        "active one. Older keys are retired but kept, so every message still decrypts.",
+    )
+    rotate.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        key: value for key, value in vars(args).items() if key.startswith("HUB_") and value
+    }
+    try:
+        settings = load_settings(overrides=overrides)
+        _configure_logging(settings)
+        handler: Callable[[Settings, argparse.Namespace], Any] = {
+            "serve": _serve,
+            "token": _token,
+            "migrate": _migrate,
+            "keys": _rotate,
+        }[args.command]
+        return handler(settings, args) or 0
+    except (ConfigError, HubError, BaseExceptionGroup) as exc:
+        reason = _startup_problem(exc)
+        if reason is None:
+            raise
+        print(f"hub: {reason}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _startup_problem(exc: BaseException) -> str | None:
+    """The one line to show for a problem the operator can fix; None for a bug (re-raised).
+
+    Trio nurseries wrap errors in exception groups; the cause is the single leaf inside."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, HubError):
+        return exc.message
+    return None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.app import run_hub
+
+    async def main() -> None:
+        shutdown = trio.Event()
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as outer:
+
+                async def watch_signals() -> None:
+                    # The first signal asks for a graceful stop; a second one forces it.
+                    async for signum in signals:
+                        if shutdown.is_set():
+                            log.warning("hub: second signal, stopping now")
+                            outer.cancel_scope.cancel()
+                            return
+                        log.info("hub: %s received, shutting down", signal.Signals(signum).name)
+                        shutdown.set()
+
+                outer.start_soon(watch_signals)
+                async with trio.open_nursery() as inner:
+                    running = await inner.start(run_hub, settings, shutdown)
+                    _print_banner(settings, running)
+                outer.cancel_scope.cancel()
+
+    trio.run(main)
+    return 0
+
+
+def _print_banner(settings: Settings, running: Any) -> None:
+    from hub.auth import issue_token
+
+    lines = [
+        "Vendor Connections Hub is running",
+        f"  database:  {settings.backend} ({_describe_database(settings)})",
+        f"  REST:      {running.rest_url}",
+    ]
+    if not settings.production:
+        user, org = (
+            uuid.uuid5(uuid.NAMESPACE_URL, "dev-user"),
+            uuid.uuid5(uuid.NAMESPACE_URL, "dev-org"),
+        )
+        token = issue_token(
+            settings, user_id=user, org_id=org, role="owner", name="Dev Planner", ttl_s=86400
+        )
+        lines += [
+            f"  token:     {token}",
+            f"             (development only: user {user}, org {org}, role owner, valid 24 h)",
+            f'  try:       curl -H "Authorization: Bearer $TOKEN" {running.rest_url}/healthz',
+        ]
+    print("\n".join(lines), flush=True)
+
+
+def _describe_database(settings: Settings) -> str:
+    if settings.backend == "sqlite":
+        from hub.config import sqlite_path
+
+        return str(sqlite_path(settings.database_url))
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.database_url)
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.auth import issue_token
+
+    if args.ttl <= 0:
+        raise ConfigError("--ttl must be a positive number of seconds")
+    print(
+        issue_token(
+            settings,
+            user_id=args.user,
+            org_id=args.org,
+            role=args.role,
+            name=args.name,
+            ttl_s=args.ttl,
+        )
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.storage import make_engine
+    from hub.storage.migrations import migrate
+    from hub.storage.sql import ConnectionLost
+
+    async def main() -> list[Any]:
+        engine = make_engine(settings)
+        async with _asyncio_bridge(engine.name):
+            try:
+                await engine.open()
+                try:
+                    return await migrate(engine)
+                finally:
+                    await engine.aclose()
+            except ConnectionLost as exc:
+                raise HubError(f"cannot reach the database: {exc}") from None
+
+    applied = trio.run(main)
+    if applied:
+        for migration in applied:
+            print(f"applied {migration.version:04d}_{migration.name}")
+    else:
+        print("schema is up to date")
+    return 0
+
+
+def _rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.storage import open_storage
+
+    async def main() -> int:
+        async with open_storage(settings) as storage:
+            return await storage.rotate_key()
+
+    version = trio.run(main)
+    print(f"data key version {version} is now active; older versions stay readable")
+    return 0
+
+
+def _asyncio_bridge(engine_name: str) -> Any:
+    import contextlib
+
+    if engine_name != "postgres":
+        return contextlib.nullcontext()
+    import trio_asyncio
+
+    return trio_asyncio.open_loop()

@@ -1,0 +1,37 @@
+"""Serving the REST app with Hypercorn's Trio worker, as one more task of the hub's tree."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+log = logging.getLogger(__name__)
+
+
+async def serve_http(
+    app: QuartTrio,
+    host: str,
+    port: int,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until `shutdown` is set; reports the bound base URL once listening."""
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 5.0
+    config.include_server_header = False
+    config.keep_alive_timeout = 30.0
+
+    async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
+        await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(started)
+        task_status.started(binds[0])

@@ -1,0 +1,35 @@
+"""Posting a message, whichever door it comes through.
+
+REST and WebSocket both post through a `MessageRouter`. Without the realtime layer it is
+`DirectRouter`: check access, store, answer. The realtime supervisor implements the same protocol
+and also fans the committed message out to the thread's live subscribers, so a message posted over
+REST reaches sockets exactly like one sent over a socket.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hub.access import authorize_thread
+from hub.auth import Principal
+from hub.storage import Storage
+from hub.storage.records import AuditEntry, NewMessage, StoredMessage
+
+
+class MessageRouter(Protocol):
+    async def post(
+        self, principal: Principal, message: NewMessage, *, audit: list[AuditEntry] | None = None
+    ) -> StoredMessage:
+        """Check access, store (ack only after commit), deliver; raise HubError on refusal."""
+        ...
+
+
+class DirectRouter:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def post(
+        self, principal: Principal, message: NewMessage, *, audit: list[AuditEntry] | None = None
+    ) -> StoredMessage:
+        await authorize_thread(self._storage, principal, message.thread_id, "post")
+        return await self._storage.append_message(message, audit=audit or ())

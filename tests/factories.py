@@ -1,0 +1,110 @@
+"""Building the world a test needs: users, organizations, groups, threads. Straight through the
+repository, so tests of one feature do not depend on another feature's endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from uuid import UUID
+
+from hub.auth import Principal, issue_token
+from hub.config import Settings
+from hub.storage import Storage
+from hub.storage import repository as repo
+from hub.storage.records import Group, NewMessage, StoredMessage, Thread
+
+
+@dataclass(frozen=True)
+class Member:
+    principal: Principal
+    token: str
+
+    @property
+    def user_id(self) -> UUID:
+        return self.principal.user_id
+
+    @property
+    def org_id(self) -> UUID:
+        return self.principal.org_id
+
+
+async def new_member(
+    storage: Storage,
+    settings: Settings,
+    *,
+    org_id: UUID | None = None,
+    role: str = "owner",
+    name: str = "Test User",
+) -> Member:
+    user_id, org_id = uuid.uuid4(), org_id or uuid.uuid4()
+    await storage.write(
+        lambda now: repo.upsert_identity(
+            user_id=user_id,
+            organization_id=org_id,
+            username=name.lower().replace(" ", "."),
+            display_name=name,
+            role=role,
+            now=now,
+        )
+    )
+    token = issue_token(settings, user_id=user_id, org_id=org_id, role=role, name=name)
+    return Member(Principal(user_id, org_id, role, name, 0.0), token)
+
+
+async def new_group(storage: Storage, owner: Member, name: str = "Smith & Jones") -> Group:
+    group_id = uuid.uuid4()
+    return await storage.write(
+        lambda now: repo.create_group(
+            group_id=group_id,
+            owner_organization_id=owner.org_id,
+            created_by=owner.user_id,
+            name=name,
+            now=now,
+        )
+    )
+
+
+async def add_member(
+    storage: Storage, group: Group, member: Member, *, invited_by: Member, role: str = "vendor"
+) -> None:
+    """Invite the member's organization and accept, as the REST flow would."""
+    await storage.write(
+        lambda now: repo.invite_organization(
+            group_id=group.id,
+            organization_id=member.org_id,
+            vendor_type="photographer",
+            role=role,
+            invited_by=invited_by.user_id,
+            now=now,
+        )
+    )
+    await storage.write(
+        lambda now: repo.set_connection_status(
+            group_id=group.id, organization_id=member.org_id, status="active", now=now
+        )
+    )
+
+
+async def new_thread(
+    storage: Storage, group: Group, creator: Member, title: str = "Ceremony timeline"
+) -> Thread:
+    thread_id = uuid.uuid4()
+    return await storage.write(
+        lambda now: repo.create_thread(
+            thread_id=thread_id, group_id=group.id, title=title, created_by=creator.user_id, now=now
+        )
+    )
+
+
+def message(thread: Thread, sender: Member, body: str, client_msg_id: str | None = None) -> NewMessage:
+    return NewMessage(
+        thread_id=thread.id,
+        sender_user_id=sender.user_id,
+        sender_org_id=sender.org_id,
+        client_msg_id=client_msg_id or uuid.uuid4().hex,
+        body=body,
+    )
+
+
+async def send(storage: Storage, thread: Thread, sender: Member, body: str, **kw: str) -> StoredMessage:
+    return await storage.append_message(message(thread, sender, body, **kw))

@@ -1,0 +1,67 @@
+"""Messages through the storage actor: seqs, idempotency, encryption, reads."""
+
+from __future__ import annotations
+
+import trio
+
+from hub.storage import repository as repo
+from tests.factories import message, new_group, new_member, new_thread, send
+
+
+async def test_messages_get_gap_free_seqs_in_order(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+
+    stored = [await send(storage, thread, alice, f"note {i}") for i in range(5)]
+
+    assert [s.seq for s in stored] == [1, 2, 3, 4, 5]
+    assert [m.body for m in await storage.messages(thread.id)] == [f"note {i}" for i in range(5)]
+    assert (await storage.read(repo.get_thread(thread.id))).last_seq == 5
+
+
+async def test_concurrent_senders_get_distinct_gap_free_seqs(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    results = []
+
+    async def sender(i: int) -> None:
+        results.append(await send(storage, thread, alice, f"m{i}", client_msg_id=f"c{i}"))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(300):
+            nursery.start_soon(sender, i)
+
+    assert sorted(r.seq for r in results) == list(range(1, 301))
+    rows = await storage.messages(thread.id, limit=1000)
+    assert [m.seq for m in rows] == list(range(1, 301))
+    # Each message's body is the one its sender sent under that client_msg_id.
+    assert all(m.body == "m" + m.client_msg_id[1:] for m in rows)
+
+
+async def test_repeated_client_msg_id_returns_the_original(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+
+    first = await send(storage, thread, alice, "Tent at 3pm", client_msg_id="m-1")
+    again = await send(storage, thread, alice, "Tent at 3pm", client_msg_id="m-1")
+
+    assert (again.id, again.seq, again.duplicate) == (first.id, first.seq, True)
+    assert first.duplicate is False
+    assert [m.body for m in await storage.messages(thread.id)] == ["Tent at 3pm"]
+
+
+async def test_repeats_inside_one_batch_are_stored_once(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    results = []
+
+    async def sender() -> None:
+        results.append(await storage.append_message(message(thread, alice, "once", "same-id")))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(sender)
+
+    assert len({(r.id, r.seq) for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert await storage.read(repo.count_messages(thread.id)) == 1
