@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -173,41 +173,73 @@ class Storage:
         await self._inbox.aclose()
 
 
+@contextlib.contextmanager
+def _unwrap_single_error() -> Iterator[None]:
+    """Raise the one error inside nested single-exception groups as itself.
+
+    The nurseries here (and trio-asyncio's loop) are implementation details of this context
+    manager; callers should see `WrongMasterKey`, not an exception group around it."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, BaseExceptionGroup):
+            raise
+        raise leaf from group
+
+
+@contextlib.asynccontextmanager
+async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """An opened engine (with the asyncio bridge PostgreSQL needs), for tools and tests that
+    talk to the database without the storage actor."""
+    with _unwrap_single_error():
+        async with contextlib.AsyncExitStack() as stack:
+            engine = make_engine(settings)
+            if engine.name == "postgres":
+                import trio_asyncio
+
+                if trio_asyncio.current_loop.get() is None:
+                    await stack.enter_async_context(trio_asyncio.open_loop())
+            try:
+                await engine.open()
+            except ConnectionLost as exc:
+                raise StorageUnavailable(f"cannot reach the database: {exc}") from None
+            stack.push_async_callback(engine.aclose)
+            yield engine
+
+
 @contextlib.asynccontextmanager
 async def open_storage(
     settings: Settings, *, apply_migrations: bool = True
 ) -> AsyncIterator[Storage]:
     """Engine, migrations, keys and the running storage actor, for the duration of the block."""
-    async with contextlib.AsyncExitStack() as stack:
-        engine = make_engine(settings)
-        if engine.name == "postgres":
-            import trio_asyncio
-
-            if trio_asyncio.current_loop.get() is None:
-                await stack.enter_async_context(trio_asyncio.open_loop())
-        try:
-            await engine.open()
-            stack.push_async_callback(engine.aclose)
-            if apply_migrations:
-                for migration in await migrate(engine):
-                    log.info(
-                        "storage: applied migration %04d_%s", migration.version, migration.name
-                    )
+    with _unwrap_single_error():
+        async with open_engine(settings) as engine:
             master = MasterKey(settings.encryption_key)
-            # Unwrap existing keys before anything starts: a wrong master key stops startup here.
-            keyring = keys.keyring_from(await engine.read(keys.encryption_keys()), master)
-        except ConnectionLost as exc:
-            raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-        send, receive = trio.open_memory_channel[Request](settings.storage_inbox_size)
-        actor = StorageActor(engine, receive, batch_max=settings.storage_batch_max)
-        async with trio.open_nursery() as nursery:
             try:
-                await nursery.start(actor.run)
+                if apply_migrations:
+                    for migration in await migrate(engine):
+                        log.info(
+                            "storage: applied migration %04d_%s",
+                            migration.version,
+                            migration.name,
+                        )
+                # Unwrap existing keys before anything starts: a wrong master key stops here.
+                keyring = keys.keyring_from(await engine.read(keys.encryption_keys()), master)
             except ConnectionLost as exc:
                 raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-            storage = Storage(engine, send, actor, master, settings.storage_timeout_s)
-            try:
-                storage.keyring = keyring or await storage.load_keys()
-                yield storage
-            finally:
-                await storage.aclose()
+            send, receive = trio.open_memory_channel[Request](settings.storage_inbox_size)
+            actor = StorageActor(engine, receive, batch_max=settings.storage_batch_max)
+            async with trio.open_nursery() as nursery:
+                try:
+                    await nursery.start(actor.run)
+                except ConnectionLost as exc:
+                    raise StorageUnavailable(f"cannot reach the database: {exc}") from None
+                storage = Storage(engine, send, actor, master, settings.storage_timeout_s)
+                try:
+                    storage.keyring = keyring or await storage.load_keys()
+                    yield storage
+                finally:
+                    await storage.aclose()

@@ -44,6 +44,10 @@ _INTEGRITY_KINDS = {
     asyncpg.CheckViolationError: "check",
 }
 
+# Any failure to connect means "cannot reach the database now", whatever its SQLSTATE
+# (for example 55000 while a database refuses connections).
+_CONNECT_FAILURES = (*_UNAVAILABLE, asyncpg.PostgresError)
+
 # Deadlocks and serialization failures: the transaction did nothing; running it again is safe.
 RETRYABLE = asyncpg.exceptions.TransactionRollbackError
 RETRIES = 3
@@ -151,7 +155,7 @@ class PostgresEngine(Engine):
         )
         try:
             await pool.__aenter__()
-        except _UNAVAILABLE as exc:
+        except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         self._pool = pool
 
@@ -165,7 +169,7 @@ class PostgresEngine(Engine):
         try:
             conn = await proxy.__aenter__()
             await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
-        except _UNAVAILABLE as exc:
+        except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         return PostgresWriter(conn)
 
