@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase (10)")
     parser.add_argument("--threads", type=int, default=100, help="threads written to (100)")
     parser.add_argument("--size", type=int, default=200, help="message body bytes (200)")
+    parser.add_argument("--phase", choices=["both", "saturation", "fixed"], default="both")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     if args.rate is None:
