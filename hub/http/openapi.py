@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from quart_schema import QuartSchema, validate_response
 from quart_schema.openapi import OpenAPIProvider
 from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE
 from quart_trio import QuartTrio
 from werkzeug.routing.converters import BaseConverter
 
+from hub.http import schemas
 from hub.http.schemas import ErrorBody
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,11 +45,32 @@ def errors(*statuses: int) -> Callable[[F], F]:
 
 
 class HubOpenAPIProvider(OpenAPIProvider):
+    def schema(self) -> dict[str, Any]:
+        """quart-schema inlines each route's top-level Struct but drops the Structs nested in
+        it (its msgspec path keeps only the first component), leaving dangling `$ref`s. Every
+        wire type is added here, so each reference resolves."""
+        document = super().schema()
+        _, components = msgspec.json.schema_components(
+            wire_types(), ref_template="#/components/schemas/{name}"
+        )
+        document["components"]["schemas"] = {**components, **document["components"]["schemas"]}
+        return document
+
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
         if name.endswith("_id"):
             parameter["schema"] = {"type": "string", "format": "uuid"}
         return parameter
+
+
+def wire_types() -> list[type]:
+    return [
+        value
+        for value in vars(schemas).values()
+        if isinstance(value, type)
+        and issubclass(value, msgspec.Struct)
+        and value.__module__ == schemas.__name__
+    ]
 
 
 def install(app: QuartTrio, openapi_path: str) -> QuartSchema:
