@@ -221,17 +221,29 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     principal = current_principal()
     access = await authorize_thread(_storage(), principal, tid, "read")
     thread = access.thread
-    limit = query_args.limit
-    if query_args.after_seq is not None:
-        messages = await _storage().messages(tid, after_seq=query_args.after_seq, limit=limit)
+    after_seq, before_seq = query_args.after_seq, None
+    if after_seq is None:
+        before_seq = query_args.before_seq or thread.last_seq + 1
+    rows, presence, state = await _storage().read(
+        repo.thread_view(
+            tid,
+            principal.user_id,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            limit=query_args.limit,
+        )
+    )
+    messages = [await _storage().open_row(row) for row in rows]
+    if after_seq is not None:
         has_more = bool(messages) and messages[-1].seq < thread.last_seq
     else:
-        before = query_args.before_seq or thread.last_seq + 1
-        messages = await _storage().messages(tid, before_seq=before, limit=limit)
         has_more = bool(messages) and messages[0].seq > 1
-    presence = await _storage().read(repo.thread_presence(tid))
     return ThreadDetail(
-        thread=await load_thread_out(thread),
+        thread=thread_out(
+            thread,
+            unread_count=int(state["unread_count"]),
+            last_read_seq=int(state["last_read_seq"]),
+        ),
         presence=[
             PresenceOut(user_id=p.user_id, status=p.status, last_seen_at=p.last_seen_at)
             for p in presence

@@ -1073,3 +1073,21 @@ def member_row(group_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | Non
         organization_id,
     )
     return row
+
+
+def thread_view(
+    thread_id: UUID,
+    user_id: UUID,
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+) -> Op[tuple[list[dict[str, Any]], list[Presence], dict[str, Any]]]:
+    """What a thread's page shows, in one read (one worker-thread hop on SQLite, one pooled
+    connection on PostgreSQL): a page of sealed message rows, presence, the reader's position."""
+    rows = yield from message_rows(
+        thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit
+    )
+    presence = yield from thread_presence(thread_id)
+    state = yield from thread_reader_state(thread_id, user_id)
+    return rows, presence, state
