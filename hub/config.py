@@ -46,6 +46,10 @@ class Settings:
     storage_inbox_size: int = 4096
     storage_timeout_s: float = 5.0
     log_level: str = "INFO"
+    # REST token buckets per user and route class: (tokens per second, burst).
+    rate_read: tuple[float, float] = (20.0, 100.0)
+    rate_write: tuple[float, float] = (5.0, 30.0)
+    rate_send: tuple[float, float] = (10.0, 50.0)
 
     @property
     def production(self) -> bool:
@@ -153,6 +157,9 @@ def load_settings(
         storage_inbox_size=_positive_int(source, "HUB_STORAGE_INBOX_SIZE", 4096),
         storage_timeout_s=_positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0),
         log_level=_log_level(source),
+        rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
+        rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
+        rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
     )
 
 
@@ -217,6 +224,18 @@ def _positive_float(source: Mapping[str, str], name: str, default: float) -> flo
     if not value > 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+def _rate(
+    source: Mapping[str, str], prefix: str, default: tuple[float, float]
+) -> tuple[float, float]:
+    """A token bucket from `<prefix>_PER_S` and `<prefix>_BURST`; a burst below one request
+    would refuse everything, so it is refused here instead."""
+    rate = _positive_float(source, f"{prefix}_PER_S", default[0])
+    burst = _positive_float(source, f"{prefix}_BURST", default[1])
+    if burst < 1:
+        raise ConfigError(f"{prefix}_BURST must be at least 1, got {burst}")
+    return rate, burst
 
 
 def _log_level(source: Mapping[str, str]) -> str:

@@ -1,0 +1,1 @@
+"""REST latency and throughput bench: `python -m bench.http` (see __main__)."""
