@@ -13,12 +13,13 @@ from typing import Protocol
 from hub.access import authorize_thread
 from hub.auth import Principal
 from hub.storage import Storage
-from hub.storage.records import AuditEntry, NewMessage, StoredMessage
+from hub.storage.actor import AuditSpec
+from hub.storage.records import NewMessage, StoredMessage
 
 
 class MessageRouter(Protocol):
     async def post(
-        self, principal: Principal, message: NewMessage, *, audit: list[AuditEntry] | None = None
+        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         """Check access, store (ack only after commit), deliver; raise HubError on refusal."""
         ...
@@ -29,7 +30,7 @@ class DirectRouter:
         self._storage = storage
 
     async def post(
-        self, principal: Principal, message: NewMessage, *, audit: list[AuditEntry] | None = None
+        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         await authorize_thread(self._storage, principal, message.thread_id, "post")
-        return await self._storage.append_message(message, audit=audit or ())
+        return await self._storage.append_message(message, audit=audit)

@@ -39,7 +39,10 @@ async def post_message(message: NewMessage, *, group_id: UUID) -> StoredMessage:
         group_id=group_id,
         details={"thread_id": str(message.thread_id), "kind": message.kind},
     )
-    return await router.post(current_principal(), message, audit=[entry])
+    # A repeated client_msg_id stores nothing, so it is not audited a second time.
+    return await router.post(
+        current_principal(), message, audit=lambda stored: () if stored.duplicate else [entry]
+    )
 
 
 def _checked(data: MessageIn) -> tuple[str, dict]:

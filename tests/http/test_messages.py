@@ -40,6 +40,9 @@ async def test_a_repeated_client_msg_id_returns_the_original_with_200(api, vendo
         True,
     )
     assert await storage.read(repo.count_messages(thread.id)) == 1
+    # The repeat stored nothing, so it left no second audit row either.
+    rows = await storage.read(repo.audit_rows(action="message.send"))
+    assert [r.target_id for r in rows] == ["retry-me"]
 
 
 async def test_a_location_message_stores_its_coordinates(api, owner, thread, storage):
@@ -108,7 +111,7 @@ class RecordingRouter(DirectRouter):
         super().__init__(storage)
         self.posted = []
 
-    async def post(self, principal, message, *, audit=None):
+    async def post(self, principal, message, *, audit=()):
         self.posted.append((principal.user_id, message.body))
         return await super().post(principal, message, audit=audit)
 
