@@ -96,7 +96,9 @@ async def new_thread(
     )
 
 
-def message(thread: Thread, sender: Member, body: str, client_msg_id: str | None = None) -> NewMessage:
+def message(
+    thread: Thread, sender: Member, body: str, client_msg_id: str | None = None
+) -> NewMessage:
     return NewMessage(
         thread_id=thread.id,
         sender_user_id=sender.user_id,
@@ -106,5 +108,7 @@ def message(thread: Thread, sender: Member, body: str, client_msg_id: str | None
     )
 
 
-async def send(storage: Storage, thread: Thread, sender: Member, body: str, **kw: str) -> StoredMessage:
+async def send(
+    storage: Storage, thread: Thread, sender: Member, body: str, **kw: str
+) -> StoredMessage:
     return await storage.append_message(message(thread, sender, body, **kw))

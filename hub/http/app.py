@@ -9,18 +9,27 @@ from quart_trio import QuartTrio
 from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http import errors
+from hub.messaging import DirectRouter, MessageRouter
 from hub.storage import Storage
 
 BASE_PATH = "/api/vendor-connections"
 
 
-def create_app(settings: Settings, storage: Storage, verifier: TokenVerifier) -> QuartTrio:
+def create_app(
+    settings: Settings,
+    storage: Storage,
+    verifier: TokenVerifier,
+    router: MessageRouter | None = None,
+) -> QuartTrio:
+    """The REST app. `router` posts messages (the realtime supervisor in the running hub, so
+    REST-posted messages reach live sockets); without one, messages are stored directly."""
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.extensions["hub"] = {
         "settings": settings,
         "storage": storage,
         "verifier": verifier,
+        "router": router or DirectRouter(storage),
         "started_at": time.monotonic(),
     }
     errors.install(app)

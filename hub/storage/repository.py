@@ -614,3 +614,12 @@ def thread_access_row(thread_id: UUID, organization_id: UUID) -> Op[dict[str, An
         organization_id,
     )
     return row
+
+
+# --- realtime (WebSocket layer) ------------------------------------------------------------------
+
+
+def set_presences(*, thread_id: UUID, statuses: dict[UUID, str], now: datetime) -> Op[None]:
+    """Several users' presence in one thread, in one operation (the thread actor coalesces)."""
+    for user_id, status in statuses.items():
+        yield from set_presence(thread_id=thread_id, user_id=user_id, status=status, now=now)
