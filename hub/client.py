@@ -125,6 +125,7 @@ class HubClient:
         self._connected = trio.Event()
         self._fatal: HubClientError | None = None
         self._closing = False
+        self._closed = trio.Event()
         self.user_id: UUID | None = None
         self.session_id: str | None = None
         self.connects = 0
@@ -236,6 +237,7 @@ class HubClient:
         if ws is not None:
             with trio.move_on_after(2):
                 await ws.aclose(protocol.CLOSE_NORMAL)
+        self._closed.set()
         self._cancel_scope.cancel()
 
     # --- requests --------------------------------------------------------------------------------
@@ -352,6 +354,10 @@ class HubClient:
             while True:
                 await self._dispatch(protocol.decode_server(await ws.get_message()))
         except ConnectionClosed as exc:
+            if self._closing:
+                # Our own close: let the reader task see the server's close frame.
+                await self._closed.wait()
+                return
             code = exc.reason.code if exc.reason is not None else None
             self.last_close_code = code
             if code in FATAL_CLOSE_CODES:
