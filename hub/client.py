@@ -129,7 +129,7 @@ class HubClient:
         self.user_id: UUID | None = None
         self.session_id: str | None = None
         self.connects = 0
-        self.last_close_code: int | None = None
+        self.close_codes: list[int | None] = []  # how each connection ended, in order
         self._cancel_scope = trio.CancelScope()
 
     # --- public API ------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ class HubClient:
                 await self._closed.wait()
                 return
             code = exc.reason.code if exc.reason is not None else None
-            self.last_close_code = code
+            self.close_codes.append(code)
             if code in FATAL_CLOSE_CODES:
                 raise HubClientError(
                     "unauthorized" if code == protocol.CLOSE_UNAUTHORIZED else "invalid",

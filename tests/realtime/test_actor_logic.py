@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import msgspec
 import trio
 
-from hub import protocol
 from hub.actors.session import OutgoingQueue, heartbeat_until_timeout
 from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
 from hub.auth import Principal
