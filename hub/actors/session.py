@@ -223,6 +223,10 @@ class Session:
         if thread_id in self._subscriptions:
             self._subscriptions[thread_id] = seq
 
+    def joined(self, thread_id: UUID, last_seq: int) -> None:
+        if thread_id in self._subscriptions and self._subscriptions[thread_id] is None:
+            self._subscriptions[thread_id] = last_seq
+
     def cut_off(self) -> None:
         if self._close_code is None:
             self._supervisor.stats.slow_consumers_cut += 1
@@ -276,7 +280,11 @@ class Session:
             self._nursery.cancel_scope.cancel()
 
     async def _receive(self, raw: str | bytes) -> None:
-        if len(raw) > self._settings.ws_max_frame:
+        limit = self._settings.ws_max_frame
+        # trio-websocket hands over text; the limit is in UTF-8 bytes (encode only when it could
+        # matter).
+        size = len(raw) if isinstance(raw, bytes) or len(raw) * 4 <= limit else len(raw.encode())
+        if size > limit:
             self._refuse(
                 protocol.Error(
                     code="invalid",
@@ -417,8 +425,6 @@ class Session:
         if thread_id not in self._subscriptions:
             return
         since = self._subscriptions[thread_id]
-        if since is None:
-            since = (await self._supervisor.storage.read(repo.get_thread(thread_id))).last_seq
         try:
             await self._supervisor.join(self, thread_id, since_seq=since, silent=True)
         except HubError:

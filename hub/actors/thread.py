@@ -61,6 +61,9 @@ class Subscriber(Protocol):
     async def deliver_replay(self, thread_id: UUID, seq: int, frame: str) -> None:
         """Queue a replayed new_message, waiting for room."""
 
+    def joined(self, thread_id: UUID, last_seq: int) -> None:
+        """The subscription is live from `last_seq` (what the ack said)."""
+
     def cut_off(self) -> None:
         """The subscriber fell too far behind: close it (4009), it will recover with since_seq."""
 
@@ -172,7 +175,7 @@ class _PostDone:
 
 @dataclass(eq=False, slots=True)
 class _ReplayDone:
-    session_id: str
+    subscription: _Subscription
     error: HubError | None
 
 
@@ -361,9 +364,9 @@ class ThreadActor:
         principal = subscriber.principal
         session_id = subscriber.session_id
         self._names[principal.user_id] = principal.name
-        if session_id in self._subs:
-            # A repeated join on the same socket: answer it, keep the one subscription.
-            self._unsubscribe(session_id, None, announce=False)
+        # A repeated join on the same socket replaces its subscription without announcing the
+        # user again (their session is already counted).
+        self._subs.pop(session_id, None)
         subscription = _Subscription(subscriber)
         self._subs[session_id] = subscription
         user = self._users.get(principal.user_id)
@@ -386,6 +389,7 @@ class ThreadActor:
                 recovered=command.recovered if command.since_seq is not None else None,
             )
             subscriber.deliver(protocol.encode(ack), essential=True)
+        subscriber.joined(self.thread_id, self._delivered_seq)
         if first_session:
             joined = protocol.encode(protocol.UserJoined(thread_id=self.thread_id, user=user.entry))
             self._broadcast(joined, essential=False, exclude_user=principal.user_id)
@@ -398,7 +402,7 @@ class ThreadActor:
             assert self._nursery is not None
             self._nursery.start_soon(self._replay, subscription, since, self._delivered_seq)
 
-    def _unsubscribe(self, session_id: str, ref: str | None, *, announce: bool = True) -> None:
+    def _unsubscribe(self, session_id: str, ref: str | None) -> None:
         subscription = self._subs.pop(session_id, None)
         if subscription is None:
             return
@@ -410,9 +414,7 @@ class ThreadActor:
         if user is None:
             return
         user.sessions.discard(session_id)
-        if user.sessions or not announce:
-            if not user.sessions:
-                del self._users[user_id]
+        if user.sessions:
             return
         del self._users[user_id]
         if self._typing.pop(user_id, None) is not None:
@@ -475,11 +477,12 @@ class ThreadActor:
 
     def _replay_done(self, done: _ReplayDone) -> None:
         self._replays -= 1
-        subscription = self._subs.get(done.session_id)
-        if subscription is None:
-            return
+        subscription = done.subscription
+        session_id = subscription.subscriber.session_id
+        if self._subs.get(session_id) is not subscription:
+            return  # left, or replaced by a newer join on the same socket
         if done.error is not None:
-            self._unsubscribe(done.session_id, None)
+            self._unsubscribe(session_id, None)
             error = error_frame(done.error, thread_id=self.thread_id)
             subscription.subscriber.subscription_lost(self.thread_id, error)
             return
@@ -590,7 +593,7 @@ class ThreadActor:
                 after = page[-1].seq
         except HubError as exc:
             error = exc
-        await self.inbox.send(_ReplayDone(subscription.subscriber.session_id, error))
+        await self.inbox.send(_ReplayDone(subscription, error))
 
     async def _frame_of(self, message: Message) -> str:
         name = self._names.get(message.sender_user_id)

@@ -3,11 +3,13 @@ and connected clients. Everything talks over real loopback sockets."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 import trio
+import trio_asyncio
 
 from hub import client as hub_client
 from hub.app import Running, run_hub
@@ -49,11 +51,16 @@ def settings(database_url: str, tmp_path, ws_overrides) -> Settings:
 
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[Running]:
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        running = await nursery.start(run_hub, settings, shutdown)
-        yield running
-        shutdown.set()
+    """A running hub. On PostgreSQL the trio-asyncio loop is opened here, in the fixture's own
+    context, so tests can also read the hub's storage directly."""
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.backend == "postgres":
+            await stack.enter_async_context(trio_asyncio.open_loop())
+        shutdown = trio.Event()
+        async with trio.open_nursery() as nursery:
+            running = await nursery.start(run_hub, settings, shutdown)
+            yield running
+            shutdown.set()
 
 
 @pytest.fixture

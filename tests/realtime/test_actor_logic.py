@@ -85,6 +85,9 @@ class FakeSubscriber:
     async def deliver_replay(self, thread_id, seq, frame):
         self._record(frame)
 
+    def joined(self, thread_id, last_seq):
+        pass
+
     def cut_off(self):
         raise AssertionError("not expected")
 
