@@ -211,21 +211,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from hub.storage import make_engine
+    from hub.storage import open_engine
     from hub.storage.migrations import migrate
-    from hub.storage.sql import ConnectionLost
 
     async def main() -> list[Any]:
-        engine = make_engine(settings)
-        async with _asyncio_bridge(engine.name):
-            try:
-                await engine.open()
-                try:
-                    return await migrate(engine)
-                finally:
-                    await engine.aclose()
-            except ConnectionLost as exc:
-                raise HubError(f"cannot reach the database: {exc}") from None
+        async with open_engine(settings) as engine:
+            return await migrate(engine)
 
     applied = trio.run(main)
     if applied:
@@ -246,13 +237,3 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     version = trio.run(main)
     print(f"data key version {version} is now active; older versions stay readable")
     return 0
-
-
-def _asyncio_bridge(engine_name: str) -> Any:
-    import contextlib
-
-    if engine_name != "postgres":
-        return contextlib.nullcontext()
-    import trio_asyncio
-
-    return trio_asyncio.open_loop()

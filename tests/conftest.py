@@ -19,10 +19,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import trio
+import trio_asyncio
 
 from hub.app import Running, run_hub
 from hub.config import Settings, load_settings
-from hub.storage import Storage, open_storage
+from hub.storage import Storage, open_engine, open_storage
+from hub.storage.engine import Engine
 
 POSTGRES_DSN = os.environ.get("HUB_TEST_POSTGRES_DSN", "").strip()
 REQUIRE_POSTGRES = os.environ.get("HUB_REQUIRE_POSTGRES", "") == "1"
@@ -93,13 +95,33 @@ def settings(database_url: str, tmp_path) -> Settings:
 
 
 @pytest.fixture
-async def storage(settings: Settings) -> AsyncIterator[Storage]:
+async def asyncio_bridge(settings: Settings) -> AsyncIterator[None]:
+    """One trio-asyncio loop per PostgreSQL test, opened before any fixture needs it.
+
+    pytest-trio sets fixtures up concurrently; if each opened its own loop they would race on
+    the context variable that names the current loop."""
+    if settings.backend != "postgres":
+        yield
+        return
+    async with trio_asyncio.open_loop():
+        yield
+
+
+@pytest.fixture
+async def storage(settings: Settings, asyncio_bridge: None) -> AsyncIterator[Storage]:
     async with open_storage(settings) as opened:
         yield opened
 
 
 @pytest.fixture
-async def hub(settings: Settings) -> AsyncIterator[Running]:
+async def engine(settings: Settings, asyncio_bridge: None) -> AsyncIterator[Engine]:
+    """An engine with connections of its own, beside (not inside) any storage actor."""
+    async with open_engine(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def hub(settings: Settings, asyncio_bridge: None) -> AsyncIterator[Running]:
     """The whole hub on loopback with ephemeral ports; shut down gracefully after the test."""
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:

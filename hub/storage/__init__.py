@@ -1,5 +1,5 @@
 """Persistence: the storage actor (group commit), the repository, and the two engines."""
 
-from hub.storage.handle import Storage, make_engine, open_storage
+from hub.storage.handle import Storage, make_engine, open_engine, open_storage
 
-__all__ = ["Storage", "make_engine", "open_storage"]
+__all__ = ["Storage", "make_engine", "open_engine", "open_storage"]

@@ -41,6 +41,8 @@ class Request:
     error: BaseException | None = None
 
     def resolve(self, value: Any) -> None:
+        if self.done.is_set():
+            return  # already failed by its deadline; the caller has moved on
         if isinstance(value, (HubError, IntegrityError)):
             self.error = value if isinstance(value, HubError) else _integrity_error(value)
         else:
@@ -48,6 +50,8 @@ class Request:
         self.done.set()
 
     def fail(self, error: BaseException) -> None:
+        if self.done.is_set():
+            return
         self.error = error
         self.done.set()
 

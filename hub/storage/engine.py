@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.repository import append_messages_each
 from hub.storage.sql import IntegrityError, Op, Query
 
 T = TypeVar("T")
@@ -52,10 +51,11 @@ class Engine(ABC):
     async def read(self, op: Op[T]) -> T:
         """Run a read-only operation on the read path, which never waits for the writer."""
 
+    @abstractmethod
     def append_messages(
         self, messages: Sequence[SealedMessage], now: datetime
     ) -> Op[list[StoredMessage | Exception]]:
-        return append_messages_each(messages, now)
+        """Append a run of messages; one outcome (StoredMessage or error) per message."""
 
 
 class Stepper:

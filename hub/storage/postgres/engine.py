@@ -8,7 +8,8 @@ trips, falling back to row-by-row only when some row must fail on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,8 +18,10 @@ import msgspec
 import trio_asyncio
 import triopg
 
+from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper
-from hub.storage.postgres.bulk import append_messages_bulk
+from hub.storage.postgres.append import PostgresAppend
+from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
 
 T = TypeVar("T")
@@ -43,6 +46,10 @@ _INTEGRITY_KINDS = {
     asyncpg.NotNullViolationError: "not_null",
     asyncpg.CheckViolationError: "check",
 }
+
+# Any failure to connect means "cannot reach the database now", whatever its SQLSTATE
+# (for example 55000 while a database refuses connections).
+_CONNECT_FAILURES = (*_UNAVAILABLE, asyncpg.PostgresError)
 
 # Deadlocks and serialization failures: the transaction did nothing; running it again is safe.
 RETRYABLE = asyncpg.exceptions.TransactionRollbackError
@@ -151,7 +158,7 @@ class PostgresEngine(Engine):
         )
         try:
             await pool.__aenter__()
-        except _UNAVAILABLE as exc:
+        except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         self._pool = pool
 
@@ -165,7 +172,7 @@ class PostgresEngine(Engine):
         try:
             conn = await proxy.__aenter__()
             await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
-        except _UNAVAILABLE as exc:
+        except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         return PostgresWriter(conn)
 
@@ -176,4 +183,7 @@ class PostgresEngine(Engine):
         except _UNAVAILABLE as exc:
             raise _lost(exc) from exc
 
-    append_messages = staticmethod(append_messages_bulk)  # type: ignore[assignment]
+    def append_messages(
+        self, messages: Sequence[SealedMessage], now: datetime
+    ) -> Op[list[StoredMessage | Exception]]:
+        return bulk_append(PostgresAppend(), messages, now)

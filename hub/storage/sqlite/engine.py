@@ -7,20 +7,22 @@ paid once per commit, not once per statement.
 from __future__ import annotations
 
 import functools
-import json
 import queue
 import re
 import sqlite3
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from uuid import UUID
 
 import trio
 
+from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper, script_statements
+from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
+from hub.storage.sqlite import types  # noqa: F401 (registers adapters and converters)
+from hub.storage.sqlite.append import SqliteAppend
 
 T = TypeVar("T")
 
@@ -28,28 +30,6 @@ T = TypeVar("T")
 # a mistake in a statement: busy/locked, out of memory, read-only, I/O error, corrupt, full,
 # cannot open, protocol, not a database.
 _UNAVAILABLE_CODES = {5, 6, 7, 8, 10, 11, 13, 14, 15, 26}
-
-
-def _timestamp(value: datetime) -> str:
-    # One fixed format in UTC, so timestamps compare correctly as text.
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def _register_types() -> None:
-    """Make SQLite rows carry the same Python types as asyncpg's, keyed on declared types."""
-    sqlite3.register_adapter(UUID, str)
-    sqlite3.register_adapter(datetime, _timestamp)
-    sqlite3.register_adapter(date, date.isoformat)
-    sqlite3.register_adapter(dict, json.dumps)
-    sqlite3.register_adapter(list, json.dumps)
-    sqlite3.register_converter("UUID", lambda raw: UUID(raw.decode()))
-    sqlite3.register_converter("TIMESTAMPTZ", lambda raw: datetime.fromisoformat(raw.decode()))
-    sqlite3.register_converter("DATE", lambda raw: date.fromisoformat(raw.decode()))
-    sqlite3.register_converter("JSONB", json.loads)
-    sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
-
-
-_register_types()
 
 
 @functools.lru_cache(maxsize=512)
@@ -123,7 +103,10 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
         conn.row_factory = _dict_row
         conn.execute("PRAGMA foreign_keys = ON")
         if writer:
-            conn.execute("PRAGMA journal_mode = WAL")
+            # WAL lets readers run beside the writer. Switching needs a moment of exclusive
+            # access, so only switch when not already in WAL (engine.open does it first).
+            if conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
             # FULL: a commit is on disk before the actor acknowledges it.
             conn.execute("PRAGMA synchronous = FULL")
         return conn
@@ -170,8 +153,17 @@ class SqliteEngine(Engine):
         self._reader_limit = trio.CapacityLimiter(readers)
         self._opened: list[sqlite3.Connection] = []
 
+    def append_messages(
+        self, messages: Sequence[SealedMessage], now: datetime
+    ) -> Op[list[StoredMessage | Exception]]:
+        return bulk_append(SqliteAppend(), messages, now)
+
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await trio.to_thread.run_sync(
+            functools.partial(_connect, self.path, self._busy_timeout_s, writer=True)
+        )
+        conn.close()
 
     async def aclose(self) -> None:
         for conn in self._opened:

@@ -1,0 +1,145 @@
+"""Appending a batch of messages in a handful of statements, whatever the batch size.
+
+The algorithm is written once: find client_msg_ids already stored, lock the batch's threads and
+read their last seq, hand out the next seqs in arrival order, insert every new row at once, bump
+the threads. Each engine supplies the few statements whose syntax differs (`AppendDialect`):
+PostgreSQL passes arrays through `unnest`, SQLite expands placeholder lists and uses
+`executemany`. When some row must fail on its own (a sender that does not exist, a concurrent
+twin of a client_msg_id), the bulk insert is rolled back and every message goes through the
+one-by-one path instead, so the outcome per message is the same either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import msgspec
+
+from hub.errors import Invalid
+from hub.storage.records import SealedMessage, StoredMessage, row_to
+from hub.storage.repository import append_messages_each, writable_thread_error
+from hub.storage.sql import IntegrityError, Op, execute
+
+
+class AppendDialect(Protocol):
+    def existing(self, senders: list[UUID], client_msg_ids: list[str]) -> Op[list[dict]]:
+        """Rows (id, thread_id, seq, created_at, sender_user_id, client_msg_id) already stored
+        for these pairs; a superset is fine, the caller matches pairs exactly."""
+        ...
+
+    def lock_threads(self, thread_ids: list[UUID]) -> Op[list[dict]]:
+        """(id, status, last_seq) of these threads, locked against other writers until commit."""
+        ...
+
+    def reply_targets(self, message_ids: list[int]) -> Op[list[dict]]:
+        """(id, thread_id) of these messages."""
+        ...
+
+    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> Op[list[dict]]:
+        """Insert rows in INSERT_COLUMNS order; return (id, thread_id, seq) of each."""
+        ...
+
+    def bump(self, last_seqs: list[tuple[UUID, int]], now: datetime) -> Op[None]:
+        """Set each thread's last_seq and last activity."""
+        ...
+
+
+INSERT_COLUMNS = (
+    "thread_id, seq, sender_user_id, sender_org_id, kind, body_ciphertext, body_nonce, "
+    "key_version, client_msg_id, reply_to, metadata"
+)
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def bulk_append(
+    dialect: AppendDialect, messages: Sequence[SealedMessage], now: datetime
+) -> Op[list[StoredMessage | Exception]]:
+    """The same outcome as `append_messages_each`, message for message, in a few statements."""
+    outcomes: list[Any] = [None] * len(messages)
+    existing_rows = yield from dialect.existing(
+        [m.sender_user_id for m in messages], [m.client_msg_id for m in messages]
+    )
+    existing = {(r["sender_user_id"], r["client_msg_id"]): r for r in existing_rows}
+    thread_rows = yield from dialect.lock_threads(sorted({m.thread_id for m in messages}))
+    threads = {r["id"]: r for r in thread_rows}
+    reply_ids = sorted({m.reply_to for m in messages if m.reply_to is not None})
+    reply_threads: dict[int, UUID] = {}
+    if reply_ids:
+        rows = yield from dialect.reply_targets(reply_ids)
+        reply_threads = {r["id"]: r["thread_id"] for r in rows}
+
+    last_seq = {thread_id: row["last_seq"] for thread_id, row in threads.items()}
+    first_of: dict[tuple[UUID, str], int] = {}
+    repeats: list[tuple[int, int]] = []
+    inserts: list[tuple[int, SealedMessage, int]] = []
+    for index, message in enumerate(messages):
+        key = (message.sender_user_id, message.client_msg_id)
+        thread = threads.get(message.thread_id)
+        if key in existing:
+            outcomes[index] = row_to({**existing[key], "duplicate": True}, StoredMessage)
+        elif key in first_of:
+            repeats.append((index, first_of[key]))
+        elif thread is None or thread["status"] == "archived":
+            outcomes[index] = writable_thread_error(
+                message.thread_id, None if thread is None else thread["status"]
+            )
+        elif message.reply_to is not None and (
+            reply_threads.get(message.reply_to) != message.thread_id
+        ):
+            outcomes[index] = Invalid(
+                f"reply_to {message.reply_to} is not a message of thread {message.thread_id}"
+            )
+        else:
+            last_seq[message.thread_id] += 1
+            first_of[key] = index
+            inserts.append((index, message, last_seq[message.thread_id]))
+
+    if inserts:
+        yield execute("SAVEPOINT bulk_append")
+        try:
+            rows = yield from dialect.insert(
+                [
+                    (
+                        m.thread_id,
+                        seq,
+                        m.sender_user_id,
+                        m.sender_org_id,
+                        m.kind,
+                        m.body_ciphertext,
+                        m.body_nonce,
+                        m.key_version,
+                        m.client_msg_id,
+                        m.reply_to,
+                        _encode_json(m.metadata).decode(),
+                    )
+                    for _, m, seq in inserts
+                ],
+                now,
+            )
+            bumped = sorted({m.thread_id for _, m, _ in inserts})
+            yield from dialect.bump([(t, last_seq[t]) for t in bumped], now)
+        except IntegrityError:
+            yield execute("ROLLBACK TO SAVEPOINT bulk_append")
+            yield execute("RELEASE SAVEPOINT bulk_append")
+            return (yield from append_messages_each(messages, now))
+        yield execute("RELEASE SAVEPOINT bulk_append")
+        ids = {(r["thread_id"], r["seq"]): r["id"] for r in rows}
+        for index, message, seq in inserts:
+            outcomes[index] = StoredMessage(
+                id=ids[(message.thread_id, seq)],
+                thread_id=message.thread_id,
+                seq=seq,
+                created_at=now,
+            )
+
+    for index, first in repeats:
+        original = outcomes[first]
+        if isinstance(original, StoredMessage):
+            outcomes[index] = msgspec.structs.replace(original, duplicate=True)
+        else:
+            outcomes[index] = original
+    return outcomes

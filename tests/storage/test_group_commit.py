@@ -1,0 +1,289 @@
+"""The storage actor: batching, acknowledgement only after commit, isolation, backpressure,
+shutdown. Requests are queued into the actor's inbox before it runs where a test needs them to
+land in one batch, so the batch composition is not left to scheduling luck."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+import triopg
+
+from hub.config import sqlite_path
+from hub.errors import Invalid, NotFound, StorageUnavailable
+from hub.storage import open_storage
+from hub.storage import repository as repo
+from hub.storage.actor import Request, StorageActor
+from hub.storage.records import AuditEntry, NewMessage, SealedMessage
+from tests.conftest import make_settings
+from tests.factories import message, new_group, new_member, new_thread
+
+
+def sealed(storage, thread_id, sender, body, client_msg_id=None, reply_to=None) -> SealedMessage:
+    return storage.seal(
+        NewMessage(
+            thread_id=thread_id,
+            sender_user_id=sender.user_id,
+            sender_org_id=sender.org_id,
+            client_msg_id=client_msg_id or uuid.uuid4().hex,
+            body=body,
+            reply_to=reply_to,
+        )
+    )
+
+
+async def test_concurrent_writers_share_a_few_commits(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    commits_before = storage.stats.commits
+
+    async with trio.open_nursery() as nursery:
+        for i in range(200):
+            nursery.start_soon(storage.append_message, message(thread, alice, f"m{i}"))
+
+    assert await storage.read(repo.count_messages(thread.id)) == 200
+    # 200 writers, but they waited together: a handful of commits, not 200.
+    assert storage.stats.commits - commits_before <= 10
+    assert storage.stats.largest_batch >= 20
+
+
+async def test_a_batch_of_many_requests_is_one_transaction(storage, settings, engine):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    send, receive = trio.open_memory_channel[Request](1000)
+    requests = [Request(message=sealed(storage, thread.id, alice, f"b{i}")) for i in range(500)]
+    for request in requests:
+        send.send_nowait(request)
+    await send.aclose()
+    actor = StorageActor(engine, receive, batch_max=1000)
+
+    await actor.run()  # returns once the closed inbox is drained
+
+    assert actor.stats.commits == 1
+    assert sorted(r.value.seq for r in requests) == list(range(1, 501))
+    assert await storage.read(repo.count_messages(thread.id)) == 500
+
+
+async def test_one_bad_request_fails_alone_and_the_batch_commits(storage, settings, engine):
+    alice = await new_member(storage, settings)
+    group = await new_group(storage, alice)
+    thread = await new_thread(storage, group, alice)
+    first = await storage.append_message(message(thread, alice, "anchor"))
+    send, receive = trio.open_memory_channel[Request](100)
+    good_before = Request(message=sealed(storage, thread.id, alice, "good 1"))
+    missing_thread = Request(message=sealed(storage, uuid.uuid4(), alice, "lost"))
+    bad_reply = Request(
+        message=sealed(storage, thread.id, alice, "reply to nothing", reply_to=first.id + 10_000)
+    )
+    too_long_title = Request(
+        make_op=lambda now: repo.create_thread(
+            thread_id=uuid.uuid4(),
+            group_id=group.id,
+            title="x" * 500,
+            created_by=alice.user_id,
+            now=now,
+        ),
+        audit=[AuditEntry(action="thread.create", target_type="thread")],
+    )
+    good_after = Request(message=sealed(storage, thread.id, alice, "good 2"))
+    batch = [good_before, missing_thread, bad_reply, too_long_title, good_after]
+    for request in batch:
+        send.send_nowait(request)
+    await send.aclose()
+    actor = StorageActor(engine, receive)
+
+    await actor.run()
+
+    assert actor.stats.commits == 1
+    assert isinstance(missing_thread.error, NotFound)
+    assert isinstance(bad_reply.error, Invalid)
+    assert isinstance(too_long_title.error, Invalid)
+    assert (good_before.value.seq, good_after.value.seq) == (2, 3)
+    bodies = [m.body for m in await storage.messages(thread.id)]
+    assert bodies == ["anchor", "good 1", "good 2"]
+    # The failed request's audit row was not written.
+    assert await storage.read(repo.audit_rows(action="thread.create")) == []
+
+
+async def test_audit_rows_commit_with_their_request(storage, settings):
+    alice = await new_member(storage, settings)
+    group_id = uuid.uuid4()
+
+    await storage.write(
+        lambda now: repo.create_group(
+            group_id=group_id,
+            owner_organization_id=alice.org_id,
+            created_by=alice.user_id,
+            name="Lee wedding",
+            now=now,
+        ),
+        audit=lambda group: [
+            AuditEntry(
+                action="group.create",
+                target_type="group",
+                target_id=str(group.id),
+                actor_user_id=alice.user_id,
+                actor_org_id=alice.org_id,
+                group_id=group.id,
+                ip="203.0.113.9",
+                details={"name": group.name},
+            )
+        ],
+    )
+
+    [row] = await storage.read(repo.audit_rows(group_ids=[group_id]))
+    assert (row.action, row.target_id, row.actor_user_id) == (
+        "group.create",
+        str(group_id),
+        alice.user_id,
+    )
+    assert (row.ip, row.details) == ("203.0.113.9", {"name": "Lee wedding"})
+
+
+async def test_an_acknowledged_message_is_visible_to_an_independent_reader(
+    storage, settings, engine
+):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+
+    stored = await storage.append_message(message(thread, alice, "committed"))
+
+    # `engine` has connections of its own, as another process would.
+    rows = await engine.read(repo.message_rows(thread.id))
+    assert [(r["id"], r["seq"]) for r in rows] == [(stored.id, stored.seq)]
+
+
+async def test_a_full_inbox_makes_writers_wait_instead_of_growing(settings, tmp_path):
+    small = make_settings(
+        settings.database_url,
+        tmp_path / "v2",
+        HUB_STORAGE_INBOX_SIZE="2",
+        HUB_STORAGE_TIMEOUT_S="30",
+    )
+    async with open_storage(small) as storage:
+        alice = await new_member(storage, small)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        async with hold_write_lock(small, thread.id) as release:
+            async with trio.open_nursery() as nursery:
+                # The first write takes the actor into a commit that cannot finish yet...
+                nursery.start_soon(storage.append_message, message(thread, alice, "first"))
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                # ...so of the next ten, two fit the inbox and eight wait to be let in.
+                for i in range(10):
+                    nursery.start_soon(storage.append_message, message(thread, alice, f"w{i}"))
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                stats = storage._inbox.statistics()
+                assert (stats.current_buffer_used, stats.tasks_waiting_send) == (2, 8)
+                assert await storage.read(repo.count_messages(thread.id)) == 0
+                release.set()
+        assert await storage.read(repo.count_messages(thread.id)) == 11
+
+
+@contextlib.asynccontextmanager
+async def hold_write_lock(settings, thread_id) -> AsyncIterator[trio.Event]:
+    """Block the storage actor's commits from outside, as a long foreign transaction would.
+
+    SQLite: another connection holds the database's write lock. PostgreSQL: another session
+    locks the thread row the actor must update. Set the yielded event to let go."""
+    release, locked = trio.Event(), trio.Event()
+
+    async def hold() -> None:
+        if settings.backend == "sqlite":
+            conn = sqlite3.connect(sqlite_path(settings.database_url), isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            await release.wait()
+            conn.execute("ROLLBACK")
+            conn.close()
+        else:
+            async with triopg.connect(settings.database_url) as conn:
+                await conn.execute("BEGIN")
+                await conn.execute(
+                    "SELECT 1 FROM messaging_threads WHERE id = $1 FOR UPDATE", thread_id
+                )
+                locked.set()
+                await release.wait()
+                await conn.execute("ROLLBACK")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold)
+        await locked.wait()
+        try:
+            yield release
+        finally:
+            release.set()
+
+
+async def test_reads_do_not_wait_behind_a_blocked_writer(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    await storage.append_message(message(thread, alice, "before"))
+    async with hold_write_lock(settings, thread.id) as release:
+        async with trio.open_nursery() as nursery:
+            pending = trio.Event()
+
+            async def blocked_writer():
+                pending.set()
+                await storage.append_message(message(thread, alice, "after"))
+
+            nursery.start_soon(blocked_writer)
+            await pending.wait()
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+
+            bodies = [m.body for m in await storage.messages(thread.id)]
+
+            assert bodies == ["before"]
+            release.set()
+    assert [m.body for m in await storage.messages(thread.id)] == ["before", "after"]
+
+
+async def test_closing_storage_commits_everything_it_accepted(settings):
+    accepted = []
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        for i in range(300):
+            request = Request(message=storage.seal(message(thread, alice, f"s{i}")))
+            storage._inbox.send_nowait(request)
+            accepted.append(request)
+    # The context has exited: the actor drained its inbox before stopping.
+    assert all(r.done.is_set() and r.error is None for r in accepted)
+    async with open_storage(settings) as storage:
+        assert await storage.read(repo.count_messages(thread.id)) == 300
+
+
+async def test_cancelled_storage_still_commits_what_it_accepted(settings):
+    accepted = []
+    with trio.CancelScope() as scope:
+        async with open_storage(settings) as storage:
+            alice = await new_member(storage, settings)
+            thread = await new_thread(storage, await new_group(storage, alice), alice)
+            for i in range(300):
+                request = Request(message=storage.seal(message(thread, alice, f"c{i}")))
+                storage._inbox.send_nowait(request)
+                accepted.append(request)
+            scope.cancel()
+            await trio.sleep_forever()
+    assert all(r.done.is_set() and r.error is None for r in accepted)
+    async with open_storage(settings) as storage:
+        assert await storage.read(repo.count_messages(thread.id)) == 300
+
+
+async def test_a_write_the_database_cannot_take_is_refused_not_acknowledged(settings, tmp_path):
+    quick = make_settings(settings.database_url, tmp_path / "v3", HUB_STORAGE_TIMEOUT_S="0.5")
+    async with open_storage(quick) as storage:
+        alice = await new_member(storage, quick)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        async with hold_write_lock(quick, thread.id) as release:
+            with pytest.raises(StorageUnavailable):
+                await storage.append_message(message(thread, alice, "never acked", "n-1"))
+            release.set()
+        # Once the database takes writes again, a retry with the same id stores it exactly once.
+        stored = await storage.append_message(message(thread, alice, "never acked", "n-1"))
+        assert await storage.read(repo.count_messages(thread.id)) == 1
+        assert stored.seq == 1

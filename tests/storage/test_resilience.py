@@ -1,0 +1,100 @@
+"""The database going away and coming back, and several hub processes on one PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import triopg
+
+from hub.errors import StorageUnavailable
+from hub.storage import open_storage
+from hub.storage import repository as repo
+from tests.conftest import make_settings
+from tests.factories import message, new_group, new_member, new_thread
+
+
+async def _admin(settings, *statements: str) -> None:
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    async with triopg.connect(admin_url) as conn:
+        for statement in statements:
+            await conn.execute(statement)
+
+
+@pytest.fixture
+def postgres_settings(postgres_url, tmp_path):
+    return make_settings(postgres_url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="2")
+
+
+async def test_postgres_outage_refuses_writes_then_recovers_without_losing_acked_ones(
+    postgres_settings,
+):
+    settings = postgres_settings
+    database = settings.database_url.rsplit("/", 1)[1]
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        acked = await storage.append_message(message(thread, alice, "before the outage"))
+
+        await _admin(
+            settings,
+            f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false',
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'",
+        )
+        with pytest.raises(StorageUnavailable):
+            await storage.append_message(message(thread, alice, "during", "during-1"))
+        # While it cannot reconnect, the actor refuses at once rather than letting writers hang.
+        with pytest.raises(StorageUnavailable):
+            await storage.append_message(message(thread, alice, "during", "during-2"))
+        assert storage.stats.connected is False
+
+        await _admin(settings, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        after = await retry_until_stored(storage, message(thread, alice, "after the outage"))
+
+        bodies = [m.body for m in await storage.messages(thread.id)]
+        assert bodies == ["before the outage", "after the outage"]
+        assert (acked.seq, after.seq) == (1, 2)
+        assert storage.stats.reconnects >= 1
+
+
+async def test_two_hub_processes_on_one_postgres_keep_seqs_gap_free(postgres_settings, tmp_path):
+    settings = postgres_settings
+    other = make_settings(
+        settings.database_url, tmp_path / "other", HUB_ENCRYPTION_KEY=_b64(settings.encryption_key)
+    )
+    async with open_storage(settings) as first, open_storage(other) as second:
+        alice = await new_member(first, settings)
+        thread = await new_thread(first, await new_group(first, alice), alice)
+        stored = []
+
+        async def writer(storage, prefix: str) -> None:
+            for i in range(150):
+                stored.append(
+                    await storage.append_message(message(thread, alice, prefix, f"{prefix}{i}"))
+                )
+
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(writer, first, f"a{n}-")
+                nursery.start_soon(writer, second, f"b{n}-")
+
+        assert sorted(s.seq for s in stored) == list(range(1, 1201))
+        rows = await first.read(repo.message_rows(thread.id, limit=2000))
+        assert [r["seq"] for r in rows] == list(range(1, 1201))
+        assert len({r["client_msg_id"] for r in rows}) == 1200
+        assert (await first.read(repo.get_thread(thread.id))).last_seq == 1200
+
+
+async def retry_until_stored(storage, new_message, attempts: int = 100):
+    """What a client does: retry with the same client_msg_id until the hub takes it."""
+    for _ in range(attempts):
+        try:
+            return await storage.append_message(new_message)
+        except StorageUnavailable:
+            await trio.sleep(0.1)
+    raise AssertionError("the storage never came back")
+
+
+def _b64(key: bytes) -> str:
+    import base64
+
+    return base64.b64encode(key).decode()

@@ -1,0 +1,189 @@
+"""Migrations, encryption at rest and key rotation, on both engines."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import pytest
+import trio
+
+from hub.crypto import DecryptionFailed
+from hub.errors import WrongMasterKey
+from hub.storage import open_storage
+from hub.storage import repository as repo
+from hub.storage.migrations import migrate, migrations_of
+from hub.storage.sql import execute, fetch, fetchval
+from tests.conftest import make_settings
+from tests.factories import new_group, new_member, new_thread, send
+
+
+def _read(sql: str, *args):
+    def op():
+        return (yield fetch(sql, *args))
+
+    return op()
+
+
+async def test_migrations_apply_once_and_again_do_nothing(engine):
+    first = await migrate(engine)
+    again = await migrate(engine)
+
+    assert [m.version for m in first] == [m.version for m in migrations_of(engine)]
+    assert again == []
+    rows = await engine.read(_read("SELECT version FROM schema_migrations ORDER BY version"))
+    assert [r["version"] for r in rows] == [m.version for m in migrations_of(engine)]
+
+
+async def test_concurrent_migrators_apply_each_migration_once(engine):
+    results = []
+
+    async def run() -> None:
+        results.append(await migrate(engine))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(run)
+
+    assert sorted(len(r) for r in results) == [0, 0, len(migrations_of(engine))]
+
+
+async def test_bodies_are_stored_encrypted(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+
+    await send(storage, thread, alice, "Florist arrives at 14:30 via the loading dock")
+
+    [row] = await storage.read(_read("SELECT * FROM thread_messages"))
+    assert b"Florist" not in bytes(row["body_ciphertext"])
+    assert row["key_version"] == storage.keyring.active_version
+    assert len(bytes(row["body_nonce"])) == 12
+
+
+async def test_a_body_copied_to_another_thread_fails_to_decrypt(storage, settings):
+    alice = await new_member(storage, settings)
+    group = await new_group(storage, alice)
+    source, target = (
+        await new_thread(storage, group, alice),
+        await new_thread(storage, group, alice),
+    )
+    await send(storage, source, alice, "secret gate code 4512")
+    await send(storage, target, alice, "harmless")
+
+    def copy():
+        yield execute(
+            "UPDATE thread_messages SET body_ciphertext = "
+            "(SELECT body_ciphertext FROM thread_messages WHERE thread_id = $1), "
+            "body_nonce = (SELECT body_nonce FROM thread_messages WHERE thread_id = $1) "
+            "WHERE thread_id = $2",
+            source.id,
+            target.id,
+        )
+
+    await storage.write(lambda now: copy())
+
+    with pytest.raises(DecryptionFailed):
+        await storage.messages(target.id)
+
+
+async def test_rotation_keeps_older_messages_readable(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    await send(storage, thread, alice, "sealed with the first key")
+    first_version = storage.keyring.active_version
+
+    new_version = await storage.rotate_key()
+    await send(storage, thread, alice, "sealed with the second key")
+
+    assert new_version == first_version + 1
+    rows = await storage.read(_read("SELECT key_version FROM thread_messages ORDER BY seq"))
+    assert [r["key_version"] for r in rows] == [first_version, new_version]
+    assert [m.body for m in await storage.messages(thread.id)] == [
+        "sealed with the first key",
+        "sealed with the second key",
+    ]
+    keys = await storage.read(repo.encryption_keys())
+    assert [(k.version, k.status) for k in keys] == [(1, "retired"), (2, "active")]
+
+
+async def test_a_process_learns_a_key_rotated_by_another(settings, tmp_path):
+    async with open_storage(settings) as first:
+        alice = await new_member(first, settings)
+        thread = await new_thread(first, await new_group(first, alice), alice)
+        async with open_storage(settings) as second:
+            await second.rotate_key()
+            await send(second, thread, alice, "from the rotated key")
+
+        assert [m.body for m in await first.messages(thread.id)] == ["from the rotated key"]
+
+
+async def test_a_wrong_master_key_stops_startup(settings, tmp_path):
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        await send(
+            storage, await new_thread(storage, await new_group(storage, alice), alice), alice, "x"
+        )
+    wrong = make_settings(
+        settings.database_url,
+        tmp_path / "wrong",
+        HUB_ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+    )
+
+    with pytest.raises(WrongMasterKey, match="HUB_ENCRYPTION_KEY does not match"):
+        async with open_storage(wrong):
+            pass
+
+
+async def test_read_marks_only_move_forward(storage, settings):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    for i in range(5):
+        await send(storage, thread, alice, f"m{i}")
+
+    await storage.write(
+        lambda now: repo.mark_read(thread_id=thread.id, user_id=alice.user_id, seq=4, now=now)
+    )
+    late = await storage.write(
+        lambda now: repo.mark_read(thread_id=thread.id, user_id=alice.user_id, seq=2, now=now)
+    )
+
+    assert late.last_read_seq == 4
+    [receipt] = await storage.read(repo.read_receipts(thread.id))
+    assert receipt.last_read_seq == 4
+
+
+async def test_a_read_mark_beyond_the_last_message_is_refused(storage, settings):
+    from hub.errors import Invalid
+
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    await send(storage, thread, alice, "only one")
+
+    with pytest.raises(Invalid, match="outside"):
+        await storage.write(
+            lambda now: repo.mark_read(thread_id=thread.id, user_id=alice.user_id, seq=9, now=now)
+        )
+
+
+async def test_every_table_of_the_schema_exists(storage):
+    expected = {
+        "organizations",
+        "user_profiles",
+        "clients",
+        "vendor_connection_groups",
+        "vendor_connections",
+        "messaging_threads",
+        "thread_messages",
+        "message_attachments",
+        "thread_presence",
+        "message_read_receipts",
+        "vendor_notification_preferences",
+        "vendor_communication_audit",
+        "message_encryption_keys",
+    }
+    for table in expected:
+
+        def count(table=table):
+            return (yield fetchval(f"SELECT count(*) FROM {table}"))
+
+        assert await storage.read(count()) >= 0

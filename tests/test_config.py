@@ -1,0 +1,102 @@
+"""Settings: defaults, overrides, development secrets, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+import pytest
+
+from hub.config import load_settings
+from hub.errors import ConfigError
+
+KEY = base64.b64encode(b"k" * 32).decode()
+SECRET = "s" * 40
+
+
+def test_defaults_are_the_embedded_development_setup(tmp_path):
+    settings = load_settings({"HUB_VAR_DIR": str(tmp_path)})
+
+    assert settings.env == "development"
+    assert settings.database_url == "sqlite:///var/hub.db"
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
+    assert (settings.ws_host, settings.ws_port) == ("127.0.0.1", 8081)
+    assert settings.max_file_size == 100 * 1024 * 1024
+
+
+def test_missing_secrets_in_development_are_generated_once_with_private_mode(tmp_path, caplog):
+    first = load_settings({"HUB_VAR_DIR": str(tmp_path)})
+    second = load_settings({"HUB_VAR_DIR": str(tmp_path)})
+
+    assert first.jwt_secret == second.jwt_secret
+    assert first.encryption_key == second.encryption_key and len(first.encryption_key) == 32
+    for name in ("jwt_secret", "encryption_key"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+    assert "HUB_JWT_SECRET is not set" in caplog.text
+    # The warning names the file, never the secret itself.
+    assert first.jwt_secret not in caplog.text
+
+
+@pytest.mark.parametrize("missing", ["HUB_JWT_SECRET", "HUB_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
+    environ = {
+        "HUB_ENV": "production",
+        "HUB_JWT_SECRET": SECRET,
+        "HUB_ENCRYPTION_KEY": KEY,
+        "HUB_VAR_DIR": str(tmp_path),
+    }
+    del environ[missing]
+
+    with pytest.raises(ConfigError, match=f"{missing} is required when HUB_ENV=production"):
+        load_settings(environ)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("HUB_ENCRYPTION_KEY", base64.b64encode(b"short").decode(), "must decode to 32 bytes"),
+        ("HUB_ENCRYPTION_KEY", "not base64!", "must be base64"),
+        ("HUB_DATABASE_URL", "mysql://db/hub", "must start with sqlite:/// or postgresql://"),
+        ("HUB_DATABASE_URL", "postgresql:///nohost", "needs a host"),
+        ("HUB_HTTP_PORT", "eighty", "must be a whole number"),
+        ("HUB_WS_PORT", "70000", "port number"),
+        ("HUB_JWT_SECRET", "short", "at least 32 characters"),
+        ("HUB_WS_ORIGINS", "planner.example", "is not an origin"),
+        ("HUB_ENV", "staging", "HUB_ENV must be one of"),
+        ("HUB_STORAGE_TIMEOUT_S", "-1", "must be positive"),
+    ],
+)
+def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):
+    environ = {"HUB_JWT_SECRET": SECRET, "HUB_ENCRYPTION_KEY": KEY, "HUB_VAR_DIR": str(tmp_path)}
+    environ[variable] = value
+
+    with pytest.raises(ConfigError, match=complaint) as error:
+        load_settings(environ)
+    assert variable in str(error.value)
+
+
+def test_command_line_overrides_beat_the_environment(tmp_path):
+    settings = load_settings(
+        {"HUB_HTTP_PORT": "9000", "HUB_VAR_DIR": str(tmp_path)},
+        overrides={"HUB_HTTP_PORT": "9100", "HUB_WS_PORT": None},
+    )
+
+    assert (settings.http_port, settings.ws_port) == (9100, 8081)
+
+
+def test_a_database_password_never_appears_in_the_error(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            {"HUB_DATABASE_URL": "mysql://app:hunter2@db/hub", "HUB_VAR_DIR": str(tmp_path)}
+        )
+    assert "hunter2" not in str(error.value)
+
+
+def test_settings_repr_shows_no_secrets(tmp_path):
+    settings = load_settings(
+        {"HUB_JWT_SECRET": SECRET, "HUB_ENCRYPTION_KEY": KEY, "HUB_VAR_DIR": str(tmp_path)}
+    )
+
+    assert SECRET not in repr(settings) and KEY not in repr(settings)
