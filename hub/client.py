@@ -284,7 +284,13 @@ class HubClient:
                     if not started:
                         raise
                     return
-                except (OSError, HandshakeError, ConnectionClosed, trio.BrokenResourceError) as exc:
+                except (
+                    OSError,
+                    HandshakeError,
+                    ConnectionClosed,
+                    trio.BrokenResourceError,
+                    protocol.ProtocolError,
+                ) as exc:
                     log.debug("client: connection failed: %r", exc)
                 if self._closing:
                     break
@@ -303,9 +309,9 @@ class HubClient:
         )
         if self._origin is not None:
             headers.append((b"origin", self._origin.encode()))
+        stream = await trio.open_tcp_stream(self._host, self._port)
         try:
             async with trio.open_nursery() as nursery:
-                stream = await trio.open_tcp_stream(self._host, self._port)
                 self._stream = self._wrap_stream(stream) if self._wrap_stream else stream
                 ws = await wrap_client_stream(
                     nursery,
@@ -321,9 +327,19 @@ class HubClient:
                     self._ws = None
                     self._connected = trio.Event()
                     nursery.cancel_scope.cancel()
-        except* ConnectionRejected as group:
-            status = group.exceptions[0].status_code  # type: ignore[attr-defined]
-            raise HubClientError("forbidden", f"handshake rejected with {status}") from None
+        except BaseExceptionGroup as group:
+            # The nursery wraps what its tasks raised; the reconnect loop wants the one cause.
+            leaf = _only_leaf(group)
+            if isinstance(leaf, ConnectionRejected):
+                raise HubClientError(
+                    "forbidden", f"handshake rejected with {leaf.status_code}"
+                ) from None
+            if leaf is not None and not isinstance(leaf, trio.Cancelled):
+                raise leaf from None
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
 
     async def _serve(self, ws: WebSocketConnection, task_status: Any) -> None:
         try:
@@ -388,6 +404,20 @@ class HubClient:
         elif isinstance(frame, protocol.Ack):
             return  # a late reply to a request that gave up
         await self._events_send.send(frame)
+
+
+def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    return leaves[0] if len(leaves) == 1 else None
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@ and connected clients. Everything talks over real loopback sockets."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -49,10 +50,15 @@ def settings(database_url: str, tmp_path, ws_overrides) -> Settings:
     return realtime_settings(database_url, tmp_path / "var", **ws_overrides)
 
 
-@pytest.fixture
-async def hub(settings: Settings) -> AsyncIterator[Running]:
-    """A running hub. On PostgreSQL the trio-asyncio loop is opened here, in the fixture's own
-    context, so tests can also read the hub's storage directly."""
+@contextlib.asynccontextmanager
+async def hub_for(settings: Settings, **overrides: str) -> AsyncIterator[Running]:
+    """A running hub for the block, shut down gracefully at its end. On PostgreSQL the
+    trio-asyncio loop is opened here, in the caller's context, so tests can also read the hub's
+    storage directly."""
+    if overrides:
+        settings = dataclasses.replace(
+            settings, ws_port=int(overrides.pop("HUB_WS_PORT", settings.ws_port))
+        )
     async with contextlib.AsyncExitStack() as stack:
         if settings.backend == "postgres":
             await stack.enter_async_context(trio_asyncio.open_loop())
@@ -61,6 +67,12 @@ async def hub(settings: Settings) -> AsyncIterator[Running]:
             running = await nursery.start(run_hub, settings, shutdown)
             yield running
             shutdown.set()
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[Running]:
+    async with hub_for(settings) as running:
+        yield running
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from hub import protocol
 from hub.app import run_hub
 from hub.storage import open_storage
 from tests.factories import new_group, new_member, new_thread
+from tests.realtime.conftest import hub_for
 from tests.realtime.helpers import raw_socket, receive, send
 
 
@@ -147,3 +148,38 @@ async def test_shutdown_closes_sockets_with_1001_and_keeps_every_acknowledged_me
         stored = {m.id for m in await storage.messages(thread.id, limit=1000)}
     assert len(acked) >= 20
     assert set(acked) <= stored
+
+
+async def test_a_client_outlives_a_hub_restart_and_recovers_what_it_missed(settings):
+    async with trio.open_nursery() as nursery:
+        async with hub_for(settings) as first:
+            storage = first.storage
+            alice = await new_member(storage, settings, name="Alice")
+            thread = await new_thread(storage, await new_group(storage, alice), alice)
+            ws_port = first.ws_url.split(":")[2].split("/")[0]
+            client = hub_client.HubClient(first.ws_url, alice.token, backoff_max_s=0.2)
+            await nursery.start(client.run)
+            await client.join(thread.id)
+            await client.send(thread.id, "before the restart")
+        # The hub is down and the client keeps trying; start the hub again on the same port.
+        async with hub_for(settings, HUB_WS_PORT=ws_port) as second:
+            await post_through_router(second, thread, alice, "while you were away")
+            messages = await client.drain(thread.id, 2, timeout_s=20)
+            assert [m.body for m in messages] == ["before the restart", "while you were away"]
+            assert protocol.CLOSE_GOING_AWAY in client.close_codes
+            await client.aclose()
+
+
+async def post_through_router(running, thread, member, body):
+    from hub.storage.records import NewMessage
+
+    await running.supervisor.post(
+        member.principal,
+        NewMessage(
+            thread_id=thread.id,
+            sender_user_id=member.user_id,
+            sender_org_id=member.org_id,
+            client_msg_id=body,
+            body=body,
+        ),
+    )
