@@ -111,6 +111,12 @@ class WebSocketServer:
             return
         try:
             await session.run()
+        except Exception:
+            # The one place a session's unexpected failure is caught: it must end this socket,
+            # never the server (it would otherwise escape into the shared handler nursery).
+            log.exception("session %s failed; closing its socket", session.session_id)
+            with trio.move_on_after(1):
+                await ws.aclose(protocol.CLOSE_INTERNAL, "internal error")
         finally:
             self._supervisor.release(session)
 

@@ -218,3 +218,20 @@ async def test_a_frame_sent_before_anything_else_is_answered_in_order(world):
         assert (await receive(ws)).ref == "a"
         ack = await receive(ws)
         assert (ack.ref, ack.last_seq, ack.thread_id) == ("b", 0, world.thread.id)
+
+
+async def test_a_session_that_fails_unexpectedly_closes_alone_and_the_server_stays_up(
+    world, bob, monkeypatch
+):
+    from hub.actors.session import Session
+
+    async def broken_heartbeat(self):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Session, "_heartbeat", broken_heartbeat)
+    async with raw_socket(world.hub.ws_url, world.alice.token) as ws:
+        assert await close_code(ws) == protocol.CLOSE_INTERNAL
+    monkeypatch.undo()
+    await bob.ping()
+    async with hub_client.connect(world.hub.ws_url, world.alice.token) as alice:
+        await alice.ping()
