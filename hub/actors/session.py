@@ -154,7 +154,11 @@ class Session:
         self._close_reason = ""
         self._nursery: trio.Nursery | None = None
         self._writer_scope = trio.CancelScope()
-        self.closed_with: int | None = None
+
+    @property
+    def close_code(self) -> int | None:
+        """The code this session closed (or is closing) with; None if the peer went away."""
+        return self._close_code
 
     @property
     def subscribed_threads(self) -> list[UUID]:
@@ -261,7 +265,6 @@ class Session:
                     await self._ws.send_message(frame)
                 assert self._close_code is not None
                 await self._ws.aclose(self._close_code, self._close_reason)
-                self.closed_with = self._close_code
             except ConnectionClosed:
                 pass
         assert self._nursery is not None
