@@ -7,7 +7,8 @@
 acks come back for `--seconds`. Reports messages/s, send → ack latency (ack only after commit),
 and send → delivered latency measured at one listening socket. The hub runs in this process, so
 client and server share the machine's cores; the numbers are for comparing changes, not
-capacity planning. Uses a fresh SQLite database unless --database-url is given.
+capacity planning. Each run uses a fresh database: SQLite in a temporary directory, or with
+--database-url (a PostgreSQL server it may create databases on) a new database dropped after.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import uuid
 import trio
 import trio_asyncio
 
+from bench.storage.__main__ import _drop_postgres, _fresh_postgres
 from hub import client as hub_client
 from hub import protocol
 from hub.app import run_hub
@@ -179,10 +181,14 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
 
         async def run() -> dict:
-            if url.startswith("postgres"):
+            if not url.startswith("postgres"):
+                return await bench(args, url, tmp)
+            fresh = await _fresh_postgres(url)
+            try:
                 async with trio_asyncio.open_loop():
-                    return await bench(args, url, tmp)
-            return await bench(args, url, tmp)
+                    return await bench(args, fresh, tmp)
+            finally:
+                await _drop_postgres(url, fresh)
 
         print(json.dumps(trio.run(run), indent=2))
 

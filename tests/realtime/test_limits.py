@@ -183,3 +183,17 @@ async def post_through_router(running, thread, member, body):
             body=body,
         ),
     )
+
+
+@pytest.mark.parametrize("ws_overrides", [{"HUB_WS_THREAD_IDLE_S": "0.1"}], indirect=True)
+async def test_an_idle_thread_actor_stops_and_starts_again_on_demand(world, alice, bob):
+    supervisor = world.hub.supervisor
+    await alice.join(world.thread.id)
+    await alice.leave(world.thread.id)
+    while supervisor.running_actor(world.thread.id) is not None:
+        await alice.ping()  # a round trip per check until the actor has stopped itself
+    await bob.join(world.thread.id)
+    await alice.send(world.thread.id, "after a nap")
+    [message] = await bob.drain(world.thread.id, 1)
+    assert message.body == "after a nap"
+    assert supervisor.stats.actor_starts == 2
