@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-storage clean
+.PHONY: run test lint bench-storage bench-realtime clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: $(STAMP) lint
 
 bench-storage: $(STAMP)
 	$(BIN)/python -m bench.storage $(BENCH_ARGS)
+
+bench-realtime: $(STAMP)
+	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,12 +1,17 @@
 """The whole hub as one supervision tree in one `trio.run`.
 
     run_hub
-    ├── storage actor        (open_storage; flushed last, after everything that writes)
-    └── nursery
-        └── REST server      (Hypercorn, Trio worker)
+    ├── storage actor          (open_storage; flushed last, after everything that writes)
+    └── actors nursery
+        ├── supervisor         (thread actors; the MessageRouter REST and sockets post through)
+        └── servers nursery
+            ├── REST server    (Hypercorn, Trio worker)
+            └── WebSocket      (trio-websocket; one session actor per socket)
 
-Shutdown is one event: servers stop accepting and finish what they hold, then the storage
-context closes its inbox and commits what it had accepted before the process exits.
+Shutdown is one event: both servers stop accepting; REST finishes its requests, every socket is
+closed with 1001 after writing what it had queued; only when the servers nursery is empty are the
+thread actors cancelled (they save presence on the way out), and then the storage context closes
+its inbox and commits what it had accepted before the process exits.
 """
 
 from __future__ import annotations
@@ -16,21 +21,26 @@ from dataclasses import dataclass
 
 import trio
 
+from hub.actors.supervisor import Supervisor
 from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
 from hub.storage import Storage, open_storage
+from hub.ws.server import WebSocketServer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Running:
-    """What a started hub reports: where it listens, and its storage (for tests and tools)."""
+    """What a started hub reports: where it listens, its storage and its realtime supervisor
+    (for tests and tools)."""
 
     rest_url: str
     storage: Storage
+    ws_url: str = ""
+    supervisor: Supervisor | None = None
 
 
 async def run_hub(
@@ -39,15 +49,26 @@ async def run_hub(
     *,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run until `shutdown` is set, then stop in order: servers first, storage last."""
+    """Run until `shutdown` is set, then stop in order: servers, thread actors, storage."""
     verifier = TokenVerifier(settings)
     async with open_storage(settings) as storage:
-        app = create_app(settings, storage, verifier)
-        async with trio.open_nursery() as nursery:
-            http_base = await nursery.start(
-                serve_http, app, settings.http_host, settings.http_port, shutdown
-            )
-            running = Running(rest_url=http_base + BASE_PATH, storage=storage)
-            log.info("hub: REST on %s", running.rest_url)
-            task_status.started(running)
-        log.info("hub: servers stopped; flushing storage")
+        supervisor = Supervisor(settings, storage)
+        app = create_app(settings, storage, verifier, router=supervisor)
+        async with trio.open_nursery() as actors:
+            await actors.start(supervisor.run)
+            async with trio.open_nursery() as servers:
+                http_base = await servers.start(
+                    serve_http, app, settings.http_host, settings.http_port, shutdown
+                )
+                ws_url = await servers.start(WebSocketServer(supervisor, verifier).run, shutdown)
+                running = Running(
+                    rest_url=http_base + BASE_PATH,
+                    storage=storage,
+                    ws_url=ws_url,
+                    supervisor=supervisor,
+                )
+                log.info("hub: REST on %s, WebSocket on %s", running.rest_url, running.ws_url)
+                task_status.started(running)
+            log.info("hub: servers stopped; stopping thread actors")
+            actors.cancel_scope.cancel()
+        log.info("hub: flushing storage")

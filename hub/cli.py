@@ -163,6 +163,7 @@ def _print_banner(settings: Settings, running: Any) -> None:
         "Vendor Connections Hub is running",
         f"  database:  {settings.backend} ({_describe_database(settings)})",
         f"  REST:      {running.rest_url}",
+        f"  WebSocket: {running.ws_url}",
     ]
     if not settings.production:
         user, org = (

@@ -50,6 +50,19 @@ class Settings:
     rate_read: tuple[float, float] = (20.0, 100.0)
     rate_write: tuple[float, float] = (5.0, 30.0)
     rate_send: tuple[float, float] = (10.0, 50.0)
+    # Realtime (WebSocket) layer.
+    ws_heartbeat_s: float = 20.0
+    ws_heartbeat_timeout_s: float = 10.0
+    ws_auth_timeout_s: float = 5.0
+    ws_outgoing_queue: int = 256
+    ws_max_connections_per_user: int = 20
+    ws_max_connections: int = 10_000
+    ws_message_rate: float = 10.0
+    ws_message_burst: int = 30
+    ws_thread_idle_s: float = 30.0
+    ws_max_frame: int = 64 * 1024
+    ws_access_cache_s: float = 30.0
+    ws_close_timeout_s: float = 5.0
 
     @property
     def production(self) -> bool:
@@ -160,7 +173,33 @@ def load_settings(
         rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
         rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
+        **_realtime(source),
     )
+
+
+def _realtime(source: Mapping[str, str]) -> dict[str, float | int]:
+    """The WebSocket layer's knobs, each one `HUB_WS_…`."""
+    values: dict[str, float | int] = {
+        "ws_heartbeat_s": _positive_float(source, "HUB_WS_HEARTBEAT_S", 20.0),
+        "ws_heartbeat_timeout_s": _positive_float(source, "HUB_WS_HEARTBEAT_TIMEOUT_S", 10.0),
+        "ws_auth_timeout_s": _positive_float(source, "HUB_WS_AUTH_TIMEOUT_S", 5.0),
+        "ws_outgoing_queue": _positive_int(source, "HUB_WS_OUTGOING_QUEUE", 256),
+        "ws_max_connections_per_user": _positive_int(source, "HUB_WS_MAX_CONNECTIONS_PER_USER", 20),
+        "ws_max_connections": _positive_int(source, "HUB_WS_MAX_CONNECTIONS", 10_000),
+        "ws_message_rate": _positive_float(source, "HUB_WS_MESSAGE_RATE", 10.0),
+        "ws_message_burst": _positive_int(source, "HUB_WS_MESSAGE_BURST", 30),
+        "ws_thread_idle_s": _positive_float(source, "HUB_WS_THREAD_IDLE_S", 30.0),
+        "ws_max_frame": _positive_int(source, "HUB_WS_MAX_FRAME", 64 * 1024),
+        "ws_access_cache_s": _positive_float(source, "HUB_WS_ACCESS_CACHE_S", 30.0),
+        "ws_close_timeout_s": _positive_float(source, "HUB_WS_CLOSE_TIMEOUT_S", 5.0),
+    }
+    if values["ws_outgoing_queue"] < 16:
+        raise ConfigError("HUB_WS_OUTGOING_QUEUE must be at least 16 frames")
+    if values["ws_max_frame"] < 1024:
+        raise ConfigError("HUB_WS_MAX_FRAME must be at least 1024 bytes")
+    if values["ws_max_connections_per_user"] > values["ws_max_connections"]:
+        raise ConfigError("HUB_WS_MAX_CONNECTIONS_PER_USER cannot exceed HUB_WS_MAX_CONNECTIONS")
+    return values
 
 
 def parse_encryption_key(encoded: str) -> bytes:

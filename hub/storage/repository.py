@@ -1091,3 +1091,10 @@ def thread_view(
     presence = yield from thread_presence(thread_id)
     state = yield from thread_reader_state(thread_id, user_id)
     return rows, presence, state
+# --- realtime (WebSocket layer) ------------------------------------------------------------------
+
+
+def set_presences(*, thread_id: UUID, statuses: dict[UUID, str], now: datetime) -> Op[None]:
+    """Several users' presence in one thread, in one operation (the thread actor coalesces)."""
+    for user_id, status in statuses.items():
+        yield from set_presence(thread_id=thread_id, user_id=user_id, status=status, now=now)

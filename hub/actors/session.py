@@ -1,0 +1,525 @@
+"""The session actor: owns one authenticated socket — its outgoing queue, rate budget,
+subscriptions, heartbeat and token lifetime.
+
+Tasks in the session's nursery:
+
+    reader     frames in: decode (hub.protocol), answer cheap requests at once, hand sends and
+               read marks to the worker
+    worker     sends and read marks, one at a time, so one user's messages keep their order
+    writer     frames out, from the bounded outgoing queue; it alone writes to the socket and
+               it alone closes it (so a close frame never cuts a half-written frame)
+    heartbeat  pings; no pong within the timeout closes the session (4000)
+    expiry     closes with 4001 when the token expires without an `auth` refresh
+
+The outgoing queue is bounded (`ws_outgoing_queue`). When it is full, ephemeral events (typing,
+presence, joins and leaves) are shed first, newest first; a frame that must not be lost
+(new_message, acks, errors) evicts the oldest ephemeral one, and if there is none the session is
+cut off with 4009 — the client recovers by reconnecting with since_seq. The thread never waits
+for a slow socket.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from hub import protocol
+from hub.access import authorize_thread
+from hub.auth import Principal, TokenVerifier
+from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
+from hub.storage import repository as repo
+from hub.storage.records import NewMessage
+from hub.ws.errors import error_frame, internal_error
+
+if TYPE_CHECKING:
+    from hub.actors.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+ABUSE_LIMIT = 20  # invalid or refused frames ...
+ABUSE_WINDOW_S = 60.0  # ... within this window close the socket with 4008
+WORK_QUEUE = 64
+_session_numbers = itertools.count(1)
+
+
+async def heartbeat_until_timeout(ping, interval_s: float, timeout_s: float) -> None:
+    """Ping every `interval_s`; return when a pong has not come back within `timeout_s`."""
+    while True:
+        await trio.sleep(interval_s)
+        with trio.move_on_after(timeout_s) as scope:
+            await ping()
+        if scope.cancelled_caught:
+            return
+
+
+class OutgoingQueue:
+    """The bounded queue between a session's producers (thread actors, its own reader) and its
+    writer. `put` never blocks; `put_waiting` (replay) waits for room."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._frames: deque[tuple[str, bool]] = deque()
+        self._has_frames = trio.Event()
+        self._has_room = trio.Event()
+        self.shed = 0
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frame: str, *, essential: bool) -> bool:
+        """Queue a frame; False means an essential frame found no room (cut the session off)."""
+        if self.closed:
+            return True
+        if len(self._frames) >= self.capacity:
+            if not essential:
+                self.shed += 1
+                return True
+            if not self._evict_ephemeral():
+                return False
+        self._frames.append((frame, essential))
+        self._has_frames.set()
+        return True
+
+    async def put_waiting(self, frame: str) -> None:
+        while len(self._frames) >= self.capacity and not self.closed:
+            self._has_room = trio.Event()
+            await self._has_room.wait()
+        self.put(frame, essential=True)
+
+    async def get(self) -> str | None:
+        """The next frame; None once the queue is closed and drained."""
+        while not self._frames:
+            if self.closed:
+                return None
+            self._has_frames = trio.Event()
+            await self._has_frames.wait()
+        frame, _ = self._frames.popleft()
+        self._has_room.set()
+        return frame
+
+    def close(self, *, drop: bool) -> None:
+        """Accept nothing more; with `drop`, forget what is queued too (the peer is too slow
+        for it to matter)."""
+        self.closed = True
+        if drop:
+            self._frames.clear()
+        self._has_room.set()
+        self._has_frames.set()
+
+    def _evict_ephemeral(self) -> bool:
+        for index, (_, essential) in enumerate(self._frames):
+            if not essential:
+                del self._frames[index]
+                self.shed += 1
+                return True
+        return False
+
+
+class Session:
+    """One authenticated socket. Implements the thread actor's `Subscriber`."""
+
+    def __init__(
+        self,
+        ws: WebSocketConnection,
+        principal: Principal,
+        supervisor: Supervisor,
+        verifier: TokenVerifier,
+    ) -> None:
+        settings = supervisor.settings
+        self.session_id = f"s{next(_session_numbers)}-{secrets.token_hex(4)}"
+        self.principal = principal
+        self._ws = ws
+        self._supervisor = supervisor
+        self._verifier = verifier
+        self._settings = settings
+        self.outgoing = OutgoingQueue(settings.ws_outgoing_queue)
+        # thread -> the last seq queued to this socket (None: joined, nothing yet)
+        self._subscriptions: dict[UUID, int | None] = {}
+        self._access: dict[tuple[UUID, str], float] = {}  # positive decisions -> expiry
+        self._work_send, self._work = trio.open_memory_channel[
+            protocol.SendMessage | protocol.MarkRead | UUID
+        ](WORK_QUEUE)
+        self._abuse: deque[float] = deque()
+        self._refreshed = trio.Event()
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._nursery: trio.Nursery | None = None
+        self._writer_scope = trio.CancelScope()
+
+    @property
+    def close_code(self) -> int | None:
+        """The code this session closed (or is closing) with; None if the peer went away."""
+        return self._close_code
+
+    @property
+    def subscribed_threads(self) -> list[UUID]:
+        return list(self._subscriptions)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the socket until it closes; leave every thread on the way out."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._reader)
+                nursery.start_soon(self._worker)
+                nursery.start_soon(self._heartbeat)
+                nursery.start_soon(self._expiry)
+                self.send(
+                    protocol.Ready(
+                        user_id=self.principal.user_id,
+                        session_id=self.session_id,
+                        heartbeat_s=self._settings.ws_heartbeat_s,
+                        expires_at=self.principal.expires_at,
+                    )
+                )
+        finally:
+            self.outgoing.close(drop=True)
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 2.0
+                for thread_id in list(self._subscriptions):
+                    await self._supervisor.leave(self.session_id, thread_id)
+                self._subscriptions.clear()
+
+    def close(
+        self, code: int, reason: str, *, timeout_s: float | None = None, flush: bool = True
+    ) -> None:
+        """Ask the writer to close the socket with `code` (first request wins): it writes what is
+        already queued (unless `flush` is false), then the close frame, all within `timeout_s`."""
+        if self._close_code is not None:
+            return
+        self._close_code, self._close_reason = code, reason
+        self.outgoing.close(drop=not flush)
+        self._writer_scope.deadline = trio.current_time() + (
+            timeout_s if timeout_s is not None else self._settings.ws_close_timeout_s
+        )
+
+    def send(self, frame: protocol.ServerFrame) -> None:
+        """Queue a reply of this session's own (essential)."""
+        if not self.outgoing.put(protocol.encode(frame), essential=True):
+            self.cut_off()
+
+    # --- Subscriber ------------------------------------------------------------------------------
+
+    def deliver(self, frame: str, *, essential: bool) -> None:
+        if not self.outgoing.put(frame, essential=essential):
+            self.cut_off()
+
+    def deliver_message(self, thread_id: UUID, seq: int, frame: str) -> None:
+        if thread_id in self._subscriptions:
+            self._subscriptions[thread_id] = seq
+        if not self.outgoing.put(frame, essential=True):
+            self.cut_off()
+
+    async def deliver_replay(self, thread_id: UUID, seq: int, frame: str) -> None:
+        await self.outgoing.put_waiting(frame)
+        if thread_id in self._subscriptions:
+            self._subscriptions[thread_id] = seq
+
+    def joined(self, thread_id: UUID, last_seq: int) -> None:
+        if thread_id in self._subscriptions and self._subscriptions[thread_id] is None:
+            self._subscriptions[thread_id] = last_seq
+
+    def cut_off(self) -> None:
+        if self._close_code is None:
+            self._supervisor.stats.slow_consumers_cut += 1
+            log.info("session %s: outgoing queue overflowed, closing 4009", self.session_id)
+        self.close(protocol.CLOSE_SLOW_CONSUMER, "too slow: reconnect with since_seq", flush=False)
+
+    def subscription_lost(self, thread_id: UUID, error: protocol.Error | None) -> None:
+        if thread_id not in self._subscriptions:
+            return
+        if error is not None:
+            del self._subscriptions[thread_id]
+            self.send(error)
+            return
+        try:
+            self._work_send.send_nowait(thread_id)  # the worker rejoins with since_seq
+        except trio.WouldBlock:
+            del self._subscriptions[thread_id]
+            self.send(
+                protocol.Error(
+                    code="internal",
+                    message="the thread restarted; join it again with since_seq",
+                    thread_id=thread_id,
+                )
+            )
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        with self._writer_scope:
+            try:
+                while (frame := await self.outgoing.get()) is not None:
+                    await self._ws.send_message(frame)
+                assert self._close_code is not None
+                await self._ws.aclose(self._close_code, self._close_reason)
+            except ConnectionClosed:
+                pass
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+
+    async def _reader(self) -> None:
+        try:
+            while True:
+                raw = await self._ws.get_message()
+                await self._receive(raw)
+        except ConnectionClosed:
+            pass
+        if self._close_code is None:
+            # The peer went away: nothing left to write.
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
+
+    async def _receive(self, raw: str | bytes) -> None:
+        limit = self._settings.ws_max_frame
+        # trio-websocket hands over text; the limit is in UTF-8 bytes (encode only when it could
+        # matter).
+        size = len(raw) if isinstance(raw, bytes) or len(raw) * 4 <= limit else len(raw.encode())
+        if size > limit:
+            self._refuse(
+                protocol.Error(
+                    code="invalid",
+                    message=f"frame larger than {self._settings.ws_max_frame} bytes",
+                )
+            )
+            return
+        try:
+            frame = protocol.decode_client(raw)
+        except protocol.ProtocolError as exc:
+            self._refuse(protocol.Error(code="invalid", message=exc.message, ref=exc.ref))
+            return
+        try:
+            await self._dispatch(frame)
+        except HubError as exc:
+            thread_id = getattr(frame, "thread_id", None)
+            self._answer_error(exc, frame.ref, thread_id)
+        except Exception:
+            log.exception("session %s: %s failed", self.session_id, type(frame).__name__)
+            self.send(internal_error(frame.ref))
+
+    async def _worker(self) -> None:
+        async for item in self._work:
+            try:
+                if isinstance(item, UUID):
+                    await self._rejoin(item)
+                elif isinstance(item, protocol.SendMessage):
+                    await self._send_message(item)
+                else:
+                    await self._mark_read(item)
+            except HubError as exc:
+                ref = None if isinstance(item, UUID) else item.ref
+                thread_id = item if isinstance(item, UUID) else item.thread_id
+                self._answer_error(exc, ref, thread_id)
+            except Exception:
+                log.exception("session %s: %r failed", self.session_id, item)
+                self.send(internal_error(None if isinstance(item, UUID) else item.ref))
+
+    async def _heartbeat(self) -> None:
+        try:
+            await heartbeat_until_timeout(
+                self._ws.ping,
+                self._settings.ws_heartbeat_s,
+                self._settings.ws_heartbeat_timeout_s,
+            )
+        except ConnectionClosed:
+            return
+        self._supervisor.stats.heartbeat_timeouts += 1
+        log.info("session %s: no pong in time, closing", self.session_id)
+        self.close(protocol.CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout", timeout_s=1.0)
+
+    async def _expiry(self) -> None:
+        while True:
+            remaining = self.principal.expires_at - time.time()
+            if remaining <= 0:
+                break
+            with trio.move_on_after(remaining):
+                await self._refreshed.wait()
+            self._refreshed = trio.Event()
+        self.send(protocol.Error(code="unauthorized", message="the token has expired"))
+        self.close(protocol.CLOSE_UNAUTHORIZED, "token expired")
+
+    # --- requests --------------------------------------------------------------------------------
+
+    async def _dispatch(self, frame: protocol.ClientFrame) -> None:
+        match frame:
+            case protocol.Ping():
+                self.send(protocol.Pong(ref=frame.ref))
+            case protocol.JoinThread():
+                await self._join(frame)
+            case protocol.LeaveThread():
+                subscribed = frame.thread_id in self._subscriptions
+                self._subscriptions.pop(frame.thread_id, None)
+                self._forget_access(frame.thread_id)
+                # The actor acks (after user_left went out); if it is gone, the ack is ours.
+                if not (
+                    subscribed
+                    and await self._supervisor.leave(self.session_id, frame.thread_id, frame.ref)
+                ):
+                    self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id))
+            case protocol.SendMessage():
+                decision = self._supervisor.limiter.take(self.principal.user_id)
+                if not decision.allowed:
+                    self._refuse(
+                        protocol.Error(
+                            code="rate_limited",
+                            message="too many messages; retry later",
+                            ref=frame.ref,
+                            thread_id=frame.thread_id,
+                            retry_after_s=round(decision.retry_after_s, 3),
+                        )
+                    )
+                    return
+                self._queue_work(frame)
+            case protocol.MarkRead():
+                self._queue_work(frame)
+            case protocol.TypingIndicator():
+                if frame.thread_id not in self._subscriptions:
+                    raise Invalid("join the thread before sending typing indicators")
+                self._supervisor.typing(self.principal, frame.thread_id, frame.is_typing)
+                if frame.ref is not None:
+                    self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id))
+            case protocol.UpdatePresence():
+                self._supervisor.set_user_status(self.principal.user_id, frame.status)
+                self.send(protocol.Ack(ref=frame.ref, status=frame.status))
+            case protocol.Auth():
+                await self._refresh(frame)
+
+    def _queue_work(self, frame: protocol.SendMessage | protocol.MarkRead) -> None:
+        try:
+            self._work_send.send_nowait(frame)
+        except trio.WouldBlock:
+            raise Overloaded(
+                f"more than {WORK_QUEUE} requests are waiting on this socket; retry"
+            ) from None
+
+    async def _join(self, frame: protocol.JoinThread) -> None:
+        await self._authorize(frame.thread_id, "read")
+        recovered = True
+        if frame.since_seq is not None:
+            oldest = await self._supervisor.storage.read(repo.oldest_seq(frame.thread_id))
+            recovered = oldest is None or oldest <= frame.since_seq + 1
+        self._subscriptions[frame.thread_id] = frame.since_seq
+        try:
+            await self._supervisor.join(
+                self,
+                frame.thread_id,
+                since_seq=frame.since_seq,
+                recovered=recovered,
+                ref=frame.ref,
+            )
+        except HubError:
+            self._subscriptions.pop(frame.thread_id, None)
+            raise
+
+    async def _rejoin(self, thread_id: UUID) -> None:
+        """The thread actor restarted: subscribe again from the last seq this socket got."""
+        if thread_id not in self._subscriptions:
+            return
+        since = self._subscriptions[thread_id]
+        try:
+            await self._supervisor.join(self, thread_id, since_seq=since, silent=True)
+        except HubError:
+            self._subscriptions.pop(thread_id, None)
+            raise
+
+    async def _send_message(self, frame: protocol.SendMessage) -> None:
+        await self._authorize(frame.thread_id, "post")
+        message = NewMessage(
+            thread_id=frame.thread_id,
+            sender_user_id=self.principal.user_id,
+            sender_org_id=self.principal.org_id,
+            client_msg_id=frame.client_msg_id,
+            body=frame.body,
+            kind=frame.kind,
+            reply_to=frame.reply_to,
+            metadata=frame.metadata,
+        )
+        stored = await self._supervisor.post_authorized(self.principal, message)
+        self.send(
+            protocol.Ack(
+                ref=frame.ref,
+                thread_id=frame.thread_id,
+                message=protocol.MessageAck(
+                    id=stored.id, seq=stored.seq, created_at=stored.created_at
+                ),
+                duplicate=True if stored.duplicate else None,
+            )
+        )
+
+    async def _mark_read(self, frame: protocol.MarkRead) -> None:
+        await self._authorize(frame.thread_id, "read")
+        user_id = self.principal.user_id
+        receipt = await self._supervisor.storage.write(
+            lambda now: repo.mark_read(
+                thread_id=frame.thread_id, user_id=user_id, seq=frame.seq, now=now
+            )
+        )
+        self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id, seq=receipt.last_read_seq))
+        self._supervisor.receipt(frame.thread_id, user_id, receipt.last_read_seq, self.session_id)
+
+    async def _refresh(self, frame: protocol.Auth) -> None:
+        principal = self._verifier.verify(frame.token)
+        if principal.user_id != self.principal.user_id:
+            raise Unauthorized("a refreshed token must be for the same user")
+        await self._supervisor.ensure_identity(principal)
+        self.principal = principal
+        self._access.clear()  # role or organization may have changed
+        self._refreshed.set()
+        self.send(protocol.Ack(ref=frame.ref, expires_at=principal.expires_at))
+
+    # --- access, errors, abuse -------------------------------------------------------------------
+
+    async def _authorize(self, thread_id: UUID, action: str) -> None:
+        """hub.access decides; a positive answer is remembered for `ws_access_cache_s` so the
+        hot path (every send) stays off the database. It is forgotten on leave, on a token
+        refresh and on any refusal for that thread."""
+        key = (thread_id, action)
+        now = trio.current_time()
+        expiry = self._access.get(key)
+        if expiry is not None and expiry > now:
+            return
+        try:
+            await authorize_thread(self._supervisor.storage, self.principal, thread_id, action)  # type: ignore[arg-type]
+        except HubError:
+            self._forget_access(thread_id)
+            raise
+        if len(self._access) > 1000:
+            self._access.clear()
+        self._access[key] = now + self._settings.ws_access_cache_s
+
+    def _forget_access(self, thread_id: UUID) -> None:
+        for action in ("read", "post"):
+            self._access.pop((thread_id, action), None)
+
+    def _answer_error(self, error: HubError, ref: str | None, thread_id: UUID | None) -> None:
+        if isinstance(error, NotFound | Invalid) and thread_id is not None:
+            self._forget_access(thread_id)
+        frame = error_frame(error, ref, thread_id)
+        if frame.code in ("invalid", "rate_limited"):
+            self._refuse(frame)
+        else:
+            self.send(frame)
+
+    def _refuse(self, frame: protocol.Error) -> None:
+        """Answer an invalid or over-limit frame; too many of them close the socket (4008)."""
+        self.send(frame)
+        now = trio.current_time()
+        self._abuse.append(now)
+        while self._abuse and self._abuse[0] < now - ABUSE_WINDOW_S:
+            self._abuse.popleft()
+        if len(self._abuse) >= ABUSE_LIMIT:
+            if self._close_code is None:
+                self._supervisor.stats.abuse_closes += 1
+            self.close(protocol.CLOSE_POLICY, "too many invalid or refused frames")

@@ -1,0 +1,639 @@
+"""The thread actor: owns one thread's live state — subscribers, presence, typing, fan-out order.
+
+Nothing else touches that state; sessions, the supervisor and the REST router send it commands.
+The actor's loop never awaits anything but its inbox: storage work (storing a posted message,
+replaying history, filling a gap, saving presence) runs in child tasks of the actor's nursery
+that report back through the same inbox, so one slow query never stalls a thread's fan-out.
+
+Ordering. Messages are stored concurrently (group commit), so commits can report back out of seq
+order. The actor delivers strictly in seq order: a commit ahead of `delivered_seq + 1` waits in
+`_pending`; if the missing seq does not show up within `GAP_WAIT_S` (a writer that gave up after
+the database committed, or another process writing), the actor reads it back from storage.
+
+Replay seam. A join with `since_seq` subscribes at once, in "replaying" mode: live messages for
+that subscriber are held, a replay task streams `since_seq < seq <= delivered_seq` from storage
+(waiting for room in the session's queue), then the held live messages follow. Every seq reaches
+the subscriber once, in order, with nothing missing at the seam.
+
+Fan-out. Each event is encoded once; the same text goes to every subscriber through a
+non-blocking `deliver` (the session's bounded queue decides what to shed or whom to cut off), so
+one slow socket never slows the thread for everyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+from uuid import UUID
+
+import trio
+
+from hub import protocol
+from hub.auth import Principal
+from hub.errors import HubError, Overloaded
+from hub.storage.records import AuditEntry, Message, NewMessage, StoredMessage
+from hub.ws.errors import error_frame
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TYPING_EXPIRY_S = 6.0
+GAP_WAIT_S = 1.0
+REPLAY_PAGE = 200
+
+
+class Subscriber(Protocol):
+    """What a thread actor needs from a session. Every method but `deliver_replay` is
+    non-blocking: the actor never waits for a socket."""
+
+    session_id: str
+    principal: Principal
+
+    def deliver(self, frame: str, *, essential: bool) -> None:
+        """Queue an event; ephemeral ones (essential=False) may be shed under pressure."""
+
+    def deliver_message(self, thread_id: UUID, seq: int, frame: str) -> None:
+        """Queue a new_message; never dropped (an overflow cuts the subscriber off instead)."""
+
+    async def deliver_replay(self, thread_id: UUID, seq: int, frame: str) -> None:
+        """Queue a replayed new_message, waiting for room."""
+
+    def joined(self, thread_id: UUID, last_seq: int) -> None:
+        """The subscription is live from `last_seq` (what the ack said)."""
+
+    def cut_off(self) -> None:
+        """The subscriber fell too far behind: close it (4009), it will recover with since_seq."""
+
+    def subscription_lost(self, thread_id: UUID, error: protocol.Error | None) -> None:
+        """The actor stopped serving this subscription (crash, or a failed replay)."""
+
+
+class ThreadStore(Protocol):
+    """The storage a thread actor uses; `StorageThreadStore` in the supervisor, a fake in
+    unit tests."""
+
+    async def last_seq(self, thread_id: UUID) -> int: ...
+
+    async def append(self, message: NewMessage, audit: Sequence[AuditEntry]) -> StoredMessage: ...
+
+    async def messages_after(
+        self, thread_id: UUID, after_seq: int, limit: int
+    ) -> list[Message]: ...
+
+    async def user_name(self, user_id: UUID) -> str: ...
+
+    async def save_presence(self, thread_id: UUID, statuses: dict[UUID, str]) -> None: ...
+
+
+class Reply(Generic[T]):
+    """A result slot a requester awaits with a deadline it chose."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def set(self, value: T) -> None:
+        if not self._done.is_set():
+            self._value = value
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
+    async def wait(self, timeout_s: float) -> T:
+        with trio.move_on_after(timeout_s):
+            await self._done.wait()
+        if not self._done.is_set():
+            raise Overloaded("the thread did not answer in time")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class Subscribe:
+    subscriber: Subscriber
+    status: str
+    since_seq: int | None = None
+    recovered: bool = True
+    ref: str | None = None
+    silent: bool = False  # an internal resubscribe: no ack frame
+
+
+@dataclass(eq=False, slots=True)
+class Unsubscribe:
+    session_id: str
+    ref: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Post:
+    message: NewMessage
+    sender_name: str
+    audit: Sequence[AuditEntry] = ()
+    reply: Reply[StoredMessage] = field(default_factory=Reply)
+
+
+@dataclass(eq=False, slots=True)
+class SetTyping:
+    principal: Principal
+    is_typing: bool
+
+
+@dataclass(eq=False, slots=True)
+class SetStatus:
+    user_id: UUID
+    status: str
+
+
+@dataclass(eq=False, slots=True)
+class Receipt:
+    user_id: UUID
+    seq: int
+    session_id: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _PostDone:
+    post: Post
+    stored: StoredMessage | None
+    error: HubError | None
+
+
+@dataclass(eq=False, slots=True)
+class _ReplayDone:
+    subscription: _Subscription
+    error: HubError | None
+
+
+@dataclass(eq=False, slots=True)
+class _Filled:
+    frames: list[tuple[int, str]]
+
+
+Command = (
+    Subscribe
+    | Unsubscribe
+    | Post
+    | SetTyping
+    | SetStatus
+    | Receipt
+    | _PostDone
+    | _ReplayDone
+    | _Filled
+)
+
+
+@dataclass(eq=False, slots=True)
+class _Subscription:
+    subscriber: Subscriber
+    replaying: bool = False
+    held: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True)
+class _User:
+    entry: protocol.PresenceEntry
+    sessions: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ThreadStats:
+    delivered_seq: int = 0
+    gaps_filled: int = 0
+    subscribers: int = 0
+
+
+class ThreadActor:
+    """Owns one thread's live state: subscribers, presence, typing, delivery order."""
+
+    def __init__(
+        self,
+        thread_id: UUID,
+        store: ThreadStore,
+        *,
+        idle_s: float = 30.0,
+        inbox_size: int = 1024,
+        hold_limit: int = 4096,
+        on_idle: Callable[[ThreadActor], bool] = lambda actor: True,
+    ) -> None:
+        self.thread_id = thread_id
+        self._store = store
+        self._idle_s = idle_s
+        self._hold_limit = hold_limit
+        self._on_idle = on_idle
+        self.inbox, self._inbox = trio.open_memory_channel[Command](inbox_size)
+        self._subs: dict[str, _Subscription] = {}
+        self._users: dict[UUID, _User] = {}
+        self._typing: dict[UUID, float] = {}  # user -> expiry, trio.current_time()
+        self._delivered_seq = 0
+        self._pending: dict[int, str] = {}  # committed ahead of order: seq -> frame
+        self._gap_since: float | None = None
+        self._filling = False
+        self._posts: set[Post] = set()  # accepted, not yet answered
+        self._replays = 0
+        self._idle_since = 0.0
+        self._names: dict[UUID, str] = {}
+        self._dirty_presence: dict[UUID, str] = {}
+        self._presence_wakeup = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.started = False
+        self.stats = ThreadStats()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[ThreadActor] = trio.TASK_STATUS_IGNORED):
+        """Serve commands until idle for `idle_s` (and `on_idle` agrees) or cancelled."""
+        self._delivered_seq = await self._store.last_seq(self.thread_id)
+        self.stats.delivered_seq = self._delivered_seq
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._presence_writer)
+                self._idle_since = trio.current_time()
+                self.started = True
+                task_status.started(self)
+                await self._serve()
+                nursery.cancel_scope.cancel()
+        finally:
+            await self._flush_presence_shielded()
+
+    async def _serve(self) -> None:
+        while True:
+            command: Command | None = None
+            with trio.move_on_at(self._next_deadline()):
+                command = await self._inbox.receive()
+            if command is not None:
+                self._handle(command)
+            now = trio.current_time()
+            self._expire_typing(now)
+            self._check_gap(now)
+            if self._is_idle() and now >= self._idle_since + self._idle_s:
+                stats = self._inbox.statistics()
+                # Unregistering and closing happen in one step with no checkpoint in between,
+                # so a command can never be sent to an actor that will not read it.
+                if stats.current_buffer_used == 0 and self._on_idle(self):
+                    self._inbox.close()
+                    return
+
+    def abandon(self) -> list[Subscriber]:
+        """After a crash: fail what was waiting, and return every subscriber (including those
+        whose Subscribe was still queued) so the supervisor can tell them."""
+        subscribers = [sub.subscriber for sub in self._subs.values()]
+        error = HubError("the thread restarted; retry")
+        for post in self._posts:
+            post.reply.fail(error)
+        while True:
+            try:
+                command = self._inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if isinstance(command, Subscribe):
+                subscribers.append(command.subscriber)
+            elif isinstance(command, Post):
+                command.reply.fail(error)
+        self._inbox.close()
+        return subscribers
+
+    def _is_idle(self) -> bool:
+        return not self._subs and not self._posts and not self._replays and not self._pending
+
+    def _next_deadline(self) -> float:
+        deadlines = [min(self._typing.values())] if self._typing else []
+        if self._gap_since is not None and not self._filling:
+            deadlines.append(self._gap_since + GAP_WAIT_S)
+        if self._is_idle():
+            deadlines.append(self._idle_since + self._idle_s)
+        return min(deadlines, default=math.inf)
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def _handle(self, command: Command) -> None:
+        match command:
+            case Subscribe():
+                self._subscribe(command)
+            case Unsubscribe():
+                self._unsubscribe(command.session_id, command.ref)
+            case Post():
+                self._posts.add(command)
+                self._names[command.message.sender_user_id] = command.sender_name
+                assert self._nursery is not None
+                self._nursery.start_soon(self._store_message, command)
+            case _PostDone():
+                self._post_done(command)
+            case SetTyping():
+                self._set_typing(command.principal.user_id, command.is_typing)
+            case SetStatus():
+                self._set_status(command.user_id, command.status)
+            case Receipt():
+                frame = protocol.encode(
+                    protocol.ReadReceipt(
+                        thread_id=self.thread_id, user_id=command.user_id, seq=command.seq
+                    )
+                )
+                self._broadcast(frame, essential=True, exclude_session=command.session_id)
+            case _ReplayDone():
+                self._replay_done(command)
+            case _Filled():
+                self._filling = False
+                self._gap_since = None  # a failed fill is retried GAP_WAIT_S from now
+                for seq, frame in command.frames:
+                    if seq > self._delivered_seq:
+                        self._pending.setdefault(seq, frame)
+                self.stats.gaps_filled += 1
+                self._drain_pending()
+        self.stats.subscribers = len(self._subs)
+        if self._is_idle():
+            self._idle_since = trio.current_time()
+
+    def _subscribe(self, command: Subscribe) -> None:
+        subscriber = command.subscriber
+        principal = subscriber.principal
+        session_id = subscriber.session_id
+        self._names[principal.user_id] = principal.name
+        # A repeated join on the same socket replaces its subscription without announcing the
+        # user again (their session is already counted).
+        self._subs.pop(session_id, None)
+        subscription = _Subscription(subscriber)
+        self._subs[session_id] = subscription
+        user = self._users.get(principal.user_id)
+        first_session = user is None
+        if user is None:
+            entry = protocol.PresenceEntry(
+                user_id=principal.user_id,
+                name=principal.name,
+                org_id=principal.org_id,
+                status=command.status,  # type: ignore[arg-type]
+            )
+            user = self._users[principal.user_id] = _User(entry)
+        user.sessions.add(session_id)
+        if not command.silent:
+            ack = protocol.Ack(
+                ref=command.ref,
+                thread_id=self.thread_id,
+                last_seq=self._delivered_seq,
+                presence=[u.entry for u in self._users.values()],
+                recovered=command.recovered if command.since_seq is not None else None,
+            )
+            subscriber.deliver(protocol.encode(ack), essential=True)
+        subscriber.joined(self.thread_id, self._delivered_seq)
+        if first_session:
+            joined = protocol.encode(protocol.UserJoined(thread_id=self.thread_id, user=user.entry))
+            self._broadcast(joined, essential=False, exclude_user=principal.user_id)
+            self._dirty_presence[principal.user_id] = command.status
+            self._presence_wakeup.set()
+        since = command.since_seq
+        if since is not None and since < self._delivered_seq:
+            subscription.replaying = True
+            self._replays += 1
+            assert self._nursery is not None
+            self._nursery.start_soon(self._replay, subscription, since, self._delivered_seq)
+
+    def _unsubscribe(self, session_id: str, ref: str | None) -> None:
+        subscription = self._subs.pop(session_id, None)
+        if subscription is None:
+            return
+        if ref is not None:
+            ack = protocol.Ack(ref=ref, thread_id=self.thread_id)
+            subscription.subscriber.deliver(protocol.encode(ack), essential=True)
+        user_id = subscription.subscriber.principal.user_id
+        user = self._users.get(user_id)
+        if user is None:
+            return
+        user.sessions.discard(session_id)
+        if user.sessions:
+            return
+        del self._users[user_id]
+        if self._typing.pop(user_id, None) is not None:
+            self._broadcast_typing(user_id, False)
+        left = protocol.encode(protocol.UserLeft(thread_id=self.thread_id, user_id=user_id))
+        self._broadcast(left, essential=False)
+        self._dirty_presence[user_id] = "offline"
+        self._presence_wakeup.set()
+
+    def _post_done(self, done: _PostDone) -> None:
+        self._posts.discard(done.post)
+        if done.error is not None:
+            done.post.reply.fail(done.error)
+            return
+        stored = done.stored
+        assert stored is not None
+        done.post.reply.set(stored)
+        if stored.duplicate or stored.seq <= self._delivered_seq:
+            return
+        message = done.post.message
+        sender = message.sender_user_id
+        if self._typing.pop(sender, None) is not None:
+            self._broadcast_typing(sender, False)
+        out = protocol.MessageOut(
+            id=stored.id,
+            seq=stored.seq,
+            sender_id=sender,
+            sender_name=done.post.sender_name,
+            org_id=message.sender_org_id,
+            kind=message.kind,
+            body=message.body,
+            client_msg_id=message.client_msg_id,
+            reply_to=message.reply_to,
+            metadata=message.metadata,
+            created_at=stored.created_at,
+        )
+        frame = protocol.encode(protocol.NewMessage(thread_id=self.thread_id, message=out))
+        self._pending[stored.seq] = frame
+        self._drain_pending()
+
+    def _drain_pending(self) -> None:
+        """Deliver every pending message that is next in seq order."""
+        while (frame := self._pending.pop(self._delivered_seq + 1, None)) is not None:
+            self._delivered_seq += 1
+            self._fan_out(self._delivered_seq, frame)
+        # Anything pending now is beyond a missing seq.
+        for seq in [s for s in self._pending if s <= self._delivered_seq]:
+            del self._pending[seq]
+        self._gap_since = (self._gap_since or trio.current_time()) if self._pending else None
+        self.stats.delivered_seq = self._delivered_seq
+
+    def _fan_out(self, seq: int, frame: str) -> None:
+        for subscription in list(self._subs.values()):
+            if subscription.replaying:
+                subscription.held.append((seq, frame))
+                if len(subscription.held) > self._hold_limit:
+                    subscription.subscriber.cut_off()
+            else:
+                subscription.subscriber.deliver_message(self.thread_id, seq, frame)
+
+    def _replay_done(self, done: _ReplayDone) -> None:
+        self._replays -= 1
+        subscription = done.subscription
+        session_id = subscription.subscriber.session_id
+        if self._subs.get(session_id) is not subscription:
+            return  # left, or replaced by a newer join on the same socket
+        if done.error is not None:
+            self._unsubscribe(session_id, None)
+            error = error_frame(done.error, thread_id=self.thread_id)
+            subscription.subscriber.subscription_lost(self.thread_id, error)
+            return
+        subscription.replaying = False
+        held, subscription.held = subscription.held, []
+        for seq, frame in held:
+            subscription.subscriber.deliver_message(self.thread_id, seq, frame)
+
+    def _set_typing(self, user_id: UUID, is_typing: bool) -> None:
+        if user_id not in self._users:
+            return
+        was_typing = user_id in self._typing
+        if is_typing:
+            self._typing[user_id] = trio.current_time() + TYPING_EXPIRY_S
+        else:
+            self._typing.pop(user_id, None)
+        if was_typing != is_typing:
+            self._broadcast_typing(user_id, is_typing)
+
+    def _expire_typing(self, now: float) -> None:
+        for user_id in [u for u, expiry in self._typing.items() if expiry <= now]:
+            del self._typing[user_id]
+            self._broadcast_typing(user_id, False)
+
+    def _broadcast_typing(self, user_id: UUID, is_typing: bool) -> None:
+        frame = protocol.encode(
+            protocol.Typing(thread_id=self.thread_id, user_id=user_id, is_typing=is_typing)
+        )
+        self._broadcast(frame, essential=False, exclude_user=user_id)
+
+    def _set_status(self, user_id: UUID, status: str) -> None:
+        user = self._users.get(user_id)
+        if user is None or user.entry.status == status:
+            return
+        user.entry = protocol.PresenceEntry(
+            user_id=user.entry.user_id,
+            name=user.entry.name,
+            org_id=user.entry.org_id,
+            status=status,  # type: ignore[arg-type]
+        )
+        frame = protocol.encode(
+            protocol.Presence(thread_id=self.thread_id, user_id=user_id, status=status)  # type: ignore[arg-type]
+        )
+        self._broadcast(frame, essential=False)
+        self._dirty_presence[user_id] = status
+        self._presence_wakeup.set()
+
+    def _broadcast(
+        self,
+        frame: str,
+        *,
+        essential: bool,
+        exclude_user: UUID | None = None,
+        exclude_session: str | None = None,
+    ) -> None:
+        for session_id, subscription in self._subs.items():
+            subscriber = subscription.subscriber
+            if session_id == exclude_session or subscriber.principal.user_id == exclude_user:
+                continue
+            subscriber.deliver(frame, essential=essential)
+
+    # --- gaps ------------------------------------------------------------------------------------
+
+    def _check_gap(self, now: float) -> None:
+        if self._gap_since is None or self._filling or now < self._gap_since + GAP_WAIT_S:
+            return
+        self._filling = True
+        upto = min(self._pending) - 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._fill_gap, self._delivered_seq, upto)
+
+    async def _fill_gap(self, after_seq: int, upto: int) -> None:
+        frames: list[tuple[int, str]] = []
+        try:
+            for message in await self._store.messages_after(
+                self.thread_id, after_seq, upto - after_seq
+            ):
+                frames.append((message.seq, await self._frame_of(message)))
+        except HubError as exc:
+            log.warning("thread %s: filling seq gap failed, will retry: %s", self.thread_id, exc)
+        await self.inbox.send(_Filled(frames))
+
+    # --- child tasks (they report back through the inbox) ----------------------------------------
+
+    async def _store_message(self, post: Post) -> None:
+        try:
+            stored = await self._store.append(post.message, post.audit)
+        except HubError as exc:
+            await self.inbox.send(_PostDone(post, None, exc))
+        else:
+            await self.inbox.send(_PostDone(post, stored, None))
+
+    async def _replay(self, subscription: _Subscription, since_seq: int, upto: int) -> None:
+        error: HubError | None = None
+        try:
+            after = since_seq
+            while after < upto:
+                page = await self._store.messages_after(
+                    self.thread_id, after, min(REPLAY_PAGE, upto - after)
+                )
+                if not page:
+                    break  # retention removed the rest; the ack already said recovered: false
+                for message in page:
+                    if message.seq > upto:
+                        break
+                    frame = await self._frame_of(message)
+                    await subscription.subscriber.deliver_replay(self.thread_id, message.seq, frame)
+                after = page[-1].seq
+        except HubError as exc:
+            error = exc
+        await self.inbox.send(_ReplayDone(subscription, error))
+
+    async def _frame_of(self, message: Message) -> str:
+        name = self._names.get(message.sender_user_id)
+        if name is None:
+            name = await self._store.user_name(message.sender_user_id)
+            if len(self._names) > 10_000:
+                self._names.clear()
+            self._names[message.sender_user_id] = name
+        out = protocol.MessageOut(
+            id=message.id,
+            seq=message.seq,
+            sender_id=message.sender_user_id,
+            sender_name=name,
+            org_id=message.sender_org_id,
+            kind=message.kind,
+            body=message.body,
+            client_msg_id=message.client_msg_id,
+            reply_to=message.reply_to,
+            metadata=message.metadata,
+            created_at=message.created_at,
+        )
+        return protocol.encode(protocol.NewMessage(thread_id=self.thread_id, message=out))
+
+    async def _presence_writer(self) -> None:
+        """Persist presence changes, coalesced: one write per burst, whatever its size."""
+        while True:
+            await self._presence_wakeup.wait()
+            self._presence_wakeup = trio.Event()
+            await self._flush_presence()
+
+    async def _flush_presence(self) -> None:
+        if not self._dirty_presence:
+            return
+        statuses, self._dirty_presence = self._dirty_presence, {}
+        try:
+            await self._store.save_presence(self.thread_id, statuses)
+        except HubError as exc:
+            log.warning("thread %s: presence not saved: %s", self.thread_id, exc)
+
+    async def _flush_presence_shielded(self) -> None:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + 2.0
+            await self._flush_presence()

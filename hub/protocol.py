@@ -1,0 +1,279 @@
+"""The WebSocket protocol: every frame as a msgspec Struct, encoding and decoding. No I/O.
+
+Frames are JSON text objects tagged by `"type"`. Client frames decode in one call into the
+`ClientFrame` union; anything that does not decode (bad JSON, unknown type, missing or wrong
+fields) raises `ProtocolError` carrying the frame's `ref` when one could be read, so the session
+can answer `invalid` and keep the connection. Server frames are encoded once per event and the
+same text is sent to every subscriber (see `hub.actors.thread`).
+
+The client (`hub.client`) decodes server frames with `decode_server`, so both ends share one
+definition of the wire format; `docs/protocol.md` describes it for everyone else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+PresenceStatus = Literal["online", "away", "busy", "offline"]
+MessageKind = Literal["text", "location", "system", "attachment"]
+ErrorCode = Literal[
+    "invalid",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "rate_limited",
+    "overloaded",
+    "storage_unavailable",
+    "internal",
+]
+
+Ref = Annotated[str, msgspec.Meta(max_length=100)]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+Body = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+# Close codes (RFC 6455 leaves 4000-4999 to applications).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the server is shutting down; reconnect later
+CLOSE_TOO_BIG = 1009  # a frame beyond the hard transport limit (16 x the frame limit)
+CLOSE_HEARTBEAT_TIMEOUT = 4000  # the peer did not answer pings in time
+CLOSE_UNAUTHORIZED = 4001  # missing, bad or expired token; do not reconnect with it
+CLOSE_POLICY = 4008  # repeated invalid or over-limit frames
+CLOSE_SLOW_CONSUMER = 4009  # the outgoing queue overflowed; reconnect with since_seq
+CLOSE_TOO_MANY_CONNECTIONS = 4029  # this user already has the allowed number of sockets
+CLOSE_INTERNAL = 1011
+
+
+class ProtocolError(Exception):
+    """A client frame that could not be understood; answered with `invalid`."""
+
+    def __init__(self, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.ref = ref
+
+
+class _Frame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+# --- client → server ----------------------------------------------------------------------------
+
+
+class Auth(_Frame, tag="auth"):
+    token: Token
+    ref: Ref | None = None
+
+
+class JoinThread(_Frame, tag="join_thread"):
+    thread_id: UUID
+    since_seq: Seq | None = None
+    ref: Ref | None = None
+
+
+class LeaveThread(_Frame, tag="leave_thread"):
+    thread_id: UUID
+    ref: Ref | None = None
+
+
+class SendMessage(_Frame, tag="send_message"):
+    thread_id: UUID
+    body: Body
+    client_msg_id: ClientMsgId
+    kind: MessageKind = "text"
+    reply_to: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    ref: Ref | None = None
+
+
+class TypingIndicator(_Frame, tag="typing_indicator"):
+    thread_id: UUID
+    is_typing: bool
+    ref: Ref | None = None
+
+
+class UpdatePresence(_Frame, tag="update_presence"):
+    status: PresenceStatus
+    ref: Ref | None = None
+
+
+class MarkRead(_Frame, tag="mark_read"):
+    thread_id: UUID
+    seq: Seq
+    ref: Ref | None = None
+
+
+class Ping(_Frame, tag="ping"):
+    ref: Ref | None = None
+
+
+ClientFrame = (
+    Auth
+    | JoinThread
+    | LeaveThread
+    | SendMessage
+    | TypingIndicator
+    | UpdatePresence
+    | MarkRead
+    | Ping
+)
+
+# --- server → client ----------------------------------------------------------------------------
+
+
+class PresenceEntry(msgspec.Struct, omit_defaults=True):
+    user_id: UUID
+    name: str
+    org_id: UUID
+    status: PresenceStatus = "online"
+
+
+class MessageAck(msgspec.Struct):
+    id: int
+    seq: int
+    created_at: datetime
+
+
+class MessageOut(msgspec.Struct):
+    id: int
+    seq: int
+    sender_id: UUID
+    sender_name: str
+    org_id: UUID
+    kind: MessageKind
+    body: str
+    client_msg_id: str
+    reply_to: int | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class Ready(_Frame, tag="ready"):
+    user_id: UUID
+    session_id: str
+    heartbeat_s: float
+    expires_at: float
+
+
+class Ack(_Frame, tag="ack"):
+    """The reply to a request. Which fields are present depends on the request (see the docs)."""
+
+    ref: str | None = None
+    thread_id: UUID | None = None
+    last_seq: int | None = None
+    presence: list[PresenceEntry] | None = None
+    recovered: bool | None = None
+    message: MessageAck | None = None
+    duplicate: bool | None = None
+    seq: int | None = None
+    status: PresenceStatus | None = None
+    expires_at: float | None = None
+
+
+class NewMessage(_Frame, tag="new_message"):
+    thread_id: UUID
+    message: MessageOut
+
+
+class UserJoined(_Frame, tag="user_joined"):
+    thread_id: UUID
+    user: PresenceEntry
+
+
+class UserLeft(_Frame, tag="user_left"):
+    thread_id: UUID
+    user_id: UUID
+
+
+class Typing(_Frame, tag="typing"):
+    thread_id: UUID
+    user_id: UUID
+    is_typing: bool
+
+
+class Presence(_Frame, tag="presence"):
+    thread_id: UUID
+    user_id: UUID
+    status: PresenceStatus
+
+
+class ReadReceipt(_Frame, tag="read_receipt"):
+    thread_id: UUID
+    user_id: UUID
+    seq: int
+
+
+class Pong(_Frame, tag="pong"):
+    ref: str | None = None
+
+
+class Error(_Frame, tag="error"):
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+    thread_id: UUID | None = None
+    retry_after_s: float | None = None
+
+
+ServerFrame = (
+    Ready
+    | Ack
+    | NewMessage
+    | UserJoined
+    | UserLeft
+    | Typing
+    | Presence
+    | ReadReceipt
+    | Pong
+    | Error
+)
+
+# --- encoding and decoding ----------------------------------------------------------------------
+
+_client_decoder = msgspec.json.Decoder(ClientFrame)
+_server_decoder = msgspec.json.Decoder(ServerFrame)
+_ref_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+
+def decode_client(data: str | bytes) -> ClientFrame:
+    """One client frame, or ProtocolError saying what is wrong (with the frame's ref if any)."""
+    try:
+        return _client_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(_explain(exc), _salvage_ref(data)) from None
+
+
+def decode_server(data: str | bytes) -> ServerFrame:
+    """One server frame (for the client); ProtocolError if the server sent nonsense."""
+    try:
+        return _server_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(_explain(exc)) from None
+
+
+def encode(frame: ServerFrame | ClientFrame) -> str:
+    """A frame as JSON text, ready for a WebSocket text message."""
+    return _encoder.encode(frame).decode()
+
+
+def _explain(exc: msgspec.DecodeError) -> str:
+    text = str(exc)
+    if text.startswith("Invalid value") and "`$.type`" in text:
+        return f"unknown frame type: {text}"
+    if text.startswith("JSON is malformed") or text.startswith("Input data was truncated"):
+        return f"malformed JSON: {text}"
+    return text
+
+
+def _salvage_ref(data: str | bytes) -> str | None:
+    try:
+        value = _ref_decoder.decode(data).get("ref")
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, str) and len(value) <= 100 else None

@@ -1,0 +1,257 @@
+"""Actor logic on its own, with a fake store and trio's autojump clock: timeouts (typing expiry,
+idle grace, heartbeats, gap filling) run in milliseconds, with no sockets and no database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+import trio
+
+from hub.actors.session import OutgoingQueue, heartbeat_until_timeout
+from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
+from hub.auth import Principal
+from hub.storage.records import Message, NewMessage, StoredMessage
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def principal(name: str) -> Principal:
+    return Principal(uuid.uuid4(), uuid.uuid4(), "vendor", name, 2e9)
+
+
+class FakeStore:
+    """Messages in a list; `append` can be held back to commit in any order."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.presence: dict[uuid.UUID, str] = {}
+        self.gates: dict[str, trio.Event] = {}
+        self.seq = 0
+
+    async def last_seq(self, thread_id):
+        return self.seq
+
+    async def append(self, message: NewMessage, audit=()):
+        self.seq += 1
+        seq = self.seq
+        self.messages.append(
+            Message(
+                id=seq,
+                thread_id=message.thread_id,
+                seq=seq,
+                sender_user_id=message.sender_user_id,
+                sender_org_id=message.sender_org_id,
+                kind=message.kind,
+                body=message.body,
+                client_msg_id=message.client_msg_id,
+                metadata={},
+                created_at=NOW,
+            )
+        )
+        gate = self.gates.get(message.client_msg_id)
+        if gate is not None:
+            await gate.wait()
+        return StoredMessage(id=seq, thread_id=message.thread_id, seq=seq, created_at=NOW)
+
+    async def messages_after(self, thread_id, after_seq, limit):
+        return [m for m in self.messages if m.seq > after_seq][:limit]
+
+    async def user_name(self, user_id):
+        return "someone"
+
+    async def save_presence(self, thread_id, statuses):
+        self.presence.update(statuses)
+
+
+class FakeSubscriber:
+    def __init__(self, name: str) -> None:
+        self.session_id = name
+        self.principal = principal(name)
+        self.frames: list[dict] = []
+        self.arrived = trio.Event()
+
+    def _record(self, frame: str) -> None:
+        self.frames.append(msgspec.json.decode(frame))
+        self.arrived.set()
+
+    def deliver(self, frame, *, essential):
+        self._record(frame)
+
+    def deliver_message(self, thread_id, seq, frame):
+        self._record(frame)
+
+    async def deliver_replay(self, thread_id, seq, frame):
+        self._record(frame)
+
+    def joined(self, thread_id, last_seq):
+        pass
+
+    def cut_off(self):
+        raise AssertionError("not expected")
+
+    def subscription_lost(self, thread_id, error):
+        raise AssertionError("not expected")
+
+    async def wait_for(self, predicate):
+        while not any(predicate(f) for f in self.frames):
+            self.arrived = trio.Event()
+            await self.arrived.wait()
+        return next(f for f in self.frames if predicate(f))
+
+    def seqs(self) -> list[int]:
+        return [f["message"]["seq"] for f in self.frames if f["type"] == "new_message"]
+
+
+def new_message(sender: FakeSubscriber, thread_id, body: str) -> NewMessage:
+    return NewMessage(
+        thread_id=thread_id,
+        sender_user_id=sender.principal.user_id,
+        sender_org_id=sender.principal.org_id,
+        client_msg_id=body,
+        body=body,
+    )
+
+
+async def start_actor(nursery, store, **kw) -> ThreadActor:
+    return await nursery.start(ThreadActor(uuid.uuid4(), store, **kw).run)
+
+
+async def test_typing_expires_after_six_seconds_without_a_refresh(autojump_clock):
+    store = FakeStore()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        alice, bob = FakeSubscriber("alice"), FakeSubscriber("bob")
+        await actor.inbox.send(Subscribe(alice, "online"))
+        await actor.inbox.send(Subscribe(bob, "online"))
+        started = trio.current_time()
+        await actor.inbox.send(SetTyping(alice.principal, True))
+        await bob.wait_for(lambda f: f["type"] == "typing" and f["is_typing"])
+        await bob.wait_for(lambda f: f["type"] == "typing" and not f["is_typing"])
+        assert trio.current_time() - started >= 6.0
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_thread_actor_stops_after_its_grace_period(autojump_clock):
+    store = FakeStore()
+    stopped: list[ThreadActor] = []
+    actor = ThreadActor(uuid.uuid4(), store, idle_s=30, on_idle=lambda a: stopped.append(a) or True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        alice = FakeSubscriber("alice")
+        await actor.inbox.send(Subscribe(alice, "online"))
+        await actor.inbox.send(Unsubscribe(alice.session_id))
+    # The nursery only ends because the actor returned by itself.
+    assert stopped == [actor]
+
+
+async def test_commits_that_finish_out_of_order_are_delivered_in_seq_order(autojump_clock):
+    store = FakeStore()
+    store.gates["first"] = trio.Event()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        watcher = FakeSubscriber("watcher")
+        await actor.inbox.send(Subscribe(watcher, "online"))
+        first, second = (
+            Post(new_message(watcher, actor.thread_id, b), "w") for b in ("first", "second")
+        )
+        await actor.inbox.send(first)
+        await actor.inbox.send(second)
+        assert (await second.reply.wait(10)).seq == 2  # committed while seq 1 is held back
+        assert watcher.seqs() == []
+        store.gates["first"].set()
+        await watcher.wait_for(lambda f: f.get("message", {}).get("seq") == 2)
+        assert watcher.seqs() == [1, 2]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_seq_that_never_reports_back_is_read_from_storage(autojump_clock):
+    store = FakeStore()
+    store.gates["lost"] = trio.Event()  # its writer never returns
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        watcher = FakeSubscriber("watcher")
+        await actor.inbox.send(Subscribe(watcher, "online"))
+        await actor.inbox.send(Post(new_message(watcher, actor.thread_id, "lost"), "w"))
+        await actor.inbox.send(Post(new_message(watcher, actor.thread_id, "next"), "w"))
+        await watcher.wait_for(lambda f: f.get("message", {}).get("seq") == 2)
+        assert watcher.seqs() == [1, 2]
+        assert actor.stats.gaps_filled == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_messages_committed_during_a_replay_follow_it_without_gap_or_duplicate(
+    autojump_clock,
+):
+    store = FakeStore()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        sender = FakeSubscriber("sender")
+        for i in range(5):
+            post = Post(new_message(sender, actor.thread_id, f"old{i}"), "s")
+            await actor.inbox.send(post)
+            await post.reply.wait(10)
+
+        class SlowReplay(FakeSubscriber):
+            gate = trio.Event()
+
+            async def deliver_replay(self, thread_id, seq, frame):
+                await self.gate.wait()
+                self._record(frame)
+
+        late = SlowReplay("late")
+        await actor.inbox.send(Subscribe(late, "online", since_seq=2))
+        for i in range(3):  # live traffic while the replay is stuck
+            post = Post(new_message(sender, actor.thread_id, f"new{i}"), "s")
+            await actor.inbox.send(post)
+            await post.reply.wait(10)
+        late.gate.set()
+        await late.wait_for(lambda f: f.get("message", {}).get("seq") == 8)
+        assert late.frames[0]["type"] == "ack" and late.frames[0]["last_seq"] == 5
+        assert late.seqs() == [3, 4, 5, 6, 7, 8]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_users_second_session_does_not_announce_them_again(autojump_clock):
+    store = FakeStore()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        watcher, phone, laptop = (
+            FakeSubscriber("w"),
+            FakeSubscriber("phone"),
+            FakeSubscriber("laptop"),
+        )
+        laptop.principal = phone.principal
+        for subscriber in (watcher, phone, laptop):
+            await actor.inbox.send(Subscribe(subscriber, "online"))
+        await actor.inbox.send(Unsubscribe(phone.session_id))
+        await actor.inbox.send(Unsubscribe(laptop.session_id))
+        await watcher.wait_for(lambda f: f["type"] == "user_left")
+        kinds = [f["type"] for f in watcher.frames]
+        assert kinds == ["ack", "user_joined", "user_left"]
+        nursery.cancel_scope.cancel()
+    assert store.presence[phone.principal.user_id] == "offline"
+
+
+async def test_heartbeat_gives_up_when_no_pong_comes_back(autojump_clock):
+    pings = 0
+
+    async def ping_that_is_answered_twice():
+        nonlocal pings
+        pings += 1
+        if pings > 2:
+            await trio.sleep_forever()
+
+    await heartbeat_until_timeout(ping_that_is_answered_twice, interval_s=20, timeout_s=10)
+    assert pings == 3
+
+
+def test_a_full_outgoing_queue_sheds_ephemeral_events_before_messages():
+    queue = OutgoingQueue(capacity=2)
+    assert queue.put("typing", essential=False)
+    assert queue.put("message 1", essential=True)
+    assert queue.put("presence", essential=False)  # shed: full
+    assert queue.put("message 2", essential=True)  # evicts "typing"
+    assert queue.shed == 2
+    assert not queue.put("message 3", essential=True)  # nothing left to shed: cut off

@@ -1,0 +1,130 @@
+"""The wire format on its own: bytes in, typed frames out, no sockets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub import protocol
+
+THREAD = uuid.uuid4()
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('{"type":"auth","token":"t"}', protocol.Auth),
+        (f'{{"type":"join_thread","thread_id":"{THREAD}","since_seq":3}}', protocol.JoinThread),
+        (f'{{"type":"leave_thread","thread_id":"{THREAD}"}}', protocol.LeaveThread),
+        (
+            f'{{"type":"send_message","thread_id":"{THREAD}","body":"hi","client_msg_id":"c1"}}',
+            protocol.SendMessage,
+        ),
+        (
+            f'{{"type":"typing_indicator","thread_id":"{THREAD}","is_typing":true}}',
+            protocol.TypingIndicator,
+        ),
+        ('{"type":"update_presence","status":"away"}', protocol.UpdatePresence),
+        (f'{{"type":"mark_read","thread_id":"{THREAD}","seq":4}}', protocol.MarkRead),
+        ('{"type":"ping","ref":"p1"}', protocol.Ping),
+    ],
+)
+def test_every_client_frame_type_decodes_in_one_call(text, kind):
+    assert isinstance(protocol.decode_client(text), kind)
+
+
+def test_malformed_json_is_a_protocol_error():
+    with pytest.raises(protocol.ProtocolError, match="malformed JSON"):
+        protocol.decode_client("{not json")
+
+
+def test_an_unknown_type_is_a_protocol_error_that_keeps_the_ref():
+    with pytest.raises(protocol.ProtocolError, match="unknown frame type") as caught:
+        protocol.decode_client('{"type":"launch_rockets","ref":"r9"}')
+    assert caught.value.ref == "r9"
+
+
+def test_a_missing_field_is_a_protocol_error():
+    with pytest.raises(protocol.ProtocolError, match="thread_id"):
+        protocol.decode_client('{"type":"join_thread","ref":"r1"}')
+
+
+def test_a_wrong_field_type_is_a_protocol_error():
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_client(f'{{"type":"mark_read","thread_id":"{THREAD}","seq":-1}}')
+
+
+def test_unknown_fields_are_refused():
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_client('{"type":"ping","extra":1}')
+
+
+def test_server_frames_leave_out_absent_fields():
+    text = protocol.encode(protocol.Ack(ref="r1", thread_id=THREAD))
+    assert msgspec.json.decode(text) == {"type": "ack", "ref": "r1", "thread_id": str(THREAD)}
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_to_a_frame_or_a_protocol_error(data):
+    try:
+        frame = protocol.decode_client(data)
+    except protocol.ProtocolError:
+        return
+    assert isinstance(frame, protocol.ClientFrame)
+
+
+json_values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=20)
+    | st.sampled_from(["join_thread", "send_message", "ping", str(THREAD)])
+    | st.lists(st.integers(), max_size=3)
+)
+
+
+@given(st.dictionaries(st.sampled_from(["type", "thread_id", "ref", "body", "seq"]), json_values))
+def test_any_json_object_decodes_to_a_frame_or_a_protocol_error(obj):
+    try:
+        protocol.decode_client(msgspec.json.encode(obj))
+    except protocol.ProtocolError:
+        pass
+
+
+@given(
+    body=st.text(min_size=1, max_size=200),
+    client_msg_id=st.text(min_size=1, max_size=100),
+    ref=st.none() | st.text(max_size=100),
+    reply_to=st.none() | st.integers(min_value=1, max_value=2**62),
+)
+def test_send_message_survives_a_round_trip(body, client_msg_id, ref, reply_to):
+    frame = protocol.SendMessage(
+        thread_id=THREAD, body=body, client_msg_id=client_msg_id, ref=ref, reply_to=reply_to
+    )
+    assert protocol.decode_client(protocol.encode(frame)) == frame
+
+
+@given(seq=st.integers(min_value=1, max_value=2**62), body=st.text(max_size=200))
+def test_new_message_frames_survive_a_round_trip(seq, body):
+    frame = protocol.NewMessage(
+        thread_id=THREAD,
+        message=protocol.MessageOut(
+            id=seq,
+            seq=seq,
+            sender_id=THREAD,
+            sender_name="Alice",
+            org_id=THREAD,
+            kind="text",
+            body=body,
+            client_msg_id="c",
+            reply_to=None,
+            metadata={"k": [1, "two"]},
+            created_at=datetime(2026, 6, 1, 12, tzinfo=UTC),
+        ),
+    )
+    assert protocol.decode_server(protocol.encode(frame)) == frame
