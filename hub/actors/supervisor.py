@@ -18,7 +18,6 @@ of their sessions, and it is sent to every thread any of those sessions has join
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +40,7 @@ from hub.actors.thread import (
 from hub.auth import Principal
 from hub.config import Settings
 from hub.errors import NotFound, Overloaded
+from hub.identities import Identities
 from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
 from hub.storage import repository as repo
@@ -100,6 +100,7 @@ class Supervisor:
         self.settings = settings
         self.storage = storage
         self.store = StorageThreadStore(storage)
+        self.identities = Identities(storage, ttl_s=IDENTITY_TTL_S)
         self.stats = HubStats()
         self.limiter = RateLimiter(Budget(settings.ws_message_rate, settings.ws_message_burst))
         self._actors: dict[UUID, ThreadActor] = {}
@@ -107,7 +108,6 @@ class Supervisor:
         self._sessions: dict[str, Session] = {}
         self._by_user: dict[UUID, set[str]] = {}
         self._user_status: dict[UUID, str] = {}
-        self._identities: dict[tuple[UUID, UUID, str, str], float] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED):
@@ -294,23 +294,5 @@ class Supervisor:
         self.notify_thread(thread_id, Receipt(user_id, seq, session_id))
 
     async def ensure_identity(self, principal: Principal) -> None:
-        """Users and organizations must exist before their messages (foreign keys); remember
-        recent identities so a reconnect storm is not a write storm."""
-        key = (principal.user_id, principal.org_id, principal.role, principal.name)
-        now = time.monotonic()
-        seen = self._identities.get(key)
-        if seen is not None and now - seen < IDENTITY_TTL_S:
-            return
-        await self.storage.write(
-            lambda at: repo.upsert_identity(
-                user_id=principal.user_id,
-                organization_id=principal.org_id,
-                username=principal.name,
-                display_name=principal.name,
-                role=principal.role,
-                now=at,
-            )
-        )
-        if len(self._identities) > 50_000:
-            self._identities.clear()
-        self._identities[key] = now
+        """Users and organizations must exist before their messages (foreign keys)."""
+        await self.identities.ensure(principal)

@@ -20,6 +20,7 @@ from quart_trio import QuartTrio
 from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http import audit, errors, groups, identity, members, messages, openapi, service, threads
+from hub.identities import Identities
 from hub.messaging import DirectRouter, MessageRouter
 from hub.storage import Storage
 
@@ -44,7 +45,7 @@ def create_app(
         "storage": storage,
         "verifier": verifier,
         "router": router or DirectRouter(storage),
-        "identities": identity.IdentityCache(),
+        "identities": Identities(storage),
         "rate_limiters": identity.rate_limiters(
             {"read": settings.rate_read, "write": settings.rate_write, "send": settings.rate_send}
         ),

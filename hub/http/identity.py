@@ -13,9 +13,6 @@ client flooding reads cannot starve its own message sends. Every authenticated a
 from __future__ import annotations
 
 import math
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -25,55 +22,11 @@ from quart_trio import QuartTrio
 from hub.auth import Principal, TokenVerifier
 from hub.errors import RateLimited, Unauthorized
 from hub.ratelimit import Budget, RateLimiter
-from hub.storage import Storage
-from hub.storage import repository as repo
 from hub.storage.records import AuditEntry
 
 PUBLIC_ENDPOINTS = {"service.healthz", "service.docs", "openapi"}
 SEND_ENDPOINTS = {"messages.send_message"}
 _USER_AGENT_MAX = 500
-
-
-class IdentityCache:
-    """Identities (user, organization, role, name) upserted recently, least recently seen first.
-
-    A hit skips the upsert; an entry expires after `ttl_s` so `last_seen_at` and a renamed
-    organization still reach the database now and then. Bounded: the oldest entry goes first.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_entries: int = 10_000,
-        ttl_s: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._seen: OrderedDict[tuple[Any, ...], float] = OrderedDict()
-        self._max_entries = max_entries
-        self._ttl_s = ttl_s
-        self._clock = clock
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def fresh(self, principal: Principal) -> bool:
-        key = _identity_key(principal)
-        seen_at = self._seen.get(key)
-        if seen_at is None or self._clock() - seen_at > self._ttl_s:
-            return False
-        self._seen.move_to_end(key)
-        return True
-
-    def remember(self, principal: Principal) -> None:
-        key = _identity_key(principal)
-        self._seen[key] = self._clock()
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._max_entries:
-            self._seen.popitem(last=False)
-
-
-def _identity_key(principal: Principal) -> tuple[Any, ...]:
-    return (principal.user_id, principal.org_id, principal.role, principal.name)
 
 
 def rate_limiters(settings_rates: dict[str, tuple[float, float]]) -> dict[str, RateLimiter]:
@@ -103,10 +56,7 @@ def install(app: QuartTrio) -> None:
                 f"too many {kind} requests; retry in {decision.retry_after_s:.1f}s",
                 retry_after_s=decision.retry_after_s,
             )
-        cache: IdentityCache = hub["identities"]
-        if not cache.fresh(principal):
-            await _upsert(hub["storage"], principal)
-            cache.remember(principal)
+        await hub["identities"].ensure(principal)
 
     @app.after_request
     async def rate_limit_headers(response: Response) -> Response:
@@ -124,19 +74,6 @@ def _verify(verifier: TokenVerifier) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required (Authorization: Bearer <JWT>)")
     return verifier.verify(token.strip())
-
-
-async def _upsert(storage: Storage, principal: Principal) -> None:
-    await storage.write(
-        lambda now: repo.upsert_identity(
-            user_id=principal.user_id,
-            organization_id=principal.org_id,
-            username=str(principal.user_id),
-            display_name=principal.name,
-            role=principal.role,
-            now=now,
-        )
-    )
 
 
 def current_principal() -> Principal:

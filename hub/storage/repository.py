@@ -1091,6 +1091,8 @@ def thread_view(
     presence = yield from thread_presence(thread_id)
     state = yield from thread_reader_state(thread_id, user_id)
     return rows, presence, state
+
+
 # --- realtime (WebSocket layer) ------------------------------------------------------------------
 
 

@@ -1,0 +1,60 @@
+"""Users and organizations from verified tokens, written on first sight.
+
+The identity provider is external: a token's claims are the truth about a user, and the rows the
+hub keeps (foreign keys of messages, groups, audit) are created or refreshed from them. REST and
+WebSocket both call `ensure` before acting for a caller; a bounded, short-lived memory of what
+was written recently keeps a burst of requests or a reconnect storm from becoming a write storm,
+while `last_seen_at`, a new name or a new role still reach the database within `ttl_s`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from hub.auth import Principal
+from hub.storage import Storage
+from hub.storage import repository as repo
+
+
+class Identities:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        max_entries: int = 10_000,
+        ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._storage = storage
+        self._seen: OrderedDict[tuple[Any, ...], float] = OrderedDict()
+        self._max_entries = max_entries
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    async def ensure(self, principal: Principal) -> None:
+        """Make sure the caller's user and organization rows exist and are current."""
+        key = (principal.user_id, principal.org_id, principal.role, principal.name)
+        seen_at = self._seen.get(key)
+        if seen_at is not None and self._clock() - seen_at <= self._ttl_s:
+            self._seen.move_to_end(key)
+            return
+        await self._storage.write(
+            lambda now: repo.upsert_identity(
+                user_id=principal.user_id,
+                organization_id=principal.org_id,
+                username=str(principal.user_id),
+                display_name=principal.name,
+                role=principal.role,
+                now=now,
+            )
+        )
+        self._seen[key] = self._clock()
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._max_entries:
+            self._seen.popitem(last=False)
