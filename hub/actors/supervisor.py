@@ -18,7 +18,6 @@ of their sessions, and it is sent to every thread any of those sessions has join
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -44,7 +43,8 @@ from hub.identities import Identities
 from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
 from hub.storage import repository as repo
-from hub.storage.records import AuditEntry, Message, NewMessage, StoredMessage
+from hub.storage.actor import AuditSpec
+from hub.storage.records import Message, NewMessage, StoredMessage
 
 if TYPE_CHECKING:
     from hub.actors.session import Session
@@ -64,7 +64,7 @@ class StorageThreadStore:
     async def last_seq(self, thread_id: UUID) -> int:
         return (await self._storage.read(repo.get_thread(thread_id))).last_seq
 
-    async def append(self, message: NewMessage, audit: Sequence[AuditEntry]) -> StoredMessage:
+    async def append(self, message: NewMessage, audit: AuditSpec) -> StoredMessage:
         return await self._storage.append_message(message, audit=audit)
 
     async def messages_after(self, thread_id: UUID, after_seq: int, limit: int) -> list[Message]:
@@ -203,14 +203,14 @@ class Supervisor:
     # --- MessageRouter ---------------------------------------------------------------------------
 
     async def post(
-        self, principal: Principal, message: NewMessage, *, audit: list[AuditEntry] | None = None
+        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         """Check access, store (answer only after commit), deliver to live subscribers."""
         await authorize_thread(self.storage, principal, message.thread_id, "post")
-        return await self.post_authorized(principal, message, audit=audit or ())
+        return await self.post_authorized(principal, message, audit=audit)
 
     async def post_authorized(
-        self, principal: Principal, message: NewMessage, *, audit: Sequence[AuditEntry] = ()
+        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         post = Post(message, principal.name, audit)
         await self.send_to_thread(message.thread_id, post)

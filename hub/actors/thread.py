@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
@@ -34,7 +34,8 @@ import trio
 from hub import protocol
 from hub.auth import Principal
 from hub.errors import HubError, Overloaded
-from hub.storage.records import AuditEntry, Message, NewMessage, StoredMessage
+from hub.storage.actor import AuditSpec
+from hub.storage.records import Message, NewMessage, StoredMessage
 from hub.ws.errors import error_frame
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class ThreadStore(Protocol):
 
     async def last_seq(self, thread_id: UUID) -> int: ...
 
-    async def append(self, message: NewMessage, audit: Sequence[AuditEntry]) -> StoredMessage: ...
+    async def append(self, message: NewMessage, audit: AuditSpec) -> StoredMessage: ...
 
     async def messages_after(
         self, thread_id: UUID, after_seq: int, limit: int
@@ -143,7 +144,7 @@ class Unsubscribe:
 class Post:
     message: NewMessage
     sender_name: str
-    audit: Sequence[AuditEntry] = ()
+    audit: AuditSpec = ()
     reply: Reply[StoredMessage] = field(default_factory=Reply)
 
 
