@@ -820,41 +820,14 @@ GROUP_UPDATABLE = ("name", "description", "wedding_date", "settings")
 
 
 def update_group(group_id: UUID, changes: dict[str, Any], now: datetime) -> Op[tuple[Group, Group]]:
-    """Apply a partial update; returns (before, after) so the caller can audit what changed.
-    Only columns named in GROUP_UPDATABLE can be set; the names come from that constant."""
+    """Apply a partial update; returns (before, after) so the caller can audit what changed."""
     before = yield from get_group(group_id)
-    if before.status == "archived":
-        raise Conflict(f"group {group_id} is archived and read-only")
-    bind = _Binder(group_id, now)
-    sets = [
-        f"{column} = {bind(changes[column])}" for column in GROUP_UPDATABLE if column in changes
-    ]
-    if not sets:
-        return before, before
-    row = yield fetchrow(
-        "UPDATE vendor_connection_groups SET "  # noqa: S608 (columns from GROUP_UPDATABLE)
-        + ", ".join([*sets, "updated_at = $2"])
-        + " WHERE id = $1 RETURNING *",
-        *bind.args,
-    )
-    return before, row_to(row, Group)
+    return (yield from _partial_update("group", before, changes, GROUP_UPDATABLE, now))
 
 
 def archive_group(group_id: UUID, now: datetime) -> Op[Group]:
-    row = yield fetchrow(
-        """
-        UPDATE vendor_connection_groups
-        SET status = 'archived', archived_at = $2, updated_at = $2
-        WHERE id = $1 AND status <> 'archived'
-        RETURNING *
-        """,
-        group_id,
-        now,
-    )
-    if row is None:
-        yield from get_group(group_id)  # NotFound when it is gone
-        raise Conflict(f"group {group_id} is already archived")
-    return row_to(row, Group)
+    yield from get_group(group_id)  # NotFound when it is gone
+    return (yield from _archive("group", group_id, now))
 
 
 def respond_to_invitation(
@@ -981,38 +954,52 @@ def update_thread(
     """Partial update of title, priority and status (open/resolved); returns (before, after).
     Archiving goes through `archive_thread`; an archived thread is read-only."""
     before = yield from get_thread(thread_id)
+    return (yield from _partial_update("thread", before, changes, THREAD_UPDATABLE, now))
+
+
+def archive_thread(thread_id: UUID, now: datetime) -> Op[Thread]:
+    yield from get_thread(thread_id)  # NotFound when it is gone
+    return (yield from _archive("thread", thread_id, now))
+
+
+# Groups and threads share their update and archive rules; table names come from here only.
+_UPDATABLE_TABLES: dict[str, tuple[str, type]] = {
+    "group": ("vendor_connection_groups", Group),
+    "thread": ("messaging_threads", Thread),
+}
+
+
+def _partial_update(
+    kind: str, before: Any, changes: dict[str, Any], updatable: Sequence[str], now: datetime
+) -> Op[tuple[Any, Any]]:
+    """Set only the columns named in `updatable` (a constant); an archived row is read-only."""
+    table, record = _UPDATABLE_TABLES[kind]
     if before.status == "archived":
-        raise Conflict(f"thread {thread_id} is archived and read-only")
-    bind = _Binder(thread_id, now)
-    sets = [
-        f"{column} = {bind(changes[column])}" for column in THREAD_UPDATABLE if column in changes
-    ]
+        raise Conflict(f"{kind} {before.id} is archived and read-only")
+    bind = _Binder(before.id, now)
+    sets = [f"{column} = {bind(changes[column])}" for column in updatable if column in changes]
     if not sets:
         return before, before
     row = yield fetchrow(
-        "UPDATE messaging_threads SET "  # noqa: S608 (columns from THREAD_UPDATABLE)
+        f"UPDATE {table} SET "  # noqa: S608 (table and columns from constants)
         + ", ".join([*sets, "updated_at = $2"])
         + " WHERE id = $1 RETURNING *",
         *bind.args,
     )
-    return before, row_to(row, Thread)
+    return before, row_to(row, record)
 
 
-def archive_thread(thread_id: UUID, now: datetime) -> Op[Thread]:
+def _archive(kind: str, row_id: UUID, now: datetime) -> Op[Any]:
+    table, record = _UPDATABLE_TABLES[kind]
     row = yield fetchrow(
-        """
-        UPDATE messaging_threads
-        SET status = 'archived', archived_at = $2, updated_at = $2
-        WHERE id = $1 AND status <> 'archived'
-        RETURNING *
-        """,
-        thread_id,
+        f"UPDATE {table} SET status = 'archived', archived_at = $2, updated_at = $2 "  # noqa: S608
+        "WHERE id = $1 AND status <> 'archived' RETURNING *",
+        row_id,
         now,
     )
     if row is None:
-        yield from get_thread(thread_id)
-        raise Conflict(f"thread {thread_id} is already archived")
-    return row_to(row, Thread)
+        raise Conflict(f"{kind} {row_id} is already archived")
+    return row_to(row, record)
 
 
 def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[dict[str, Any]]:
