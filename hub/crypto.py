@@ -75,6 +75,9 @@ class KeyRing:
     def versions(self) -> list[int]:
         return sorted(self._aeads)
 
+    def has_version(self, version: int) -> bool:
+        return version in self._aeads
+
     def seal_message(self, thread_id: UUID, body: str) -> Sealed:
         return self._seal(_message_aad(thread_id), body.encode())
 
