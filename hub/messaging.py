@@ -9,6 +9,7 @@ REST reaches sockets exactly like one sent over a socket.
 from __future__ import annotations
 
 from typing import Protocol
+from uuid import UUID
 
 from hub.access import authorize_thread
 from hub.auth import Principal
@@ -24,6 +25,10 @@ class MessageRouter(Protocol):
         """Check access, store (ack only after commit), deliver; raise HubError on refusal."""
         ...
 
+    async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
+        """An organization left a group: whatever it receives live from it must stop now."""
+        ...
+
 
 class DirectRouter:
     def __init__(self, storage: Storage) -> None:
@@ -34,3 +39,6 @@ class DirectRouter:
     ) -> StoredMessage:
         await authorize_thread(self._storage, principal, message.thread_id, "post")
         return await self._storage.append_message(message, audit=audit)
+
+    async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
+        """Nothing is delivered live without the realtime layer, so nothing to end."""

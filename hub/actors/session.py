@@ -25,6 +25,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -498,6 +499,11 @@ class Session:
         if len(self._access) > 1000:
             self._access.clear()
         self._access[key] = now + self._settings.ws_access_cache_s
+
+    def forget_access(self, thread_ids: Sequence[UUID]) -> None:
+        """Drop remembered access decisions (the supervisor calls this on a membership change)."""
+        for thread_id in thread_ids:
+            self._forget_access(thread_id)
 
     def _forget_access(self, thread_id: UUID) -> None:
         for action in ("read", "post"):

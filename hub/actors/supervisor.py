@@ -29,6 +29,7 @@ from hub.actors.thread import (
     Command,
     Post,
     Receipt,
+    Revoke,
     SetStatus,
     SetTyping,
     Subscribe,
@@ -215,6 +216,24 @@ class Supervisor:
         post = Post(message, principal.name, audit)
         await self.send_to_thread(message.thread_id, post)
         return await post.reply.wait(self.settings.storage_timeout_s + COMMAND_TIMEOUT_S)
+
+    async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
+        """An organization was removed from a group: end its live subscriptions to the group's
+        threads and forget positive access decisions its sessions remembered, so the next send
+        or join is checked again (and refused)."""
+        thread_ids = await self.storage.read(repo.thread_ids_of_group(group_id))
+        for session in list(self._sessions.values()):
+            if session.principal.org_id == organization_id:
+                session.forget_access(thread_ids)
+        for thread_id in thread_ids:
+            actor = self._actors.get(thread_id)
+            if actor is None:
+                continue  # not running: nobody is subscribed
+            with trio.move_on_after(COMMAND_TIMEOUT_S):
+                try:
+                    await actor.inbox.send(Revoke(organization_id))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # it stopped: no subscriptions left to end
 
     # --- sessions and presence -------------------------------------------------------------------
 

@@ -168,6 +168,14 @@ class Receipt:
 
 
 @dataclass(eq=False, slots=True)
+class Revoke:
+    """An organization lost its membership of this thread's group: its live subscriptions end
+    now, not at their next join."""
+
+    organization_id: UUID
+
+
+@dataclass(eq=False, slots=True)
 class _PostDone:
     post: Post
     stored: StoredMessage | None
@@ -192,6 +200,7 @@ Command = (
     | SetTyping
     | SetStatus
     | Receipt
+    | Revoke
     | _PostDone
     | _ReplayDone
     | _Filled
@@ -346,6 +355,8 @@ class ThreadActor:
                     )
                 )
                 self._broadcast(frame, essential=True, exclude_session=command.session_id)
+            case Revoke():
+                self._revoke(command.organization_id)
             case _ReplayDone():
                 self._replay_done(command)
             case _Filled():
@@ -424,6 +435,20 @@ class ThreadActor:
         self._broadcast(left, essential=False)
         self._dirty_presence[user_id] = "offline"
         self._presence_wakeup.set()
+
+    def _revoke(self, organization_id: UUID) -> None:
+        revoked = [
+            sub.subscriber
+            for sub in self._subs.values()
+            if sub.subscriber.principal.org_id == organization_id
+        ]
+        # Same answer as a join would now get: the thread does not exist for them.
+        error = protocol.Error(
+            code="not_found", message=f"thread {self.thread_id} not found", thread_id=self.thread_id
+        )
+        for subscriber in revoked:
+            self._unsubscribe(subscriber.session_id, None)
+            subscriber.subscription_lost(self.thread_id, error)
 
     def _post_done(self, done: _PostDone) -> None:
         self._posts.discard(done.post)

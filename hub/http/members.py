@@ -19,6 +19,7 @@ from hub.http.identity import audit, current_principal
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import Invite, MemberOut
+from hub.messaging import MessageRouter
 from hub.storage import Storage
 from hub.storage import repository as repo
 
@@ -127,4 +128,7 @@ async def remove(group_id: str, org_id: str) -> MemberOut:
         lambda now: repo.remove_member(group_id=gid, organization_id=oid, now=now),
         audit=[entry],
     )
+    # Its sockets lose the group's threads now, not at their next join.
+    router: MessageRouter = current_app.extensions["hub"]["router"]
+    await router.membership_revoked(gid, oid)
     return await _member(gid, oid)

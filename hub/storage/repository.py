@@ -1087,3 +1087,8 @@ def set_presences(*, thread_id: UUID, statuses: dict[UUID, str], now: datetime) 
     """Several users' presence in one thread, in one operation (the thread actor coalesces)."""
     for user_id, status in statuses.items():
         yield from set_presence(thread_id=thread_id, user_id=user_id, status=status, now=now)
+
+
+def thread_ids_of_group(group_id: UUID) -> Op[list[UUID]]:
+    rows = yield fetch("SELECT id FROM messaging_threads WHERE group_id = $1 ORDER BY id", group_id)
+    return [row["id"] for row in rows]
