@@ -176,7 +176,7 @@ def _print_banner(settings: Settings, running: Any) -> None:
         lines += [
             f"  token:     {token}",
             f"             (development only: user {user}, org {org}, role owner, valid 24 h)",
-            f'  try:       curl -H "Authorization: Bearer $TOKEN" {running.rest_url}/healthz',
+            f'  try:       curl -H "Authorization: Bearer $TOKEN" {running.rest_url}/groups',
         ]
     print("\n".join(lines), flush=True)
 
