@@ -16,7 +16,7 @@ from typing import Any
 
 from hub.auth import Principal
 from hub.storage import Storage
-from hub.storage import repository as repo
+from hub.storage.bulk import Identity
 
 
 class Identities:
@@ -44,15 +44,15 @@ class Identities:
         if seen_at is not None and self._clock() - seen_at <= self._ttl_s:
             self._seen.move_to_end(key)
             return
-        await self._storage.write(
-            lambda now: repo.upsert_identity(
+        await self._storage.write_bulk(
+            "identity",
+            Identity(
                 user_id=principal.user_id,
                 organization_id=principal.org_id,
                 username=str(principal.user_id),
                 display_name=principal.name,
                 role=principal.role,
-                now=now,
-            )
+            ),
         )
         self._seen[key] = self._clock()
         self._seen.move_to_end(key)

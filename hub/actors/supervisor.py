@@ -45,6 +45,7 @@ from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
 from hub.storage import repository as repo
 from hub.storage.actor import AuditSpec
+from hub.storage.bulk import PresenceUpdate
 from hub.storage.records import Message, NewMessage, StoredMessage
 
 if TYPE_CHECKING:
@@ -78,9 +79,7 @@ class StorageThreadStore:
             return "unknown user"
 
     async def save_presence(self, thread_id: UUID, statuses: dict[UUID, str]) -> None:
-        await self._storage.write(
-            lambda now: repo.set_presences(thread_id=thread_id, statuses=statuses, now=now)
-        )
+        await self._storage.write_bulk("presence", PresenceUpdate(thread_id, dict(statuses)))
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from hub.errors import Conflict, HubError, Invalid, StorageUnavailable
+from hub.storage.bulk import run_kind
 from hub.storage.engine import Engine, Writer
 from hub.storage.records import AuditEntry, SealedMessage
 from hub.storage.repository import insert_audit, isolated
@@ -35,6 +36,9 @@ class Request:
 
     make_op: Callable[[datetime], Op[Any]] | None = None
     message: SealedMessage | None = None
+    # Or an item of a kind the actor runs many at a time (see hub.storage.bulk).
+    bulk_kind: str | None = None
+    item: Any = None
     audit: AuditSpec = ()
     done: trio.Event = field(default_factory=trio.Event)
     value: Any = None
@@ -199,18 +203,24 @@ class StorageActor:
 
 def _batch_op(engine: Engine, batch: list[Request], now: datetime) -> Op[list[Any]]:
     """The whole batch as one operation: requests in arrival order, runs of consecutive message
-    appends handed to the engine's bulk path, each other request in its own savepoint, and the
+    appends handed to the engine's bulk path (and runs of other bulk kinds to theirs), each
+    other request in its own savepoint, and the
     audit rows of every request that succeeded written last, in the same transaction."""
     outcomes: list[Any] = []
     index = 0
     while index < len(batch):
         request = batch[index]
-        if request.message is not None:
+        kind = _kind(request)
+        if kind is not None:
             end = index
-            while end < len(batch) and batch[end].message is not None:
+            while end < len(batch) and _kind(batch[end]) == kind:
                 end += 1
-            messages = [r.message for r in batch[index:end]]
-            outcomes.extend((yield from engine.append_messages(messages, now)))
+            run = batch[index:end]
+            if kind == "message":
+                messages = [r.message for r in run]
+                outcomes.extend((yield from engine.append_messages(messages, now)))
+            else:
+                outcomes.extend((yield from run_kind(kind, [r.item for r in run], now)))
             index = end
         else:
             assert request.make_op is not None
@@ -223,6 +233,10 @@ def _batch_op(engine: Engine, batch: list[Request], now: datetime) -> Op[list[An
     if audit:
         yield from insert_audit(audit, now)
     return outcomes
+
+
+def _kind(request: Request) -> str | None:
+    return "message" if request.message is not None else request.bulk_kind
 
 
 def _integrity_error(error: IntegrityError) -> HubError:

@@ -127,6 +127,13 @@ class Storage:
         """Run `make_op(now)` in the next group commit; return its result once committed."""
         return await self._submit(Request(make_op=make_op, audit=audit), timeout_s)
 
+    async def write_bulk(
+        self, kind: str, item: Any, *, audit: AuditSpec = (), timeout_s: float | None = None
+    ) -> Any:
+        """Write an item of a bulk kind (`hub.storage.bulk.KINDS`): committed together with the
+        other items of its kind that wait in the same batch."""
+        return await self._submit(Request(bulk_kind=kind, item=item, audit=audit), timeout_s)
+
     async def append_message(
         self, message: NewMessage, *, audit: AuditSpec = (), timeout_s: float | None = None
     ) -> StoredMessage:

@@ -48,7 +48,7 @@ def isolated(op: Op[Any]) -> Op[Any]:
 
 # --- identities ----------------------------------------------------------------------------------
 
-_INSERT_ORGANIZATION = """
+INSERT_ORGANIZATION = """
 INSERT INTO organizations (id, name, vendor_type, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $4)
 ON CONFLICT (id) DO NOTHING
@@ -86,7 +86,7 @@ def upsert_identity(
     keep name and role current. An existing organization keeps its name unless one is given.
     """
     name = organization_name or f"Organization {str(organization_id)[:8]}"
-    yield execute(_INSERT_ORGANIZATION, organization_id, name, vendor_type, now)
+    yield execute(INSERT_ORGANIZATION, organization_id, name, vendor_type, now)
     if organization_name:
         yield execute(
             "UPDATE organizations SET name = $2, updated_at = $3 WHERE id = $1 AND name <> $2",
@@ -641,7 +641,7 @@ def ensure_organization(*, organization_id: UUID, now: datetime) -> Op[None]:
     """Make sure an organization row exists: an invitation may name an organization known to the
     identity provider whose users have not signed in here yet."""
     yield execute(
-        _INSERT_ORGANIZATION,
+        INSERT_ORGANIZATION,
         organization_id,
         f"Organization {str(organization_id)[:8]}",
         "other",

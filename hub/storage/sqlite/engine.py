@@ -10,6 +10,7 @@ import functools
 import queue
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +92,21 @@ def _is_unavailable(exc: sqlite3.Error) -> bool:
     return code is not None and (code & 0xFF) in _UNAVAILABLE_CODES
 
 
+def _use_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch to WAL, retrying while another connection briefly holds the database (the
+    switch does not wait on SQLite's busy handler); a no-op once the file is in WAL mode."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if not _is_unavailable(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # in a worker thread, never on the Trio thread
+
+
 def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(
@@ -105,8 +121,7 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
         if writer:
             # WAL lets readers run beside the writer. Switching needs a moment of exclusive
             # access, so only switch when not already in WAL (engine.open does it first).
-            if conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn, busy_timeout_s)
             # FULL: a commit is on disk before the actor acknowledges it.
             conn.execute("PRAGMA synchronous = FULL")
         return conn
