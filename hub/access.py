@@ -9,7 +9,9 @@ they may do depends on their role (from the token) and whether their organizatio
     invite, remove_member, view_audit  owner or admin of the owning organization
 
 A group (or thread) of another organization is reported as not found, never as forbidden, so ids
-cannot be probed. Archived groups and threads are read-only.
+cannot be probed. Archived groups and threads are read-only. A pending invitation is answered
+(accept or decline) by the invited organization's owner or admin. Owners, admins and managers
+may create groups, which their organization then owns.
 """
 
 from __future__ import annotations
@@ -99,3 +101,44 @@ def _check(
         raise Forbidden(f"role {principal.role} may not {action.replace('_', ' ')} here")
     if archived and action not in _READ_ONLY_ACTIONS:
         raise Conflict(f"this {what} is archived and read-only")
+
+
+# --- listings and invitations (REST) -------------------------------------------------------------
+
+
+async def readable_group_ids(storage: Storage, principal: Principal) -> list[UUID]:
+    """Every group the caller may read: those where their organization is an active member.
+    Listings filter by these ids instead of deciding membership themselves."""
+    return await storage.read(repo.group_ids_of(principal.org_id))
+
+
+async def auditable_group_ids(storage: Storage, principal: Principal) -> list[UUID]:
+    """Groups whose audit trail the caller may read: owned by their organization, and only for
+    the roles allowed to `view_audit`; other roles are refused outright."""
+    if not is_allowed(principal, owns_group=True, action="view_audit"):
+        raise Forbidden(f"role {principal.role} may not view audit")
+    return await storage.read(repo.group_ids_of(principal.org_id, owned_only=True))
+
+
+_GROUP_CREATORS = {"owner", "admin", "manager"}
+_INVITATION_RESPONDERS = {"owner", "admin"}
+
+
+def may_create_group(principal: Principal) -> None:
+    """Owners, admins and managers (planners) start groups for their organization; vendors
+    join the groups they are invited to."""
+    if principal.role not in _GROUP_CREATORS:
+        raise Forbidden(f"role {principal.role} may not create groups")
+
+
+async def authorize_invitation(
+    storage: Storage, principal: Principal, group_id: UUID
+) -> Connection:
+    """An invitation may be answered by the invited organization's owner or admin, while it is
+    pending. Without a pending invitation the group does not exist for the caller (404)."""
+    membership = await storage.read(repo.connection_of(group_id, principal.org_id))
+    if membership is None or membership.status != "invited":
+        raise NotFound(f"no pending invitation to group {group_id}")
+    if principal.role not in _INVITATION_RESPONDERS:
+        raise Forbidden(f"role {principal.role} may not answer invitations")
+    return membership

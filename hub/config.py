@@ -59,6 +59,10 @@ class Settings:
     ws_max_frame: int = 64 * 1024
     ws_access_cache_s: float = 30.0
     ws_close_timeout_s: float = 5.0
+    # REST token buckets per user and route class: (tokens per second, burst).
+    rate_read: tuple[float, float] = (20.0, 100.0)
+    rate_write: tuple[float, float] = (5.0, 30.0)
+    rate_send: tuple[float, float] = (10.0, 50.0)
 
     @property
     def production(self) -> bool:
@@ -167,6 +171,9 @@ def load_settings(
         storage_timeout_s=_positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0),
         log_level=_log_level(source),
         **_realtime(source),
+        rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
+        rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
+        rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
     )
 
 
@@ -256,6 +263,18 @@ def _positive_float(source: Mapping[str, str], name: str, default: float) -> flo
     if not value > 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+def _rate(
+    source: Mapping[str, str], prefix: str, default: tuple[float, float]
+) -> tuple[float, float]:
+    """A token bucket from `<prefix>_PER_S` and `<prefix>_BURST`; a burst below one request
+    would refuse everything, so it is refused here instead."""
+    rate = _positive_float(source, f"{prefix}_PER_S", default[0])
+    burst = _positive_float(source, f"{prefix}_BURST", default[1])
+    if burst < 1:
+        raise ConfigError(f"{prefix}_BURST must be at least 1, got {burst}")
+    return rate, burst
 
 
 def _log_level(source: Mapping[str, str]) -> str:

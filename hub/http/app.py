@@ -1,4 +1,15 @@
-"""The REST application: one Quart-Trio app, route families in their own modules."""
+"""The REST application: one Quart-Trio app, route families in their own modules.
+
+    service   /healthz, /docs (public) and /openapi.json (quart-schema, public)
+    groups    /groups, /groups/{group_id}
+    members   invitations (invite, accept, decline) and removal
+    threads   /threads, /threads/{thread_id} (read, update, archive)
+    messages  POST /threads/{thread_id}, through the message router
+    audit     /audit
+
+Cross-cutting pieces run around every route: `identity` (JWT, identity upsert, rate limits),
+`errors` (the one JSON error shape), `openapi` (schema generation).
+"""
 
 from __future__ import annotations
 
@@ -8,50 +19,41 @@ from quart_trio import QuartTrio
 
 from hub.auth import TokenVerifier
 from hub.config import Settings
-from hub.http import errors
+from hub.http import audit, errors, groups, identity, members, messages, openapi, service, threads
 from hub.messaging import DirectRouter, MessageRouter
 from hub.storage import Storage
 
 BASE_PATH = "/api/vendor-connections"
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(
     settings: Settings,
     storage: Storage,
     verifier: TokenVerifier,
+    *,
     router: MessageRouter | None = None,
 ) -> QuartTrio:
-    """The REST app. `router` posts messages (the realtime supervisor in the running hub, so
-    REST-posted messages reach live sockets); without one, messages are stored directly."""
-    app = QuartTrio(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
+    REST-posted messages reach live subscribers; storing directly otherwise)."""
+    app = QuartTrio(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = {
         "settings": settings,
         "storage": storage,
         "verifier": verifier,
         "router": router or DirectRouter(storage),
+        "identities": identity.IdentityCache(),
+        "rate_limiters": identity.rate_limiters(
+            {"read": settings.rate_read, "write": settings.rate_write, "send": settings.rate_send}
+        ),
+        "base_path": BASE_PATH,
         "started_at": time.monotonic(),
     }
+    openapi.install(app, f"{BASE_PATH}/openapi.json")
     errors.install(app)
-
-    @app.get(f"{BASE_PATH}/healthz")
-    async def healthz() -> tuple[dict, int]:
-        from hub.storage.sql import fetchval
-
-        def ping():  # type: ignore[no-untyped-def]
-            value = yield fetchval("SELECT 1")
-            return value
-
-        uptime = round(time.monotonic() - app.extensions["hub"]["started_at"], 3)
-        try:
-            await storage.read(ping(), timeout_s=2.0)
-        except Exception:
-            return {"status": "unavailable", "database": "unreachable", "uptime_s": uptime}, 503
-        return {
-            "status": "ok",
-            "database": storage.engine.name,
-            "storage_connected": storage.stats.connected,
-            "uptime_s": uptime,
-        }, 200
-
+    identity.install(app)
+    for family in (service, groups, members, threads, messages, audit):
+        app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app

@@ -1,19 +1,29 @@
 """Every error the API returns is JSON in one shape: {"error": {code, message, details}}.
 
-HubErrors map to their status here, once; HTTP errors raised by Quart (404, 405, 413) get the same
-shape; anything else is logged with its traceback and answered as a bare `internal` 500.
+HubErrors map to their status here, once; HTTP errors raised by Quart (404, 405, 413) and
+quart-schema's validation errors get the same shape; anything else is logged with its traceback
+and answered as a bare `internal` 500.
+
+Status choices: 422 when a field of a well-formed request fails validation (the details name the
+field and where it was: body, query or path); 400 when the body is not JSON at all, or when a
+valid request breaks a rule only the data can tell (a reply to a message of another thread).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+from typing import Any
 
 from quart import Response, jsonify
+from quart_schema import RequestSchemaValidationError
+from quart_schema.validation import QuerystringValidationError
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from hub.errors import HubError, RateLimited
+from hub.auth import TokenExpired
+from hub.errors import HubError, Invalid, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,20 @@ HTTP_CODES = {
     429: "rate_limited",
 }
 
+REALM = 'Bearer realm="vendor-connections"'
+
+
+class FieldInvalid(Invalid):
+    """A named field of the request failed validation: answered 422 with the field in details."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str, *, location: str = "body") -> None:
+        super().__init__(
+            f"{field}: {message}",
+            details=[{"field": field, "in": location, "message": message}],
+        )
+
 
 def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details or []}})
@@ -49,23 +73,65 @@ def error_response(status: int, code: str, message: str, details: list | None = 
     return response
 
 
+# msgspec says e.g. "Expected `str` of length <= 200 - at `$.title`" or
+# "Object contains unknown field `colour` - at `$.client`".
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+
+
+def validation_details(error: Exception, location: str) -> tuple[str, list[dict[str, Any]]]:
+    """Turn a msgspec validation message into (message, details naming the field)."""
+    text = str(error) or "invalid request"
+    match = _AT.match(text)
+    what = match.group("what") if match else text
+    path = (match.group("path") or "") if match else ""
+    field = path.lstrip(".")
+    named = _NAMED_FIELD.search(what)
+    if named:
+        field = f"{field}.{named.group(1)}" if field else named.group(1)
+    if text.startswith("Expected `object`, got `null`") and location == "body":
+        what = "the request body must be a JSON object (Content-Type: application/json)"
+    field = field or "(body)" if location == "body" else field or "(query)"
+    message = f"{field}: {what}"
+    return message, [{"field": field, "in": location, "message": what}]
+
+
 def install(app: QuartTrio) -> None:
     @app.errorhandler(HubError)
     async def hub_error(error: HubError) -> Response:
-        status = STATUS_BY_CODE.get(error.code, 500)
+        status = getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 500)
         message = error.message if status != 500 else "internal error"
         response = error_response(status, error.code, message, error.details)
         if isinstance(error, RateLimited):
             response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
         if error.code == "unauthorized":
-            response.headers["WWW-Authenticate"] = 'Bearer realm="vendor-connections"'
+            if isinstance(error, TokenExpired):
+                response.headers["WWW-Authenticate"] = (
+                    f'{REALM}, error="invalid_token", error_description="the token has expired"'
+                )
+            else:
+                response.headers["WWW-Authenticate"] = REALM
         return response
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def schema_error(error: RequestSchemaValidationError) -> Response:
+        location = "query" if isinstance(error, QuerystringValidationError) else "body"
+        message, details = validation_details(error.validation_error, location)
+        return error_response(422, "invalid", message, details)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         code = HTTP_CODES.get(status, "internal" if status >= 500 else "invalid")
-        return error_response(status, code, error.description or error.name)
+        message = error.description or error.name
+        if status == 413:
+            message = "the request body is larger than the 1 MiB limit"
+        response = error_response(status, code, message)
+        if status == 405 and error.response is None:
+            allowed = getattr(error, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

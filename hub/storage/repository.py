@@ -8,14 +8,15 @@ engine's read path. Nothing here knows which engine runs it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from hub.errors import HubError, Invalid, NotFound
+from hub.errors import Conflict, HubError, Invalid, NotFound
 from hub.storage.records import (
     AuditEntry,
     AuditRecord,
+    Client,
     Connection,
     EncryptionKey,
     Group,
@@ -623,3 +624,461 @@ def set_presences(*, thread_id: UUID, statuses: dict[UUID, str], now: datetime) 
     """Several users' presence in one thread, in one operation (the thread actor coalesces)."""
     for user_id, status in statuses.items():
         yield from set_presence(thread_id=thread_id, user_id=user_id, status=status, now=now)
+
+
+# --- REST API: clients, listings with stats, updates ---------------------------------------------
+# Added for the REST API (issue 3). Filters are fixed SQL fragments with bound values; lists of
+# ids become `IN ($n, ...)` built from placeholders only, as in `audit_rows`.
+
+
+class _Binder:
+    """Collects bound values and hands out their `$n` placeholders, so optional filters can be
+    appended as fixed SQL fragments without ever formatting a value into the text."""
+
+    def __init__(self, *initial: Any) -> None:
+        self.args: list[Any] = list(initial)
+
+    def __call__(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def many(self, values: Sequence[Any]) -> str:
+        return ", ".join(self(value) for value in values)
+
+
+def ensure_organization(*, organization_id: UUID, now: datetime) -> Op[None]:
+    """Make sure an organization row exists: an invitation may name an organization known to the
+    identity provider whose users have not signed in here yet."""
+    yield execute(
+        _INSERT_ORGANIZATION,
+        organization_id,
+        f"Organization {str(organization_id)[:8]}",
+        "other",
+        now,
+    )
+
+
+def create_client(
+    *,
+    client_id: UUID,
+    organization_id: UUID,
+    partner_one_name: str,
+    now: datetime,
+    partner_two_name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    wedding_date: date | None = None,
+    venue_name: str | None = None,
+    venue_address: str | None = None,
+) -> Op[Client]:
+    row = yield fetchrow(
+        """
+        INSERT INTO clients
+            (id, organization_id, partner_one_name, partner_two_name, email, phone, wedding_date,
+             venue_name, venue_address, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+        RETURNING *
+        """,
+        client_id,
+        organization_id,
+        partner_one_name,
+        partner_two_name,
+        email,
+        phone,
+        wedding_date,
+        venue_name,
+        venue_address,
+        now,
+    )
+    return row_to(row, Client)
+
+
+def get_client(client_id: UUID) -> Op[Client | None]:
+    row = yield fetchrow("SELECT * FROM clients WHERE id = $1", client_id)
+    return None if row is None else row_to(row, Client)
+
+
+def group_ids_of(organization_id: UUID, *, owned_only: bool = False) -> Op[list[UUID]]:
+    """Ids of the groups an organization is an active member of (or owns, with `owned_only`).
+    Access rules live in `hub.access`; this only answers the question it asks."""
+    sql = (
+        "SELECT c.group_id FROM vendor_connections AS c "
+        "JOIN vendor_connection_groups AS g ON g.id = c.group_id "
+        "WHERE c.organization_id = $1 AND c.status = 'active'"
+    )
+    if owned_only:
+        sql += " AND g.owner_organization_id = $1"
+    rows = yield fetch(sql + " ORDER BY c.group_id", organization_id)
+    return [
+        row["group_id"] if isinstance(row["group_id"], UUID) else UUID(row["group_id"])
+        for row in rows
+    ]
+
+
+_GROUP_STATS = """
+    (SELECT count(*) FROM vendor_connections AS c
+        WHERE c.group_id = g.id AND c.status = 'active') AS member_count,
+    (SELECT count(*) FROM messaging_threads AS t WHERE t.group_id = g.id) AS thread_count,
+    (SELECT CAST(coalesce(sum(t.last_seq), 0) AS bigint) FROM messaging_threads AS t
+        WHERE t.group_id = g.id) AS message_count,
+    (SELECT max(t.updated_at) FROM messaging_threads AS t
+        WHERE t.group_id = g.id) AS last_thread_activity_at,
+    (SELECT count(*) FROM thread_messages AS m
+        JOIN messaging_threads AS t ON t.id = m.thread_id
+        LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $1
+        WHERE t.group_id = g.id AND m.sender_user_id <> $1
+          AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count
+"""
+
+
+def group_rows(
+    *,
+    user_id: UUID,
+    group_ids: Sequence[UUID],
+    status: str | None = None,
+    wedding_from: date | None = None,
+    wedding_to: date | None = None,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 50,
+) -> Op[list[dict[str, Any]]]:
+    """Groups (newest first) with the caller's stats: members, threads, messages, unread.
+
+    Unread counts the messages of others after the caller's read receipt in each thread.
+    `after` is the (created_at, id) of the last row of the previous page.
+    """
+    if not group_ids:
+        return []
+    bind = _Binder(user_id)
+    clauses = [f"g.id IN ({bind.many(group_ids)})"]
+    if status is not None:
+        clauses.append(f"g.status = {bind(status)}")
+    if wedding_from is not None:
+        clauses.append(f"g.wedding_date >= {bind(wedding_from)}")
+    if wedding_to is not None:
+        clauses.append(f"g.wedding_date <= {bind(wedding_to)}")
+    if after is not None:
+        created_at, last_id = bind(after[0]), bind(after[1])
+        clauses.append(
+            f"(g.created_at < {created_at} OR (g.created_at = {created_at} AND g.id < {last_id}))"
+        )
+    rows = yield fetch(
+        f"SELECT g.*, {_GROUP_STATS} FROM vendor_connection_groups AS g "  # noqa: S608 (fixed)
+        f"WHERE {' AND '.join(clauses)} "
+        f"ORDER BY g.created_at DESC, g.id DESC LIMIT {bind(limit)}",
+        *bind.args,
+    )
+    return rows
+
+
+def group_activity(group_id: UUID, *, now: datetime) -> Op[dict[str, Any]]:
+    """What a group's detail page shows about its pulse: recent message volume, open and urgent
+    threads, and who has been talking most in the last 7 days."""
+    day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
+    counts = yield fetchrow(
+        """
+        SELECT
+            (SELECT count(*) FROM thread_messages AS m
+                JOIN messaging_threads AS t ON t.id = m.thread_id
+                WHERE t.group_id = $1 AND m.created_at >= $2) AS messages_24h,
+            (SELECT count(*) FROM thread_messages AS m
+                JOIN messaging_threads AS t ON t.id = m.thread_id
+                WHERE t.group_id = $1 AND m.created_at >= $3) AS messages_7d,
+            (SELECT count(*) FROM messaging_threads AS t
+                WHERE t.group_id = $1 AND t.status = 'open') AS open_threads,
+            (SELECT count(*) FROM messaging_threads AS t
+                WHERE t.group_id = $1 AND t.status = 'open' AND t.priority = 'urgent')
+                AS urgent_threads
+        """,
+        group_id,
+        day_ago,
+        week_ago,
+    )
+    active = yield fetch(
+        """
+        SELECT m.sender_user_id AS user_id, m.sender_org_id AS organization_id,
+               u.display_name, count(*) AS message_count
+        FROM thread_messages AS m
+        JOIN messaging_threads AS t ON t.id = m.thread_id
+        JOIN user_profiles AS u ON u.id = m.sender_user_id
+        WHERE t.group_id = $1 AND m.created_at >= $2
+        GROUP BY m.sender_user_id, m.sender_org_id, u.display_name
+        ORDER BY count(*) DESC, m.sender_user_id
+        LIMIT 5
+        """,
+        group_id,
+        week_ago,
+    )
+    return {**counts, "most_active_members": active}
+
+
+def member_rows(group_id: UUID) -> Op[list[dict[str, Any]]]:
+    """A group's memberships of every status, with each organization's name."""
+    rows = yield fetch(
+        """
+        SELECT c.*, o.name AS organization_name
+        FROM vendor_connections AS c JOIN organizations AS o ON o.id = c.organization_id
+        WHERE c.group_id = $1
+        ORDER BY c.invited_at, c.organization_id
+        """,
+        group_id,
+    )
+    return rows
+
+
+GROUP_UPDATABLE = ("name", "description", "wedding_date", "settings")
+
+
+def update_group(group_id: UUID, changes: dict[str, Any], now: datetime) -> Op[tuple[Group, Group]]:
+    """Apply a partial update; returns (before, after) so the caller can audit what changed.
+    Only columns named in GROUP_UPDATABLE can be set; the names come from that constant."""
+    before = yield from get_group(group_id)
+    if before.status == "archived":
+        raise Conflict(f"group {group_id} is archived and read-only")
+    bind = _Binder(group_id, now)
+    sets = [
+        f"{column} = {bind(changes[column])}" for column in GROUP_UPDATABLE if column in changes
+    ]
+    if not sets:
+        return before, before
+    row = yield fetchrow(
+        "UPDATE vendor_connection_groups SET "  # noqa: S608 (columns from GROUP_UPDATABLE)
+        + ", ".join([*sets, "updated_at = $2"])
+        + " WHERE id = $1 RETURNING *",
+        *bind.args,
+    )
+    return before, row_to(row, Group)
+
+
+def archive_group(group_id: UUID, now: datetime) -> Op[Group]:
+    row = yield fetchrow(
+        """
+        UPDATE vendor_connection_groups
+        SET status = 'archived', archived_at = $2, updated_at = $2
+        WHERE id = $1 AND status <> 'archived'
+        RETURNING *
+        """,
+        group_id,
+        now,
+    )
+    if row is None:
+        yield from get_group(group_id)  # NotFound when it is gone
+        raise Conflict(f"group {group_id} is already archived")
+    return row_to(row, Group)
+
+
+def respond_to_invitation(
+    *, group_id: UUID, organization_id: UUID, accept: bool, now: datetime
+) -> Op[Connection]:
+    """Accept or decline a pending invitation; anything but `invited` has nothing to answer."""
+    row = yield fetchrow(
+        """
+        UPDATE vendor_connections
+        SET status = $3, updated_at = $4,
+            joined_at = CASE WHEN $3 = 'active' THEN $4 ELSE joined_at END
+        WHERE group_id = $1 AND organization_id = $2 AND status = 'invited'
+        RETURNING *
+        """,
+        group_id,
+        organization_id,
+        "active" if accept else "declined",
+        now,
+    )
+    if row is None:
+        raise NotFound(f"no pending invitation to group {group_id}")
+    return row_to(row, Connection)
+
+
+def remove_member(*, group_id: UUID, organization_id: UUID, now: datetime) -> Op[Connection]:
+    """Remove an invited or active organization; the owner cannot be removed from its group."""
+    owner = yield fetchval(
+        "SELECT owner_organization_id FROM vendor_connection_groups WHERE id = $1", group_id
+    )
+    if owner is not None and str(owner) == str(organization_id):
+        raise Conflict("the owning organization cannot be removed from its group")
+    row = yield fetchrow(
+        """
+        UPDATE vendor_connections SET status = 'removed', updated_at = $3
+        WHERE group_id = $1 AND organization_id = $2 AND status IN ('invited', 'active')
+        RETURNING *
+        """,
+        group_id,
+        organization_id,
+        now,
+    )
+    if row is None:
+        raise NotFound(f"organization {organization_id} is not a member of group {group_id}")
+    return row_to(row, Connection)
+
+
+_PRIORITY_RANK_SQL = (
+    "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
+)
+
+_THREAD_STATS = """
+    (SELECT count(*) FROM thread_messages AS m
+        WHERE m.thread_id = t.id AND m.sender_user_id <> $1
+          AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count,
+    coalesce(r.last_read_seq, 0) AS last_read_seq
+"""
+
+
+def thread_rows(
+    *,
+    user_id: UUID,
+    group_ids: Sequence[UUID],
+    status: str | None = None,
+    priority: str | None = None,
+    thread_type: str | None = None,
+    title_contains: str | None = None,
+    updated_since: datetime | None = None,
+    by_priority: bool = False,
+    after: tuple[Any, ...] | None = None,
+    limit: int = 50,
+) -> Op[list[dict[str, Any]]]:
+    """Threads of the given groups with the caller's unread count, most recently active first
+    (urgent first, then by activity, with `by_priority`). Without a status filter, archived
+    threads are left out. `after` is the sort key of the previous page's last row:
+    (updated_at, id), or (priority_rank, updated_at, id) with `by_priority`."""
+    if not group_ids:
+        return []
+    bind = _Binder(user_id)
+    clauses = [f"t.group_id IN ({bind.many(group_ids)})"]
+    if status is not None:
+        clauses.append(f"t.status = {bind(status)}")
+    else:
+        clauses.append("t.status <> 'archived'")
+    if priority is not None:
+        clauses.append(f"t.priority = {bind(priority)}")
+    if thread_type is not None:
+        clauses.append(f"t.thread_type = {bind(thread_type)}")
+    if title_contains:
+        pattern = (
+            title_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        )
+        clauses.append(f"lower(t.title) LIKE {bind('%' + pattern + '%')} ESCAPE '\\'")
+    if updated_since is not None:
+        clauses.append(f"t.updated_at >= {bind(updated_since)}")
+    if after is not None:
+        *rank, updated_at, last_id = after
+        at, tid = bind(updated_at), bind(last_id)
+        activity = f"(t.updated_at < {at} OR (t.updated_at = {at} AND t.id < {tid}))"
+        if by_priority:
+            r = bind(rank[0])
+            activity = (
+                f"({_PRIORITY_RANK_SQL} > {r} OR ({_PRIORITY_RANK_SQL} = {r} AND {activity}))"
+            )
+        clauses.append(activity)
+    order = "t.updated_at DESC, t.id DESC"
+    if by_priority:
+        order = f"{_PRIORITY_RANK_SQL}, {order}"
+    rows = yield fetch(
+        f"SELECT t.*, {_PRIORITY_RANK_SQL} AS priority_rank, {_THREAD_STATS} "  # noqa: S608
+        "FROM messaging_threads AS t "
+        "LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $1 "
+        f"WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT {bind(limit)}",
+        *bind.args,
+    )
+    return rows
+
+
+THREAD_UPDATABLE = ("title", "priority", "status")
+
+
+def update_thread(
+    thread_id: UUID, changes: dict[str, Any], now: datetime
+) -> Op[tuple[Thread, Thread]]:
+    """Partial update of title, priority and status (open/resolved); returns (before, after).
+    Archiving goes through `archive_thread`; an archived thread is read-only."""
+    before = yield from get_thread(thread_id)
+    if before.status == "archived":
+        raise Conflict(f"thread {thread_id} is archived and read-only")
+    bind = _Binder(thread_id, now)
+    sets = [
+        f"{column} = {bind(changes[column])}" for column in THREAD_UPDATABLE if column in changes
+    ]
+    if not sets:
+        return before, before
+    row = yield fetchrow(
+        "UPDATE messaging_threads SET "  # noqa: S608 (columns from THREAD_UPDATABLE)
+        + ", ".join([*sets, "updated_at = $2"])
+        + " WHERE id = $1 RETURNING *",
+        *bind.args,
+    )
+    return before, row_to(row, Thread)
+
+
+def archive_thread(thread_id: UUID, now: datetime) -> Op[Thread]:
+    row = yield fetchrow(
+        """
+        UPDATE messaging_threads
+        SET status = 'archived', archived_at = $2, updated_at = $2
+        WHERE id = $1 AND status <> 'archived'
+        RETURNING *
+        """,
+        thread_id,
+        now,
+    )
+    if row is None:
+        yield from get_thread(thread_id)
+        raise Conflict(f"thread {thread_id} is already archived")
+    return row_to(row, Thread)
+
+
+def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[dict[str, Any]]:
+    """The caller's read position in a thread and how many messages of others follow it."""
+    row = yield fetchrow(
+        """
+        SELECT coalesce(r.last_read_seq, 0) AS last_read_seq,
+               (SELECT count(*) FROM thread_messages AS m
+                  WHERE m.thread_id = $1 AND m.sender_user_id <> $2
+                    AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count
+        FROM (SELECT 1 AS one) AS here
+        LEFT JOIN message_read_receipts AS r ON r.thread_id = $1 AND r.user_id = $2
+        """,
+        thread_id,
+        user_id,
+    )
+    return row
+
+
+def invite_to_group(
+    *,
+    group_id: UUID,
+    organization_id: UUID,
+    vendor_type: str,
+    role: str,
+    invited_by: UUID,
+    now: datetime,
+) -> Op[Connection]:
+    """Invite an organization (creating its row if no user of it has signed in yet); one that is
+    already invited or active is a conflict rather than a bad request."""
+    status = yield fetchval(
+        "SELECT status FROM vendor_connections WHERE group_id = $1 AND organization_id = $2",
+        group_id,
+        organization_id,
+    )
+    if status in ("invited", "active"):
+        raise Conflict(f"organization {organization_id} is already {status} here")
+    yield from ensure_organization(organization_id=organization_id, now=now)
+    connection = yield from invite_organization(
+        group_id=group_id,
+        organization_id=organization_id,
+        vendor_type=vendor_type,
+        role=role,
+        invited_by=invited_by,
+        now=now,
+    )
+    return connection
+
+
+def member_row(group_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | None]:
+    row = yield fetchrow(
+        """
+        SELECT c.*, o.name AS organization_name
+        FROM vendor_connections AS c JOIN organizations AS o ON o.id = c.organization_id
+        WHERE c.group_id = $1 AND c.organization_id = $2
+        """,
+        group_id,
+        organization_id,
+    )
+    return row

@@ -1,0 +1,105 @@
+"""Sending a message over REST: `POST /threads/{thread_id}`.
+
+Every message goes through the message router in `app.extensions["hub"]["router"]`, never
+straight to storage: with the realtime layer running, the router is its supervisor, so a message
+posted here reaches the thread's live WebSocket subscribers exactly like one sent over a socket.
+
+Idempotency: a repeated `client_msg_id` from the same sender returns the original message with
+200 (the first store answers 201), so a client retrying after a timeout never makes a duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+from quart import Blueprint, current_app
+from quart_schema import validate_request
+
+from hub.access import authorize_thread
+from hub.http.errors import FieldInvalid
+from hub.http.identity import audit, current_principal
+from hub.http.openapi import errors, responds
+from hub.http.params import path_id
+from hub.http.schemas import MessageAck, MessageIn
+from hub.messaging import MessageRouter
+from hub.storage.records import NewMessage, StoredMessage
+
+blueprint = Blueprint("messages", __name__)
+
+
+async def post_message(message: NewMessage, *, group_id: UUID) -> StoredMessage:
+    """Post through the router with the request's audit row (sender, client, message kind; the
+    body stays out of the audit trail, it is encrypted at rest for a reason)."""
+    router: MessageRouter = current_app.extensions["hub"]["router"]
+    entry = audit(
+        "message.send",
+        "message",
+        message.client_msg_id,
+        group_id=group_id,
+        details={"thread_id": str(message.thread_id), "kind": message.kind},
+    )
+    return await router.post(current_principal(), message, audit=[entry])
+
+
+def _checked(data: MessageIn) -> tuple[str, dict]:
+    """Kind-specific rules msgspec cannot express: text needs a body; location needs both
+    coordinates, which are stored in the metadata."""
+    metadata = dict(data.metadata)
+    if data.kind == "location":
+        for name in ("latitude", "longitude"):
+            if getattr(data, name) is None:
+                raise FieldInvalid(name, "is required when kind is location")
+        metadata["latitude"], metadata["longitude"] = data.latitude, data.longitude
+        return data.body, metadata
+    if not data.body.strip():
+        raise FieldInvalid("body", "must not be empty for a text message")
+    for name in ("latitude", "longitude"):
+        if getattr(data, name) is not None:
+            raise FieldInvalid(name, "is only allowed when kind is location")
+    return data.body, metadata
+
+
+@blueprint.post("/threads/<thread_id>")
+@errors(400, 403, 404, 409, 422)
+@responds(MessageAck, 201)
+@responds(MessageAck, 200)
+@validate_request(MessageIn)
+async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int]:
+    """Send a message to a thread (any active member).
+
+    201 with the stored message's id, seq and created_at. Repeating a `client_msg_id` (per
+    sender) answers 200 with the original message and stores nothing. Without a
+    `client_msg_id` the server makes one, and retries cannot be recognised.
+    `kind=location` needs `latitude` and `longitude`. `reply_to` must be a message id of the
+    same thread (400 otherwise).
+    """
+    tid = path_id("thread_id", thread_id)
+    body, metadata = _checked(data)
+    principal = current_principal()
+    access = await authorize_thread(
+        current_app.extensions["hub"]["storage"], principal, tid, "post"
+    )
+    client_msg_id = data.client_msg_id or uuid.uuid4().hex
+    stored = await post_message(
+        NewMessage(
+            thread_id=tid,
+            sender_user_id=principal.user_id,
+            sender_org_id=principal.org_id,
+            client_msg_id=client_msg_id,
+            body=body,
+            kind=data.kind,
+            reply_to=data.reply_to,
+            metadata=metadata,
+        ),
+        group_id=access.group_id,
+    )
+    ack = MessageAck(
+        id=stored.id,
+        thread_id=stored.thread_id,
+        seq=stored.seq,
+        client_msg_id=client_msg_id,
+        created_at=stored.created_at,
+        duplicate=stored.duplicate,
+    )
+    return ack, 200 if stored.duplicate else 201

@@ -1,0 +1,381 @@
+"""The REST API's wire types: every request body, query string and response as a msgspec Struct.
+
+These same Structs validate requests (through quart-schema, which converts with msgspec) and
+generate `/openapi.json`, so the documentation cannot drift from what the server accepts.
+Request types forbid unknown fields: a misspelt field is an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from hub.storage.records import (
+    ConnectionStatus,
+    GroupStatus,
+    Priority,
+    Role,
+    ThreadStatus,
+    ThreadType,
+)
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Title = Annotated[str, Meta(min_length=1, max_length=200)]
+Description = Annotated[str, Meta(max_length=5000)]
+Body = Annotated[str, Meta(max_length=10_000)]
+ClientMsgId = Annotated[str, Meta(min_length=1, max_length=100)]
+Cursor = Annotated[str, Meta(max_length=500)]
+Limit = Annotated[int, Meta(ge=1, le=200)]
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+Short = Annotated[str, Meta(max_length=200)]
+VendorType = Annotated[str, Meta(min_length=1, max_length=50)]
+Latitude = Annotated[float, Meta(ge=-90, le=90)]
+Longitude = Annotated[float, Meta(ge=-180, le=180)]
+BulkSize = Meta(min_length=1, max_length=100)
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every request body and query string."""
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class ErrorInfo(msgspec.Struct):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class ErrorBody(msgspec.Struct):
+    """The one error shape every non-2xx answer uses."""
+
+    error: ErrorInfo
+
+
+# --- groups --------------------------------------------------------------------------------------
+
+
+class ClientIn(Request):
+    partner_one_name: Name
+    partner_two_name: Name | None = None
+    email: Short | None = None
+    phone: Annotated[str, Meta(max_length=50)] | None = None
+    venue_name: Short | None = None
+    venue_address: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class GroupCreate(Request):
+    name: Name
+    description: Description | None = None
+    wedding_date: date | None = None
+    client: ClientIn | None = None
+    settings: dict[str, Any] = {}
+
+
+class GroupUpdate(Request):
+    """A partial update: fields left out stay as they are; `null` clears an optional field."""
+
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    wedding_date: date | UnsetType | None = UNSET
+    settings: dict[str, Any] | UnsetType = UNSET
+
+
+class GroupBulkItem(GroupUpdate, kw_only=True):
+    id: UUID
+
+
+class GroupBulkUpdate(Request):
+    items: Annotated[list[GroupBulkItem], BulkSize]
+
+
+class GroupQuery(Request):
+    status: GroupStatus = "active"
+    wedding_from: date | None = None
+    wedding_to: date | None = None
+    cursor: Cursor | None = None
+    limit: Limit = 50
+
+
+class GroupStats(msgspec.Struct):
+    member_count: int
+    thread_count: int
+    message_count: int
+    unread_count: int
+    last_activity_at: datetime
+
+
+class GroupOut(msgspec.Struct):
+    id: UUID
+    owner_organization_id: UUID
+    name: str
+    status: GroupStatus
+    settings: dict[str, Any]
+    created_by: UUID
+    created_at: datetime
+    updated_at: datetime
+    stats: GroupStats
+    client_id: UUID | None = None
+    description: str | None = None
+    wedding_date: date | None = None
+    archived_at: datetime | None = None
+
+
+class GroupPage(msgspec.Struct):
+    items: list[GroupOut]
+    next_cursor: str | None = None
+
+
+class MemberOut(msgspec.Struct):
+    organization_id: UUID
+    organization_name: str
+    vendor_type: str
+    role: Role
+    status: ConnectionStatus
+    invited_at: datetime
+    invited_by: UUID | None = None
+    joined_at: datetime | None = None
+
+
+class ActiveMember(msgspec.Struct):
+    user_id: UUID
+    organization_id: UUID
+    display_name: str
+    message_count: int
+
+
+class GroupActivity(msgspec.Struct):
+    messages_24h: int
+    messages_7d: int
+    open_threads: int
+    urgent_threads: int
+    most_active_members: list[ActiveMember]
+
+
+class ClientOut(msgspec.Struct):
+    id: UUID
+    partner_one_name: str
+    partner_two_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    venue_name: str | None = None
+    venue_address: str | None = None
+
+
+class GroupDetail(msgspec.Struct):
+    group: GroupOut
+    members: list[MemberOut]
+    activity: GroupActivity
+    client: ClientOut | None = None
+
+
+class GroupResult(msgspec.Struct):
+    """One item of a bulk update: `ok` with the updated group, or the error it met."""
+
+    id: UUID
+    ok: bool
+    status: int
+    group: GroupOut | None = None
+    error: ErrorInfo | None = None
+
+
+class GroupBulkResults(msgspec.Struct):
+    succeeded: int
+    failed: int
+    results: list[GroupResult]
+
+
+# --- members and invitations ---------------------------------------------------------------------
+
+
+class Invite(Request):
+    organization_id: UUID
+    vendor_type: VendorType = "other"
+    role: Literal["admin", "manager", "vendor"] = "vendor"
+
+
+# --- threads -------------------------------------------------------------------------------------
+
+
+class FirstMessage(Request):
+    body: Annotated[str, Meta(min_length=1, max_length=10_000)]
+    client_msg_id: ClientMsgId | None = None
+
+
+class ThreadCreate(Request):
+    group_id: UUID
+    title: Title
+    thread_type: ThreadType = "general"
+    priority: Priority = "normal"
+    first_message: FirstMessage | None = None
+
+
+class ThreadUpdate(Request):
+    title: Title | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
+    status: Literal["open", "resolved"] | UnsetType = UNSET
+
+
+class ThreadBulkItem(Request):
+    id: UUID
+    priority: Priority | UnsetType = UNSET
+    status: Literal["open", "resolved"] | UnsetType = UNSET
+
+
+class ThreadBulkUpdate(Request):
+    items: Annotated[list[ThreadBulkItem], BulkSize]
+
+
+class ThreadQuery(Request):
+    group_id: UUID | None = None
+    status: ThreadStatus | None = None
+    priority: Priority | None = None
+    thread_type: ThreadType | None = None
+    q: Short | None = None
+    updated_since: AwareDatetime | None = None
+    sort: Literal["activity", "priority"] = "activity"
+    cursor: Cursor | None = None
+    limit: Limit = 50
+
+
+class ThreadOut(msgspec.Struct):
+    id: UUID
+    group_id: UUID
+    title: str
+    thread_type: ThreadType
+    priority: Priority
+    status: ThreadStatus
+    created_by: UUID
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+    unread_count: int
+    last_read_seq: int
+    last_message_at: datetime | None = None
+    archived_at: datetime | None = None
+
+
+class ThreadPage(msgspec.Struct):
+    items: list[ThreadOut]
+    next_cursor: str | None = None
+
+
+class ThreadResult(msgspec.Struct):
+    id: UUID
+    ok: bool
+    status: int
+    thread: ThreadOut | None = None
+    error: ErrorInfo | None = None
+
+
+class ThreadBulkResults(msgspec.Struct):
+    succeeded: int
+    failed: int
+    results: list[ThreadResult]
+
+
+class HistoryQuery(Request):
+    before_seq: Annotated[int, Meta(ge=1)] | None = None
+    after_seq: Annotated[int, Meta(ge=0)] | None = None
+    limit: Limit = 50
+
+
+class MessageOut(msgspec.Struct):
+    id: int
+    seq: int
+    sender_user_id: UUID
+    sender_org_id: UUID
+    kind: str
+    body: str
+    client_msg_id: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    reply_to: int | None = None
+    edited_at: datetime | None = None
+
+
+class PresenceOut(msgspec.Struct):
+    user_id: UUID
+    status: str
+    last_seen_at: datetime
+
+
+class ThreadDetail(msgspec.Struct):
+    """A thread, who is present, and one page of its history (oldest first). `has_more` says
+    whether older messages exist before the page (or newer ones after it, with `after_seq`)."""
+
+    thread: ThreadOut
+    presence: list[PresenceOut]
+    messages: list[MessageOut]
+    has_more: bool
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+class MessageIn(Request):
+    """`kind=text` needs a non-empty body; `kind=location` needs latitude and longitude and may
+    carry a body as its label. Repeating a `client_msg_id` returns the original message."""
+
+    body: Body = ""
+    kind: Literal["text", "location"] = "text"
+    client_msg_id: ClientMsgId | None = None
+    reply_to: Annotated[int, Meta(ge=1)] | None = None
+    metadata: dict[str, Any] = {}
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+
+class MessageAck(msgspec.Struct):
+    id: int
+    thread_id: UUID
+    seq: int
+    client_msg_id: str
+    created_at: datetime
+    duplicate: bool
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+class AuditQuery(Request):
+    group_id: UUID | None = None
+    actor: UUID | None = None
+    action: Annotated[str, Meta(max_length=100)] | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    cursor: Cursor | None = None
+    limit: Limit = 50
+
+
+class AuditOut(msgspec.Struct):
+    id: int
+    at: datetime
+    action: str
+    target_type: str
+    details: dict[str, Any]
+    target_id: str | None = None
+    actor_user_id: UUID | None = None
+    actor_org_id: UUID | None = None
+    group_id: UUID | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class AuditPage(msgspec.Struct):
+    items: list[AuditOut]
+    next_cursor: str | None = None
+
+
+# --- service -------------------------------------------------------------------------------------
+
+
+class Health(msgspec.Struct):
+    status: str
+    database: str
+    uptime_s: float

@@ -1,0 +1,140 @@
+"""Service endpoints, open to anyone: health, and the human-readable API docs page.
+
+The docs page is rendered on the server from the same OpenAPI document `/openapi.json` serves,
+so it needs no JavaScript or CDN and cannot disagree with the schema.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from quart import Blueprint, Response, current_app
+from quart_schema import security_scheme
+
+from hub.errors import HubError, StorageUnavailable
+from hub.http.openapi import responds
+from hub.http.schemas import ErrorBody, Health
+from hub.storage.sql import Op, fetchval
+
+blueprint = Blueprint("service", __name__)
+
+
+def _ping() -> Op[Any]:
+    value = yield fetchval("SELECT 1")
+    return value
+
+
+@blueprint.get("/healthz")
+@security_scheme([])
+@responds(Health)
+@responds(ErrorBody, 503)
+async def healthz() -> Health:
+    """Liveness and readiness: 200 when the database answers within 2 s, else 503."""
+    hub = current_app.extensions["hub"]
+    storage = hub["storage"]
+    uptime = round(time.monotonic() - hub["started_at"], 3)
+    try:
+        await storage.read(_ping(), timeout_s=2.0)
+    except HubError:
+        raise StorageUnavailable("the database is unreachable") from None
+    return Health(status="ok", database=storage.engine.name, uptime_s=uptime)
+
+
+@blueprint.get("/docs")
+@security_scheme([])
+async def docs() -> Response:
+    """This API's reference, as one HTML page rendered from the OpenAPI document."""
+    schema = current_app.extensions["QUART_SCHEMA"].openapi_provider.schema()
+    page = render_docs(schema, current_app.extensions["hub"]["base_path"])
+    return Response(page, content_type="text/html; charset=utf-8")
+
+
+def render_docs(schema: dict[str, Any], base_path: str) -> str:
+    esc = html.escape
+    info = schema["info"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{esc(info['title'])} API</title>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem}code,pre{background:#f4f4f4;padding:0 .2rem}"
+        "h3{margin-bottom:.2rem}.m{font-weight:bold;text-transform:uppercase;width:4rem;"
+        "display:inline-block}table{border-collapse:collapse}td,th{border:1px solid #ddd;"
+        "padding:.2rem .5rem;text-align:left}</style></head><body>",
+        f"<h1>{esc(info['title'])} <small>{esc(info['version'])}</small></h1>",
+        f"<p>{esc(info.get('description', ''))}</p>",
+        f"<p>Machine-readable: <a href='{esc(base_path)}/openapi.json'>openapi.json</a> "
+        "(OpenAPI 3.1).</p>",
+    ]
+    for path, operations in sorted(schema["paths"].items()):
+        for method, operation in operations.items():
+            parts.append(
+                f"<h3><span class='m'>{esc(method)}</span> <code>{esc(path)}</code></h3>"
+                f"<p><b>{esc(operation.get('summary', ''))}</b></p>"
+            )
+            description = operation.get("description", "").strip()
+            if description:
+                parts.append(f"<p>{esc(description)}</p>")
+            parameters = operation.get("parameters", [])
+            if parameters:
+                parts.append("<table><tr><th>parameter</th><th>in</th><th>schema</th></tr>")
+                for parameter in parameters:
+                    parts.append(
+                        f"<tr><td><code>{esc(parameter['name'])}</code></td>"
+                        f"<td>{esc(parameter['in'])}</td>"
+                        f"<td><code>{esc(_describe(parameter.get('schema', {})))}</code></td></tr>"
+                    )
+                parts.append("</table>")
+            body = operation.get("requestBody")
+            if body:
+                body_schema = body["content"]["application/json"]["schema"]
+                parts.append(f"<p>Body: <code>{esc(_describe(body_schema))}</code></p>")
+            statuses = ", ".join(str(status) for status in operation.get("responses", {}))
+            parts.append(f"<p>Responses: {esc(statuses)}</p>")
+    parts.append("<h2>Schemas</h2>")
+    for name, component in sorted(schema["components"]["schemas"].items()):
+        properties = component.get("properties", {})
+        required = set(component.get("required", []))
+        parts.append(f"<h3 id='{esc(name)}'>{esc(name)}</h3>")
+        if component.get("description"):
+            parts.append(f"<p>{esc(component['description'])}</p>")
+        if properties:
+            parts.append("<table><tr><th>field</th><th>type</th><th>required</th></tr>")
+            for field, field_schema in properties.items():
+                parts.append(
+                    f"<tr><td><code>{esc(field)}</code></td>"
+                    f"<td><code>{esc(_describe(field_schema))}</code></td>"
+                    f"<td>{'yes' if field in required else ''}</td></tr>"
+                )
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    """A one-line reading of a JSON schema: its type, format, enum and bounds."""
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(_describe(option) for option in schema[key])
+    if "enum" in schema:
+        return " | ".join(repr(value) for value in schema["enum"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {_describe(schema.get('items', {}))}"
+    words = [str(kind)]
+    if "format" in schema:
+        words.append(f"({schema['format']})")
+    for key, label in (
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minimum", "≥"),
+        ("maximum", "≤"),
+    ):
+        if key in schema:
+            words.append(f"{label} {schema[key]}")
+    if "default" in schema:
+        words.append(f"default {schema['default']!r}")
+    return " ".join(words)

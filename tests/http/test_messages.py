@@ -1,0 +1,136 @@
+"""Sending messages over REST: stored, idempotent, validated, routed like socket messages."""
+
+from __future__ import annotations
+
+from hub.auth import TokenVerifier
+from hub.http.app import create_app
+from hub.messaging import DirectRouter
+from hub.storage import repository as repo
+from tests.factories import new_group, new_thread, send
+from tests.http.conftest import Api
+
+
+async def test_a_sent_message_is_stored_and_acknowledged_with_its_seq(api, vendor, thread, storage):
+    reply = await api.post(
+        f"/threads/{thread.id}", as_=vendor, json={"body": "Arriving 2pm", "client_msg_id": "c1"}
+    )
+
+    assert reply.status == 201
+    assert (reply.json["seq"], reply.json["duplicate"]) == (1, False)
+    [stored] = await storage.messages(thread.id)
+    assert (stored.id, stored.body, stored.sender_user_id) == (
+        reply.json["id"],
+        "Arriving 2pm",
+        vendor.user_id,
+    )
+
+
+async def test_a_repeated_client_msg_id_returns_the_original_with_200(api, vendor, thread, storage):
+    first = await api.post(
+        f"/threads/{thread.id}", as_=vendor, json={"body": "once", "client_msg_id": "retry-me"}
+    )
+    again = await api.post(
+        f"/threads/{thread.id}", as_=vendor, json={"body": "once", "client_msg_id": "retry-me"}
+    )
+
+    assert (first.status, again.status) == (201, 200)
+    assert (again.json["id"], again.json["seq"], again.json["duplicate"]) == (
+        first.json["id"],
+        first.json["seq"],
+        True,
+    )
+    assert await storage.read(repo.count_messages(thread.id)) == 1
+
+
+async def test_a_location_message_stores_its_coordinates(api, owner, thread, storage):
+    reply = await api.post(
+        f"/threads/{thread.id}",
+        as_=owner,
+        json={"kind": "location", "latitude": 51.5, "longitude": -0.12, "body": "Gate B"},
+    )
+
+    assert reply.status == 201
+    [stored] = await storage.messages(thread.id)
+    assert (stored.kind, stored.metadata) == ("location", {"latitude": 51.5, "longitude": -0.12})
+
+
+async def test_a_location_without_longitude_is_422_naming_it(api, owner, thread):
+    reply = await api.post(
+        f"/threads/{thread.id}", as_=owner, json={"kind": "location", "latitude": 1.0}
+    )
+
+    assert reply.status == 422
+    assert reply.error["details"][0]["field"] == "longitude"
+
+
+async def test_a_latitude_out_of_range_is_422(api, owner, thread):
+    reply = await api.post(
+        f"/threads/{thread.id}",
+        as_=owner,
+        json={"kind": "location", "latitude": 91, "longitude": 0},
+    )
+
+    assert reply.status == 422
+    assert reply.error["details"][0]["field"] == "latitude"
+
+
+async def test_an_empty_text_message_is_422(api, owner, thread):
+    reply = await api.post(f"/threads/{thread.id}", as_=owner, json={"body": "   "})
+
+    assert reply.status == 422
+    assert reply.error["details"][0]["field"] == "body"
+
+
+async def test_a_reply_to_a_message_of_another_thread_is_400(api, storage, owner, group, thread):
+    elsewhere = await new_thread(storage, group, owner, title="elsewhere")
+    foreign = await send(storage, elsewhere, owner, "not here")
+
+    reply = await api.post(
+        f"/threads/{thread.id}", as_=owner, json={"body": "re", "reply_to": foreign.id}
+    )
+
+    assert reply.status == 400
+    assert await storage.read(repo.count_messages(thread.id)) == 0
+
+
+async def test_a_sent_message_is_audited_without_its_body(api, vendor, group, thread, storage):
+    await api.post(
+        f"/threads/{thread.id}", as_=vendor, json={"body": "secret plan", "client_msg_id": "a1"}
+    )
+
+    [row] = await storage.read(repo.audit_rows(group_ids=[group.id], action="message.send"))
+    assert (row.actor_user_id, row.target_id) == (vendor.user_id, "a1")
+    assert "secret plan" not in str(row.details)
+
+
+class RecordingRouter(DirectRouter):
+    def __init__(self, storage):
+        super().__init__(storage)
+        self.posted = []
+
+    async def post(self, principal, message, *, audit=None):
+        self.posted.append((principal.user_id, message.body))
+        return await super().post(principal, message, audit=audit)
+
+
+async def test_messages_are_posted_through_the_configured_router(settings, storage, vendor, thread):
+    router = RecordingRouter(storage)
+    api = Api(create_app(settings, storage, TokenVerifier(settings), router=router))
+
+    await api.post(f"/threads/{thread.id}", as_=vendor, json={"body": "via router"})
+
+    assert router.posted == [(vendor.user_id, "via router")]
+
+
+async def test_a_first_message_on_thread_creation_goes_through_the_router(settings, storage, owner):
+    router = RecordingRouter(storage)
+    api = Api(create_app(settings, storage, TokenVerifier(settings), router=router))
+    group = await new_group(storage, owner)
+
+    await api.post(
+        "/threads",
+        as_=owner,
+        json={"group_id": str(group.id), "title": "t", "first_message": {"body": "first"}},
+    )
+
+    assert router.posted == [(owner.user_id, "first")]

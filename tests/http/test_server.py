@@ -1,0 +1,158 @@
+"""End to end through the real hub: Hypercorn's Trio worker on a loopback port, a real HTTP client
+(the standard library's, run in a worker thread), and schemathesis against the served schema."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import hypothesis
+import pytest
+import schemathesis
+import trio
+from schemathesis.checks import not_a_server_error, response_schema_conformance
+
+from hub.app import Running, run_hub
+from tests.conftest import make_settings
+from tests.factories import Member, add_member, new_group, new_member, new_thread
+
+
+def _request(url: str, method: str, path: str, token: str | None, body: Any = None):
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        payload = None if body is None else json.dumps(body)
+        conn.request(method, parts.path + path, body=payload, headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null"), response.headers
+    finally:
+        conn.close()
+
+
+async def call(hub: Running, method: str, path: str, member: Member | None = None, body=None):
+    token = member.token if member else None
+    return await trio.to_thread.run_sync(_request, hub.rest_url, method, path, token, body)
+
+
+@pytest.fixture
+async def roomy_hub(database_url, tmp_path) -> AsyncIterator[tuple[Running, Any]]:
+    """The whole hub with budgets large enough that generated requests are not rate limited."""
+    settings = make_settings(
+        database_url,
+        tmp_path / "var",
+        **{f"HUB_RATE_{kind}_BURST": "100000" for kind in ("READ", "WRITE", "SEND")},
+    )
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(run_hub, settings, shutdown)
+        yield running, settings
+        shutdown.set()
+
+
+async def test_a_message_posted_over_http_is_read_back_by_another_member(hub, settings):
+    owner = await new_member(hub.storage, settings)
+    vendor = await new_member(hub.storage, settings, role="vendor")
+    group = await new_group(hub.storage, owner)
+    await add_member(hub.storage, group, vendor, invited_by=owner)
+    thread = await new_thread(hub.storage, group, owner)
+
+    status, ack, _ = await call(
+        hub, "POST", f"/threads/{thread.id}", vendor, {"body": "On my way", "client_msg_id": "1"}
+    )
+    _, detail, _ = await call(hub, "GET", f"/threads/{thread.id}", owner)
+
+    assert (status, ack["seq"]) == (201, 1)
+    assert [m["body"] for m in detail["messages"]] == ["On my way"]
+    assert detail["thread"]["unread_count"] == 1
+
+
+async def test_the_server_refuses_a_request_without_a_token(hub):
+    status, body, headers = await call(hub, "GET", "/groups")
+
+    assert status == 401
+    assert body["error"]["code"] == "unauthorized"
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_group_created_over_http_is_listed_with_its_location(hub, settings):
+    owner = await new_member(hub.storage, settings)
+
+    status, created, headers = await call(hub, "POST", "/groups", owner, {"name": "Okafor"})
+    _, listing, _ = await call(hub, "GET", "/groups", owner)
+
+    assert status == 201
+    assert headers["Location"].endswith(created["id"])
+    assert [g["name"] for g in listing["items"]] == ["Okafor"]
+
+
+async def test_the_served_schema_is_openapi_3_1_with_every_route(hub):
+    status, spec, _ = await call(hub, "GET", "/openapi.json")
+
+    assert status == 200
+    assert spec["openapi"] == "3.1.0"
+    paths = {p.removeprefix("/api/vendor-connections") for p in spec["paths"]}
+    assert {"/groups", "/groups/{group_id}", "/threads", "/threads/{thread_id}", "/audit"} <= paths
+    assert set(spec["paths"]["/api/vendor-connections/threads/{thread_id}"]) == {
+        "get",
+        "post",
+        "put",
+        "delete",
+    }
+
+
+def _fuzz(spec: dict, base_url: str, token: str, examples: int) -> tuple[list[str], set[str]]:
+    """Run every operation's generated cases; return the failures (empty when all conform) and
+    the operations that were really called."""
+    schema = schemathesis.openapi.from_dict(spec)
+    failures: list[str] = []
+    called: set[str] = set()
+    for result in schema.get_all_operations():
+        run = _operation_test(result.ok(), base_url, token, examples, failures, called)
+        try:
+            run()
+        except (AssertionError, BaseExceptionGroup):
+            pass  # recorded in `failures`, with the operation it belongs to
+    return failures, called
+
+
+def _operation_test(operation, base_url, token, examples, failures, called):
+    @hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+    @hypothesis.given(case=operation.as_strategy())
+    def run(case) -> None:
+        response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
+        called.add(operation.label)
+        try:
+            case.validate_response(
+                response, checks=[not_a_server_error, response_schema_conformance]
+            )
+        except (AssertionError, BaseExceptionGroup) as failure:
+            failures.append(f"{operation.label}: {failure}")
+            raise
+
+    return run
+
+
+async def test_schemathesis_finds_no_server_error_and_no_undocumented_response(roomy_hub):
+    roomy_hub, settings = roomy_hub
+    owner = await new_member(roomy_hub.storage, settings)
+    group = await new_group(roomy_hub.storage, owner)
+    await new_thread(roomy_hub.storage, group, owner)
+    _, spec, _ = await call(roomy_hub, "GET", "/openapi.json")
+    base_url = roomy_hub.rest_url.removesuffix("/api/vendor-connections")
+
+    failures, called = await trio.to_thread.run_sync(_fuzz, spec, base_url, owner.token, 12)
+
+    assert failures == []
+    assert len(called) == sum(len(operations) for operations in spec["paths"].values())
