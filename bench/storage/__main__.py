@@ -170,7 +170,9 @@ async def run(args) -> dict:
             total += count
     result = {
         "backend": args.backend,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "message_bytes": args.size,
         "threads": args.threads,
         "saturation": {
