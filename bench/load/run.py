@@ -70,7 +70,13 @@ class _Worker:
 
     async def command(self, line: str) -> None:
         assert self.process.stdin is not None
-        await self.process.stdin.send_all(line.encode() + b"\n")
+        try:
+            await self.process.stdin.send_all(line.encode() + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise RunFailed(
+                f"swarm process {self.index} has died (exit {self.process.returncode}); "
+                f"see {self.result_path.with_suffix('').with_suffix('.log')}"
+            ) from None
 
     async def read_events(self) -> None:
         assert self.process.stdout is not None
@@ -178,6 +184,9 @@ def _start_target(
             {},
         )
     if options.database == "sqlite":
+        # A fresh file every run, even when --out names a directory used before.
+        for stale in run_dir.glob("hub.db*"):
+            stale.unlink()
         database_url = f"sqlite:///{run_dir / 'hub.db'}"
     else:
         database_url = server.create_postgres_database(options.database)

@@ -68,6 +68,7 @@ class Socket:
 
     __slots__ = (
         "address",
+        "close_done",
         "closed_by_us",
         "connect_s",
         "drop",
@@ -91,6 +92,7 @@ class Socket:
         self.received = array("l")  # seqs of new_message frames, in arrival order
         self.drop: dict[str, Any] | None = None  # set when the server closed on us
         self.closed_by_us = False
+        self.close_done: trio.Event | None = None  # set once our close handshake finished
         self.outbox: trio.MemorySendChannel[int] | None = None
 
 
@@ -152,6 +154,20 @@ class Swarm:
     # --- sockets ---------------------------------------------------------------------------------
 
     async def serve_socket(self, sock: Socket) -> None:
+        """One socket's whole life. A failure is counted against this socket, never allowed to
+        take the other sockets of the swarm down with it."""
+        try:
+            await self._serve_socket(sock)
+        except Exception as exc:  # the one place that turns a swarm-side bug into a count
+            name = type(exc).__name__
+            if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                name = type(exc.exceptions[0]).__name__
+            self.errors[f"swarm:{name}"] += 1
+            if not sock.joined and sock.connect_s is None:
+                self._connect_failed(sock, name)
+            print(f"socket {sock.index}: {exc!r}", file=sys.stderr)
+
+    async def _serve_socket(self, sock: Socket) -> None:
         started = time.monotonic()
         try:
             async with trio.open_nursery() as connection:
@@ -178,6 +194,11 @@ class Swarm:
                     sock.outbox = send
                     connection.start_soon(self._sender, sock, receive)
                 await self._receive(sock)
+                if sock.close_done is not None:
+                    # We are closing: trio-websocket's reader (in this nursery) must live on
+                    # until the server's close frame completes the handshake.
+                    with trio.move_on_after(10):
+                        await sock.close_done.wait()
                 connection.cancel_scope.cancel()
         finally:
             if sock.joined:
@@ -198,7 +219,11 @@ class Swarm:
             stream,
             f"{self.host}:{self.port}",
             self.resource,
-            extra_headers=[(b"authorization", b"Bearer " + sock.member.token.encode())],
+            extra_headers=(
+                [(b"authorization", b"Bearer " + sock.member.token.encode())]
+                if sock.member.token
+                else []  # the peer authenticates no one
+            ),
         )
 
     async def _handshake_frames(self, sock: Socket) -> None:
@@ -377,9 +402,13 @@ class Swarm:
 
         async def close(sock: Socket) -> None:
             async with limiter:
+                sock.close_done = trio.Event()
                 sock.closed_by_us = True
-                if sock.ws is not None:
-                    await sock.ws.aclose(1000, "bench done")
+                try:
+                    if sock.ws is not None:
+                        await sock.ws.aclose(1000, "bench done")
+                finally:
+                    sock.close_done.set()
 
         with trio.move_on_after(20):
             async with trio.open_nursery() as closing:
