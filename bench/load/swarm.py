@@ -77,6 +77,7 @@ class Socket:
         "member",
         "outbox",
         "received",
+        "stream",
         "thread",
         "ws",
     )
@@ -87,6 +88,7 @@ class Socket:
         self.thread = thread
         self.address = address
         self.ws: WebSocketConnection | None = None
+        self.stream: trio.SocketStream | None = None
         self.joined = False
         self.connect_s: float | None = None
         self.received = array("l")  # seqs of new_message frames, in arrival order
@@ -177,11 +179,11 @@ class Swarm:
                         await self._handshake_frames(sock)
                 except trio.TooSlowError:
                     self._connect_failed(sock, "connect_timeout")
-                    connection.cancel_scope.cancel()
+                    await self._abandon(sock, connection)
                     return
                 except (OSError, HandshakeError, ConnectionClosed) as exc:
                     self._connect_failed(sock, _failure_name(exc))
-                    connection.cancel_scope.cancel()
+                    await self._abandon(sock, connection)
                     return
                 sock.connect_s = time.monotonic() - started
                 sock.joined = True
@@ -213,7 +215,7 @@ class Swarm:
         except BaseException:
             tcp.close()
             raise
-        stream = trio.SocketStream(tcp)
+        stream = sock.stream = trio.SocketStream(tcp)
         return await wrap_client_stream(
             nursery,
             stream,
@@ -242,6 +244,14 @@ class Swarm:
             if isinstance(frame, frames.Error) and frame.ref == "join":
                 raise HandshakeError(f"join_{frame.code}")
             self._handle(sock, frame)
+
+    async def _abandon(self, sock: Socket, connection: trio.Nursery) -> None:
+        """Close a socket that failed to join at once: a refused socket must not hold a file
+        descriptor (or a server slot) for the rest of the run."""
+        connection.cancel_scope.cancel()
+        if sock.stream is not None:
+            await trio.aclose_forcefully(sock.stream)
+        sock.ws = sock.stream = None
 
     def _connect_failed(self, sock: Socket, reason: str) -> None:
         self.connect_failed += 1
