@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     swarm = parser.add_argument_group("swarm")
     swarm.add_argument("--swarm-processes", type=int, default=1)
     swarm.add_argument(
+        "--client",
+        default="wire",
+        choices=["wire", "trio-websocket"],
+        help="the swarm's WebSocket client: a bare RFC 6455 client (bench/load/wire.py) or the "
+        "trio-websocket library",
+    )
+    swarm.add_argument(
         "--source-addresses", type=int, default=0, help="127.0.0.2… to bind (0: automatic)"
     )
     output = parser.add_argument_group("output")
@@ -87,6 +94,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         drain_s=args.drain,
         swarm_processes=args.swarm_processes,
         source_addresses=args.source_addresses,
+        client=args.client,
     )
     scenario.validate()
     return scenario

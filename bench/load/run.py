@@ -278,6 +278,7 @@ async def _drive(
                 source_addresses=addresses,
                 connect_timeout_s=scenario.connect_timeout_s,
                 sender_echo=target.kind != "peer",
+                client=scenario.client,
             )
             plan_path = run_dir / f"{target.kind}-swarm-{index}.plan.json"
             plan_path.write_text(json.dumps(asdict(plan)))

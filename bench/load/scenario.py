@@ -40,6 +40,7 @@ class Scenario:
     swarm_processes: int = 1
     source_addresses: int = 0  # 0: one per 4,000 sockets, at least 2
     connect_timeout_s: float = 30.0
+    client: str = "wire"  # the swarm's WebSocket client: "wire" or "trio-websocket"
 
     @property
     def threads(self) -> int:
@@ -70,6 +71,8 @@ class Scenario:
             raise ValueError("--message-bytes must be between 1 and 20000 (the hub's body limit)")
         if self.address_count > 250:
             raise ValueError("--source-addresses must be at most 250 (127.0.0.2-127.0.0.251)")
+        if self.client not in ("wire", "trio-websocket"):
+            raise ValueError("--client must be wire or trio-websocket")
         for step in self.steps:
             if step.rate <= 0 or step.duration_s <= 0:
                 raise ValueError("every --rate and --duration must be positive")
@@ -114,6 +117,7 @@ class WorkerPlan:
     source_addresses: list[str]
     connect_timeout_s: float
     sender_echo: bool  # does the sender's own socket get its message back (the hub: yes)
+    client: str = "wire"  # "wire" (bench.load.wire) or "trio-websocket"
 
 
 def source_addresses(count: int) -> list[str]:

@@ -43,6 +43,7 @@ from trio_websocket import (
 
 from bench.load import frames
 from bench.load.scenario import Member, Step, ThreadPlan, WorkerPlan
+from bench.load.wire import WireClosed, WireConnection, WireMessages, WireRejected
 
 PROGRESS_EVERY_S = 0.5
 CLOSE_CONCURRENCY = 256
@@ -87,7 +88,7 @@ class Socket:
         self.member = member
         self.thread = thread
         self.address = address
-        self.ws: WebSocketConnection | None = None
+        self.ws: WebSocketConnection | WireMessages | None = None
         self.stream: trio.SocketStream | None = None
         self.joined = False
         self.connect_s: float | None = None
@@ -181,7 +182,14 @@ class Swarm:
                     self._connect_failed(sock, "connect_timeout")
                     await self._abandon(sock, connection)
                     return
-                except (OSError, HandshakeError, ConnectionClosed) as exc:
+                except (
+                    OSError,
+                    HandshakeError,
+                    ConnectionClosed,
+                    WireClosed,
+                    WireRejected,
+                    trio.BrokenResourceError,
+                ) as exc:
                     self._connect_failed(sock, _failure_name(exc))
                     await self._abandon(sock, connection)
                     return
@@ -207,7 +215,9 @@ class Swarm:
                 self.open -= 1
                 self.open_events.append(-time.monotonic())
 
-    async def _connect(self, nursery: trio.Nursery, sock: Socket) -> WebSocketConnection:
+    async def _connect(
+        self, nursery: trio.Nursery, sock: Socket
+    ) -> WebSocketConnection | WireMessages:
         tcp = trio.socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_STREAM)
         try:
             await tcp.bind((sock.address, 0))
@@ -216,6 +226,13 @@ class Swarm:
             tcp.close()
             raise
         stream = sock.stream = trio.SocketStream(tcp)
+        if self.plan.client == "wire":
+            connection = WireConnection(stream)
+            headers = (
+                [("Authorization", f"Bearer {sock.member.token}")] if sock.member.token else []
+            )
+            await connection.handshake(f"{self.host}:{self.port}", self.resource, headers)
+            return WireMessages(connection)
         return await wrap_client_stream(
             nursery,
             stream,
@@ -269,9 +286,9 @@ class Swarm:
         try:
             while True:
                 self._handle(sock, self._decode(await ws.get_message()))
-        except ConnectionClosed as exc:
+        except (ConnectionClosed, WireClosed) as exc:
             if not sock.closed_by_us:
-                reason = exc.reason
+                reason = exc if isinstance(exc, WireClosed) else exc.reason
                 sock.drop = {
                     "at": time.monotonic(),
                     "code": getattr(reason, "code", None),
@@ -338,7 +355,7 @@ class Swarm:
                 await ws.send_message(
                     frames.send_message(thread_id, client_msg_id, self.body, sent_at)
                 )
-            except ConnectionClosed:
+            except (ConnectionClosed, WireClosed):
                 del self.pending[client_msg_id]
                 self.errors["send_on_closed_socket"] += 1
                 return
@@ -521,6 +538,10 @@ class Swarm:
 def _failure_name(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRejected):
         return f"handshake_{exc.status_code}"
+    if isinstance(exc, WireRejected):
+        return f"handshake_{exc.status}"
+    if isinstance(exc, WireClosed):
+        return f"closed_{exc.code}"
     if isinstance(exc, HandshakeError):
         return str(exc) or type(exc).__name__
     if isinstance(exc, ConnectionClosed):
