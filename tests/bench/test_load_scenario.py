@@ -91,9 +91,12 @@ def test_the_result_carries_the_figures_a_reader_needs(hub_run):
     assert "load_average_at_start" in hub_run["machine"]
 
 
-def test_the_same_swarm_drives_the_peer(tmp_path):
+@pytest.mark.parametrize("client", ["wire", "trio-websocket"])
+def test_the_same_swarm_drives_the_peer_with_either_client(tmp_path, client):
     result = run_bench(
-        tmp_path, "--target", "peer", "--sockets", "100", "--rate", "20", "--duration", "3"
+        tmp_path,
+        *("--target", "peer", "--client", client),
+        *("--sockets", "100", "--rate", "20", "--duration", "3"),
     )
     run = result["runs"][0]
     assert result["passed"], result["output"]
