@@ -13,7 +13,18 @@ from rich.table import Table
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(report, indent=1, default=str, allow_nan=True))
+    """Strict JSON: a figure that could not be computed (no samples) is null, not NaN."""
+    path.write_text(json.dumps(_no_nan(report), indent=1, default=str, allow_nan=False))
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def compare(hub: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
