@@ -143,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             full["runs"].append(outcome)
-    except (LimitTooLow, ServerFailed, RunFailed, ProvisioningFailed) as exc:
-        print(f"bench.load: {exc}", file=sys.stderr)
+    except (LimitTooLow, ServerFailed, RunFailed, ProvisioningFailed, BaseExceptionGroup) as exc:
+        problem = _known_problem(exc)
+        if problem is None:
+            raise
+        print(f"bench.load: {problem}", file=sys.stderr)
         if full["runs"]:
             report.write_json(full, out / "result.json")
         return 2
@@ -160,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     report.print_table(full)
     print(f"results: {out / 'result.json'}" + ("" if args.no_plot else f", {out / 'load.png'}"))
     return 0 if full["passed"] else 1
+
+
+def _known_problem(exc: BaseException) -> BaseException | None:
+    """The operator-facing failure inside Trio's exception groups, or None for a bug."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    known = (LimitTooLow, ServerFailed, RunFailed, ProvisioningFailed)
+    return exc if isinstance(exc, known) else None
 
 
 if __name__ == "__main__":

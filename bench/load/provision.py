@@ -70,13 +70,17 @@ class _Rest:
     def post(self, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         payload = json.dumps(body or {}).encode()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        last_error: Exception | None = None
         for attempt in range(8):
             conn = self._connection()
             try:
                 conn.request("POST", self.base + path, payload, headers)
                 response = conn.getresponse()
                 data = response.read()
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as exc:
+                # A keep-alive connection the server closed while idle fails once; retry on a
+                # fresh one.
+                last_error = exc
                 self._local.conn = None
                 conn.close()
                 time.sleep(0.1 * (attempt + 1))
@@ -89,7 +93,7 @@ class _Rest:
                     f"POST {path} answered {response.status}: {data[:300].decode(errors='replace')}"
                 )
             return json.loads(data) if data else {}
-        raise ProvisioningFailed(f"POST {path} failed 8 times")
+        raise ProvisioningFailed(f"POST {path} failed 8 times, last with {last_error!r}")
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
