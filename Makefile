@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-storage bench-realtime clean
+.PHONY: run test lint bench-storage bench-realtime bench-load clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ bench-storage: $(STAMP)
 
 bench-realtime: $(STAMP)
 	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
+
+bench-load: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

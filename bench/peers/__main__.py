@@ -1,0 +1,3 @@
+from bench.peers.broadcast import main
+
+main()

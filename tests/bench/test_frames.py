@@ -1,0 +1,78 @@
+"""The swarm's lean frame decoder reads what the hub's protocol module writes, so a change to
+the wire format shows up here rather than as a bench that silently measures nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+
+from bench.load import frames
+from hub import protocol
+
+
+def test_new_message_from_the_hub_decodes_with_its_send_time():
+    thread_id = uuid.uuid4()
+    out = protocol.MessageOut(
+        id=7,
+        seq=3,
+        sender_id=uuid.uuid4(),
+        sender_name="Ana",
+        org_id=uuid.uuid4(),
+        kind="text",
+        body="Tent at 3pm",
+        client_msg_id="w0s1m1",
+        reply_to=None,
+        metadata={"t": 12.5},
+        created_at=datetime.now(UTC),
+    )
+    frame = frames.decode_server(
+        protocol.encode(protocol.NewMessage(thread_id=thread_id, message=out))
+    )
+    assert isinstance(frame, frames.NewMessage)
+    assert (frame.thread_id, frame.message.seq, frame.message.client_msg_id) == (
+        str(thread_id),
+        3,
+        "w0s1m1",
+    )
+    assert frame.message.metadata.t == 12.5
+
+
+def test_message_ack_from_the_hub_decodes_with_its_seq():
+    ack = protocol.Ack(
+        ref="w0s1m1",
+        thread_id=uuid.uuid4(),
+        message=protocol.MessageAck(id=7, seq=3, created_at=datetime.now(UTC)),
+    )
+    frame = frames.decode_server(protocol.encode(ack))
+    assert isinstance(frame, frames.Ack)
+    assert (frame.ref, frame.message.seq) == ("w0s1m1", 3)
+
+
+def test_every_other_server_frame_decodes_without_error():
+    user = protocol.PresenceEntry(user_id=uuid.uuid4(), name="Ana", org_id=uuid.uuid4())
+    thread_id = uuid.uuid4()
+    for frame in (
+        protocol.Ready(user_id=user.user_id, session_id="s1", heartbeat_s=20.0, expires_at=1.0),
+        protocol.UserJoined(thread_id=thread_id, user=user),
+        protocol.UserLeft(thread_id=thread_id, user_id=user.user_id),
+        protocol.Typing(thread_id=thread_id, user_id=user.user_id, is_typing=True),
+        protocol.Presence(thread_id=thread_id, user_id=user.user_id, status="away"),
+        protocol.ReadReceipt(thread_id=thread_id, user_id=user.user_id, seq=1),
+        protocol.Pong(ref="p"),
+        protocol.Error(code="rate_limited", message="slow down", ref="r", retry_after_s=1.0),
+    ):
+        frames.decode_server(protocol.encode(frame))
+
+
+def test_the_frames_the_swarm_sends_are_valid_client_frames():
+    thread_id = str(uuid.uuid4())
+    join = protocol.decode_client(frames.join_thread(thread_id, "join"))
+    assert isinstance(join, protocol.JoinThread) and join.ref == "join"
+    send = protocol.decode_client(frames.send_message(thread_id, "w0s1m1", "hello", 1.25))
+    assert isinstance(send, protocol.SendMessage)
+    assert (send.client_msg_id, send.ref, send.metadata) == ("w0s1m1", "w0s1m1", {"t": 1.25})
+    assert msgspec.json.decode(frames.send_message(thread_id, "x", "b", 0.0))["type"] == (
+        "send_message"
+    )
