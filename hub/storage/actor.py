@@ -41,6 +41,9 @@ class Request:
     item: Any = None
     audit: AuditSpec = ()
     done: trio.Event = field(default_factory=trio.Event)
+    # Set when the actor takes the request into a batch: from then on the actor answers it with
+    # the commit's outcome (its queries have their own timeouts), not the caller's deadline.
+    taken: bool = False
     value: Any = None
     error: BaseException | None = None
 
@@ -125,6 +128,8 @@ class StorageActor:
                 batch.append(self._inbox.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
+        for request in batch:
+            request.taken = True
         return batch
 
     async def _flush_remaining(self) -> None:
@@ -137,6 +142,8 @@ class StorageActor:
                     break
             if not batch:
                 return
+            for request in batch:
+                request.taken = True
             await self._commit(batch)
 
     async def _commit(self, batch: list[Request]) -> None:

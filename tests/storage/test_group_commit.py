@@ -287,3 +287,27 @@ async def test_a_write_the_database_cannot_take_is_refused_not_acknowledged(sett
         stored = await storage.append_message(message(thread, alice, "never acked", "n-1"))
         assert await storage.read(repo.count_messages(thread.id)) == 1
         assert stored.seq == 1
+
+
+async def test_a_request_already_in_a_commit_is_answered_by_the_commit_not_its_deadline(
+    storage, settings
+):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    answers = []
+    async with hold_write_lock(settings, thread.id) as release:
+        async with trio.open_nursery() as nursery:
+
+            async def sender() -> None:
+                answers.append(
+                    await storage.append_message(message(thread, alice, "slow"), timeout_s=0.2)
+                )
+
+            nursery.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)  # taken, commit blocked
+            await trio.sleep(0.5)  # the point of the test: outlast the caller's 0.2 s deadline
+            release.set()
+
+    # The message was stored, so the caller hears so; it is not told "unavailable".
+    assert [a.seq for a in answers] == [1]
+    assert await storage.read(repo.count_messages(thread.id)) == 1

@@ -35,6 +35,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.InvalidCatalogNameError,
+    # lock_timeout: another session held a row the batch needs for too long.
+    asyncpg.exceptions.LockNotAvailableError,
     OSError,
     TimeoutError,
     asyncio.TimeoutError,
@@ -139,9 +141,15 @@ class PostgresEngine(Engine):
     migration_lock_sql = "SELECT pg_advisory_xact_lock(7312026)"
 
     def __init__(
-        self, dsn: str, *, read_pool_size: int = 8, command_timeout_s: float = 10.0
+        self,
+        dsn: str,
+        *,
+        read_pool_size: int = 8,
+        command_timeout_s: float = 10.0,
+        lock_timeout_s: float = 4.0,
     ) -> None:
         self.dsn = dsn
+        self._lock_timeout_ms = int(lock_timeout_s * 1000)
         self._read_pool_size = read_pool_size
         self._command_timeout_s = command_timeout_s
         self._pool: Any = None
@@ -172,6 +180,9 @@ class PostgresEngine(Engine):
         try:
             conn = await proxy.__aenter__()
             await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
+            # A batch waiting on a row another session holds fails within the storage timeout
+            # (and its callers hear so) instead of waiting for the 10 s query timeout.
+            await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
         except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         return PostgresWriter(conn)
