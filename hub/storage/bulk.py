@@ -39,27 +39,6 @@ class PresenceUpdate:
     statuses: dict[UUID, str]
 
 
-_UPSERT_USER = """
-INSERT INTO user_profiles
-    (id, organization_id, username, display_name, role, created_at, updated_at, last_seen_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
-ON CONFLICT (id) DO UPDATE SET
-    organization_id = excluded.organization_id,
-    username = excluded.username,
-    display_name = excluded.display_name,
-    role = excluded.role,
-    updated_at = excluded.updated_at,
-    last_seen_at = excluded.last_seen_at
-"""
-
-_UPSERT_PRESENCE = """
-INSERT INTO thread_presence (thread_id, user_id, status, last_seen_at)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (thread_id, user_id) DO UPDATE SET
-    status = excluded.status, last_seen_at = excluded.last_seen_at
-"""
-
-
 def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]:
     # Sorted, so two hub processes upserting the same users lock rows in the same order.
     organizations = sorted({item.organization_id for item in items})
@@ -68,7 +47,7 @@ def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]
         [(org, f"Organization {str(org)[:8]}", "other", now) for org in organizations],
     )
     yield executemany(
-        _UPSERT_USER,
+        repo.UPSERT_USER,
         [
             (i.user_id, i.organization_id, i.username, i.display_name, i.role, now)
             for i in sorted(items, key=lambda i: i.user_id)
@@ -96,7 +75,7 @@ def set_presences(items: Sequence[PresenceUpdate], now: datetime) -> Op[list[Any
         for item in items
         for user_id, status in item.statuses.items()
     )
-    yield executemany(_UPSERT_PRESENCE, rows)
+    yield executemany(repo.UPSERT_PRESENCE, rows)
     return [None] * len(items)
 
 

@@ -54,7 +54,7 @@ VALUES ($1, $2, $3, $4, $4)
 ON CONFLICT (id) DO NOTHING
 """
 
-_UPSERT_USER = """
+UPSERT_USER = """
 INSERT INTO user_profiles
     (id, organization_id, username, display_name, role, created_at, updated_at, last_seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
@@ -65,7 +65,6 @@ ON CONFLICT (id) DO UPDATE SET
     role = excluded.role,
     updated_at = excluded.updated_at,
     last_seen_at = excluded.last_seen_at
-RETURNING *
 """
 
 
@@ -94,7 +93,9 @@ def upsert_identity(
             organization_name,
             now,
         )
-    row = yield fetchrow(_UPSERT_USER, user_id, organization_id, username, display_name, role, now)
+    row = yield fetchrow(
+        UPSERT_USER + " RETURNING *", user_id, organization_id, username, display_name, role, now
+    )
     return row_to(row, UserProfile)
 
 
@@ -463,15 +464,17 @@ def read_receipts(thread_id: UUID) -> Op[list[ReadReceipt]]:
     return [row_to(row, ReadReceipt) for row in rows]
 
 
+UPSERT_PRESENCE = """
+INSERT INTO thread_presence (thread_id, user_id, status, last_seen_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (thread_id, user_id) DO UPDATE SET
+    status = excluded.status, last_seen_at = excluded.last_seen_at
+"""
+
+
 def set_presence(*, thread_id: UUID, user_id: UUID, status: str, now: datetime) -> Op[Presence]:
     row = yield fetchrow(
-        """
-        INSERT INTO thread_presence (thread_id, user_id, status, last_seen_at)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (thread_id, user_id) DO UPDATE SET
-            status = excluded.status, last_seen_at = excluded.last_seen_at
-        RETURNING *
-        """,
+        UPSERT_PRESENCE + " RETURNING *",
         thread_id,
         user_id,
         status,
