@@ -170,6 +170,10 @@ class StorageActor:
             log.exception("storage: a batch of %d requests failed", len(batch))
             for request in batch:
                 request.fail(HubError("internal storage error"))
+            # The connection may be what broke (a driver in a state it cannot leave): never
+            # keep committing through it. A fresh one costs little and is always safe.
+            await self._drop_writer()
+            await self._reconnect([])
             return
         self.stats.commits += 1
         self.stats.requests_committed += len(batch)

@@ -311,3 +311,22 @@ async def test_a_request_already_in_a_commit_is_answered_by_the_commit_not_its_d
     # The message was stored, so the caller hears so; it is not told "unavailable".
     assert [a.seq for a in answers] == [1]
     assert await storage.read(repo.count_messages(thread.id)) == 1
+
+
+async def test_an_unexpected_failure_fails_its_batch_and_the_actor_carries_on(storage, settings):
+    from hub.errors import HubError
+
+    def broken(now):
+        raise RuntimeError("a bug in an operation")
+        yield  # pragma: no cover - makes this a generator, like every operation
+
+    reconnects_before = storage.stats.reconnects
+    with pytest.raises(HubError, match="internal storage error"):
+        await storage.write(broken)
+
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    stored = await storage.append_message(message(thread, alice, "still serving"))
+    assert stored.seq == 1
+    # It did not keep committing through a connection that might be the broken part.
+    assert storage.stats.reconnects == reconnects_before + 1

@@ -32,6 +32,9 @@ _json_encoder = msgspec.json.Encoder()
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # The driver's protocol state is broken (seen after the server terminated the backend
+    # mid-operation): the connection is unusable.
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.InvalidCatalogNameError,
