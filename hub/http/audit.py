@@ -7,11 +7,11 @@ it. Oldest first, paged by an opaque cursor over the row id.
 from __future__ import annotations
 
 import msgspec
-from quart import Blueprint, current_app
+from quart import Blueprint
 from quart_schema import validate_querystring
 
 from hub.access import auditable_group_ids, authorize_group
-from hub.http.identity import current_principal
+from hub.http.identity import current_principal, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import decode_cursor, encode_cursor
 from hub.http.schemas import AuditOut, AuditPage, AuditQuery
@@ -31,7 +31,7 @@ async def list_audit(query_args: AuditQuery) -> AuditPage:
     `since` (inclusive) to `until` (exclusive). Each row says who did it, from which IP and
     user agent, to what, in which group, and which fields changed.
     """
-    storage = current_app.extensions["hub"]["storage"]
+    storage = current_storage()
     principal = current_principal()
     if query_args.group_id is not None:
         await authorize_group(storage, principal, query_args.group_id, "view_audit")

@@ -19,7 +19,7 @@ from quart_schema import validate_querystring, validate_request
 from hub.access import Action, authorize_group, may_create_group, readable_group_ids
 from hub.errors import HubError, NotFound
 from hub.http.errors import STATUS_BY_CODE
-from hub.http.identity import audit, current_principal
+from hub.http.identity import audit, current_principal, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import decode_cursor, encode_cursor, path_id
 from hub.http.schemas import (
@@ -38,15 +38,10 @@ from hub.http.schemas import (
     GroupUpdate,
     MemberOut,
 )
-from hub.storage import Storage
 from hub.storage import repository as repo
 from hub.storage.records import AuditEntry, Group
 
 blueprint = Blueprint("groups", __name__)
-
-
-def _storage() -> Storage:
-    return current_app.extensions["hub"]["storage"]
 
 
 def group_out(row: dict[str, Any]) -> GroupOut:
@@ -69,7 +64,7 @@ def group_out(row: dict[str, Any]) -> GroupOut:
 
 
 async def load_group_out(group_id: UUID) -> GroupOut:
-    rows = await _storage().read(
+    rows = await current_storage().read(
         repo.group_rows(user_id=current_principal().user_id, group_ids=[group_id], status=None)
     )
     if not rows:
@@ -110,8 +105,8 @@ async def list_groups(query_args: GroupQuery) -> GroupPage:
     after = None
     if query_args.cursor:
         after = decode_cursor("groups", query_args.cursor, (datetime, UUID))
-    group_ids = await readable_group_ids(_storage(), principal)
-    rows = await _storage().read(
+    group_ids = await readable_group_ids(current_storage(), principal)
+    rows = await current_storage().read(
         repo.group_rows(
             user_id=principal.user_id,
             group_ids=group_ids,
@@ -175,7 +170,7 @@ async def create_group(data: GroupCreate) -> tuple[GroupOut, int, dict[str, str]
         "with_client": data.client is not None,
     }
     entry = audit("group.create", "group", group_id, group_id=group_id, details={"fields": fields})
-    await _storage().write(create, audit=[entry])
+    await current_storage().write(create, audit=[entry])
     location = f"{current_app.extensions['hub']['base_path']}/groups/{group_id}"
     return await load_group_out(group_id), 201, {"Location": location}
 
@@ -224,13 +219,13 @@ async def get_group(group_id: str) -> GroupDetail:
     five members who sent most messages in the last 7 days.
     """
     gid = path_id("group_id", group_id)
-    access = await authorize_group(_storage(), current_principal(), gid, "read")
+    access = await authorize_group(current_storage(), current_principal(), gid, "read")
     group = await load_group_out(gid)
-    members = await _storage().read(repo.member_rows(gid))
-    activity = await _storage().read(repo.group_activity(gid, now=datetime.now(UTC)))
+    members = await current_storage().read(repo.member_rows(gid))
+    activity = await current_storage().read(repo.group_activity(gid, now=datetime.now(UTC)))
     client = None
     if access.group.client_id is not None:
-        record = await _storage().read(repo.get_client(access.group.client_id))
+        record = await current_storage().read(repo.get_client(access.group.client_id))
         if record is not None:
             client = msgspec.convert(record, ClientOut, from_attributes=True)
     return GroupDetail(
@@ -271,7 +266,9 @@ async def _update_group(group_id: UUID, data: GroupUpdate) -> GroupOut:
         changed = changes_of(*outcome, fields=repo.GROUP_UPDATABLE)
         return [msgspec.structs.replace(entry, details={"changes": changed})] if changed else []
 
-    await _storage().write(lambda now: repo.update_group(group_id, changes, now), audit=audited)
+    await current_storage().write(
+        lambda now: repo.update_group(group_id, changes, now), audit=audited
+    )
     return await load_group_out(group_id)
 
 
@@ -290,9 +287,9 @@ async def archive_group(group_id: str) -> GroupOut:
         group_id=gid,
         details={"changes": {"status": {"from": "active", "to": "archived"}}},
     )
-    await _storage().write(lambda now: repo.archive_group(gid, now), audit=[entry])
+    await current_storage().write(lambda now: repo.archive_group(gid, now), audit=[entry])
     return await load_group_out(gid)
 
 
 async def _authorize(group_id: UUID, action: Action) -> None:
-    await authorize_group(_storage(), current_principal(), group_id, action)
+    await authorize_group(current_storage(), current_principal(), group_id, action)

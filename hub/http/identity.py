@@ -21,7 +21,9 @@ from quart_trio import QuartTrio
 
 from hub.auth import Principal, TokenVerifier
 from hub.errors import RateLimited, Unauthorized
+from hub.messaging import MessageRouter
 from hub.ratelimit import Budget, RateLimiter
+from hub.storage import Storage
 from hub.storage.records import AuditEntry
 
 PUBLIC_ENDPOINTS = {"service.healthz", "service.docs", "openapi"}
@@ -79,6 +81,15 @@ def _verify(verifier: TokenVerifier) -> Principal:
 def current_principal() -> Principal:
     """The verified caller of this request (set before any protected view runs)."""
     return g.principal
+
+
+def current_storage() -> Storage:
+    return current_app.extensions["hub"]["storage"]
+
+
+def current_router() -> MessageRouter:
+    """How messages are posted: the realtime supervisor in a running hub."""
+    return current_app.extensions["hub"]["router"]
 
 
 def audit(

@@ -9,29 +9,24 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from quart import Blueprint, current_app
+from quart import Blueprint
 from quart_schema import validate_request
 
 from hub.access import authorize_group, authorize_invitation
 from hub.errors import NotFound
 from hub.http.groups import member_out
-from hub.http.identity import audit, current_principal
+from hub.http.identity import audit, current_principal, current_router, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import Invite, MemberOut
 from hub.messaging import MessageRouter
-from hub.storage import Storage
 from hub.storage import repository as repo
 
 blueprint = Blueprint("members", __name__)
 
 
-def _storage() -> Storage:
-    return current_app.extensions["hub"]["storage"]
-
-
 async def _member(group_id: UUID, organization_id: UUID) -> MemberOut:
-    row = await _storage().read(repo.member_row(group_id, organization_id))
+    row = await current_storage().read(repo.member_row(group_id, organization_id))
     if row is None:
         raise NotFound(f"organization {organization_id} is not a member of group {group_id}")
     return member_out(row)
@@ -49,7 +44,7 @@ async def invite(group_id: str, data: Invite) -> tuple[MemberOut, int]:
     """
     gid = path_id("group_id", group_id)
     principal = current_principal()
-    await authorize_group(_storage(), principal, gid, "invite")
+    await authorize_group(current_storage(), principal, gid, "invite")
     entry = audit(
         "member.invite",
         "organization",
@@ -57,7 +52,7 @@ async def invite(group_id: str, data: Invite) -> tuple[MemberOut, int]:
         group_id=gid,
         details={"fields": {"vendor_type": data.vendor_type, "role": data.role}},
     )
-    await _storage().write(
+    await current_storage().write(
         lambda now: repo.invite_to_group(
             group_id=gid,
             organization_id=data.organization_id,
@@ -89,7 +84,7 @@ async def decline(group_id: str) -> MemberOut:
 
 async def _answer(group_id: UUID, *, accept: bool) -> MemberOut:
     principal = current_principal()
-    await authorize_invitation(_storage(), principal, group_id)
+    await authorize_invitation(current_storage(), principal, group_id)
     status = "active" if accept else "declined"
     entry = audit(
         "invitation.accept" if accept else "invitation.decline",
@@ -98,7 +93,7 @@ async def _answer(group_id: UUID, *, accept: bool) -> MemberOut:
         group_id=group_id,
         details={"changes": {"status": {"from": "invited", "to": status}}},
     )
-    await _storage().write(
+    await current_storage().write(
         lambda now: repo.respond_to_invitation(
             group_id=group_id, organization_id=principal.org_id, accept=accept, now=now
         ),
@@ -116,7 +111,7 @@ async def remove(group_id: str, org_id: str) -> MemberOut:
     Its users lose access at once. The owning organization cannot be removed (409).
     """
     gid, oid = path_id("group_id", group_id), path_id("org_id", org_id)
-    await authorize_group(_storage(), current_principal(), gid, "remove_member")
+    await authorize_group(current_storage(), current_principal(), gid, "remove_member")
     entry = audit(
         "member.remove",
         "organization",
@@ -124,11 +119,11 @@ async def remove(group_id: str, org_id: str) -> MemberOut:
         group_id=gid,
         details={"changes": {"status": {"to": "removed"}}},
     )
-    await _storage().write(
+    await current_storage().write(
         lambda now: repo.remove_member(group_id=gid, organization_id=oid, now=now),
         audit=[entry],
     )
     # Its sockets lose the group's threads now, not at their next join.
-    router: MessageRouter = current_app.extensions["hub"]["router"]
+    router: MessageRouter = current_router()
     await router.membership_revoked(gid, oid)
     return await _member(gid, oid)

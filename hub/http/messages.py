@@ -13,12 +13,12 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
-from quart import Blueprint, current_app
+from quart import Blueprint
 from quart_schema import validate_request
 
 from hub.access import authorize_thread
 from hub.http.errors import FieldInvalid
-from hub.http.identity import audit, current_principal
+from hub.http.identity import audit, current_principal, current_router, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import MessageAck, MessageIn
@@ -31,7 +31,7 @@ blueprint = Blueprint("messages", __name__)
 async def post_message(message: NewMessage, *, group_id: UUID) -> StoredMessage:
     """Post through the router with the request's audit row (sender, client, message kind; the
     body stays out of the audit trail, it is encrypted at rest for a reason)."""
-    router: MessageRouter = current_app.extensions["hub"]["router"]
+    router: MessageRouter = current_router()
     entry = audit(
         "message.send",
         "message",
@@ -80,9 +80,7 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     tid = path_id("thread_id", thread_id)
     body, metadata = _checked(data)
     principal = current_principal()
-    access = await authorize_thread(
-        current_app.extensions["hub"]["storage"], principal, tid, "post"
-    )
+    access = await authorize_thread(current_storage(), principal, tid, "post")
     client_msg_id = data.client_msg_id or uuid.uuid4().hex
     stored = await post_message(
         NewMessage(

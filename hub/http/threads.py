@@ -23,7 +23,7 @@ from hub.access import (
 )
 from hub.errors import HubError
 from hub.http.groups import changes_of, failed_result, update_fields
-from hub.http.identity import audit, current_principal
+from hub.http.identity import audit, current_principal, current_storage
 from hub.http.messages import post_message
 from hub.http.openapi import errors, responds
 from hub.http.params import decode_cursor, encode_cursor, path_id
@@ -41,15 +41,10 @@ from hub.http.schemas import (
     ThreadResult,
     ThreadUpdate,
 )
-from hub.storage import Storage
 from hub.storage import repository as repo
 from hub.storage.records import AuditEntry, NewMessage, Thread
 
 blueprint = Blueprint("threads", __name__)
-
-
-def _storage() -> Storage:
-    return current_app.extensions["hub"]["storage"]
 
 
 def thread_out(thread: Thread, *, unread_count: int, last_read_seq: int) -> ThreadOut:
@@ -81,7 +76,9 @@ def _row_out(row: dict[str, Any]) -> ThreadOut:
 
 
 async def load_thread_out(thread: Thread) -> ThreadOut:
-    state = await _storage().read(repo.thread_reader_state(thread.id, current_principal().user_id))
+    state = await current_storage().read(
+        repo.thread_reader_state(thread.id, current_principal().user_id)
+    )
     return thread_out(
         thread,
         unread_count=int(state["unread_count"]),
@@ -109,11 +106,11 @@ async def list_threads(query_args: ThreadQuery) -> ThreadPage:
         types = (int, datetime, UUID) if by_priority else (datetime, UUID)
         after = decode_cursor(listing, query_args.cursor, types)
     if query_args.group_id is not None:
-        await authorize_group(_storage(), principal, query_args.group_id, "read")
+        await authorize_group(current_storage(), principal, query_args.group_id, "read")
         group_ids = [query_args.group_id]
     else:
-        group_ids = await readable_group_ids(_storage(), principal)
-    rows = await _storage().read(
+        group_ids = await readable_group_ids(current_storage(), principal)
+    rows = await current_storage().read(
         repo.thread_rows(
             user_id=principal.user_id,
             group_ids=group_ids,
@@ -149,13 +146,13 @@ async def create_thread(data: ThreadCreate) -> tuple[ThreadOut, int, dict[str, s
     exactly as `POST /threads/{thread_id}` would post it.
     """
     principal = current_principal()
-    await authorize_group(_storage(), principal, data.group_id, "create_thread")
+    await authorize_group(current_storage(), principal, data.group_id, "create_thread")
     thread_id = uuid.uuid4()
     fields = {"title": data.title, "thread_type": data.thread_type, "priority": data.priority}
     entry = audit(
         "thread.create", "thread", thread_id, group_id=data.group_id, details={"fields": fields}
     )
-    thread = await _storage().write(
+    thread = await current_storage().write(
         lambda now: repo.create_thread(
             thread_id=thread_id,
             group_id=data.group_id,
@@ -179,7 +176,7 @@ async def create_thread(data: ThreadCreate) -> tuple[ThreadOut, int, dict[str, s
             ),
             group_id=data.group_id,
         )
-        thread = await _storage().read(repo.get_thread(thread_id))
+        thread = await current_storage().read(repo.get_thread(thread_id))
     location = f"{current_app.extensions['hub']['base_path']}/threads/{thread_id}"
     return await load_thread_out(thread), 201, {"Location": location}
 
@@ -219,12 +216,12 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     """
     tid = path_id("thread_id", thread_id)
     principal = current_principal()
-    access = await authorize_thread(_storage(), principal, tid, "read")
+    access = await authorize_thread(current_storage(), principal, tid, "read")
     thread = access.thread
     after_seq, before_seq = query_args.after_seq, None
     if after_seq is None:
         before_seq = query_args.before_seq or thread.last_seq + 1
-    rows, presence, state = await _storage().read(
+    rows, presence, state = await current_storage().read(
         repo.thread_view(
             tid,
             principal.user_id,
@@ -233,7 +230,7 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
             limit=query_args.limit,
         )
     )
-    messages = [await _storage().open_row(row) for row in rows]
+    messages = [await current_storage().open_row(row) for row in rows]
     if after_seq is not None:
         has_more = bool(messages) and messages[-1].seq < thread.last_seq
     else:
@@ -267,7 +264,9 @@ async def update_thread(thread_id: str, data: ThreadUpdate) -> ThreadOut:
 
 
 async def _update_thread(thread_id: UUID, data: msgspec.Struct) -> ThreadOut:
-    access = await authorize_thread(_storage(), current_principal(), thread_id, "update_thread")
+    access = await authorize_thread(
+        current_storage(), current_principal(), thread_id, "update_thread"
+    )
     changes = update_fields(data, repo.THREAD_UPDATABLE)
     entry = audit("thread.update", "thread", thread_id, group_id=access.group_id)
 
@@ -276,7 +275,7 @@ async def _update_thread(thread_id: UUID, data: msgspec.Struct) -> ThreadOut:
         changed = changes_of(*outcome, fields=repo.THREAD_UPDATABLE)
         return [msgspec.structs.replace(entry, details={"changes": changed})] if changed else []
 
-    _, after = await _storage().write(
+    _, after = await current_storage().write(
         lambda now: repo.update_thread(thread_id, changes, now), audit=audited
     )
     return await load_thread_out(after)
@@ -289,7 +288,7 @@ async def archive_thread(thread_id: str) -> ThreadOut:
     """Archive a thread (managers, admins, owners): it becomes read-only and is left out of
     listings unless `status=archived` is asked for. Archiving twice is a 409."""
     tid = path_id("thread_id", thread_id)
-    access = await authorize_thread(_storage(), current_principal(), tid, "update_thread")
+    access = await authorize_thread(current_storage(), current_principal(), tid, "update_thread")
     entry = audit(
         "thread.archive",
         "thread",
@@ -297,5 +296,5 @@ async def archive_thread(thread_id: str) -> ThreadOut:
         group_id=access.group_id,
         details={"changes": {"status": {"from": access.thread.status, "to": "archived"}}},
     )
-    thread = await _storage().write(lambda now: repo.archive_thread(tid, now), audit=[entry])
+    thread = await current_storage().write(lambda now: repo.archive_thread(tid, now), audit=[entry])
     return await load_thread_out(thread)
