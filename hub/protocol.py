@@ -262,6 +262,11 @@ def encode(frame: ServerFrame | ClientFrame) -> str:
     return _encoder.encode(frame).decode()
 
 
+def encode_bytes(frame: ServerFrame | ClientFrame) -> bytes:
+    """A frame as UTF-8 JSON, for transports that frame the bytes themselves."""
+    return _encoder.encode(frame)
+
+
 def _explain(exc: msgspec.DecodeError) -> str:
     text = str(exc)
     if text.startswith("Invalid value") and "`$.type`" in text:

@@ -6,7 +6,8 @@ Tasks in the session's nursery:
     reader     frames in: decode (hub.protocol), answer cheap requests at once, hand sends and
                read marks to the worker
     worker     sends and read marks, one at a time, so one user's messages keep their order
-    writer     frames out, from the bounded outgoing queue; it alone writes to the socket and
+    writer     frames out, from the bounded outgoing queue: whatever is queued when it wakes
+               goes out in one write (hub.ws.wire); it alone writes events to the socket and
                it alone closes it (so a close frame never cuts a half-written frame)
     heartbeat  pings; no pong within the timeout closes the session (4000)
     expiry     closes with 4001 when the token expires without an `auth` refresh
@@ -39,6 +40,7 @@ from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.storage import repository as repo
 from hub.storage.records import NewMessage
 from hub.ws.errors import error_frame, internal_error
+from hub.ws.wire import FrameWriter, event_frame
 
 if TYPE_CHECKING:
     from hub.actors.supervisor import Supervisor
@@ -67,7 +69,7 @@ class OutgoingQueue:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._frames: deque[tuple[str, bool]] = deque()
+        self._frames: deque[tuple[bytes, bool]] = deque()
         self._has_frames = trio.Event()
         self._has_room = trio.Event()
         self.shed = 0
@@ -76,7 +78,7 @@ class OutgoingQueue:
     def __len__(self) -> int:
         return len(self._frames)
 
-    def put(self, frame: str, *, essential: bool) -> bool:
+    def put(self, frame: bytes, *, essential: bool) -> bool:
         """Queue a frame; False means an essential frame found no room (cut the session off)."""
         if self.closed:
             return True
@@ -90,20 +92,29 @@ class OutgoingQueue:
         self._has_frames.set()
         return True
 
-    async def put_waiting(self, frame: str) -> None:
+    async def put_waiting(self, frame: bytes) -> None:
         while len(self._frames) >= self.capacity and not self.closed:
             self._has_room = trio.Event()
             await self._has_room.wait()
         self.put(frame, essential=True)
 
-    async def get(self) -> str | None:
-        """The next frame; None once the queue is closed and drained."""
+    async def get(self, max_bytes: int = 64 * 1024) -> bytes | None:
+        """The queued frames, joined, up to about `max_bytes` (at least one frame); None once
+        the queue is closed and drained."""
         while not self._frames:
             if self.closed:
                 return None
             self._has_frames = trio.Event()
             await self._has_frames.wait()
-        frame, _ = self._frames.popleft()
+        frames = self._frames
+        frame, _ = frames.popleft()
+        if frames and len(frame) < max_bytes:
+            chunk, size = [frame], len(frame)
+            while frames and size + len(frames[0][0]) <= max_bytes:
+                frame, _ = frames.popleft()
+                chunk.append(frame)
+                size += len(frame)
+            frame = b"".join(chunk)
         self._has_room.set()
         return frame
 
@@ -208,22 +219,22 @@ class Session:
 
     def send(self, frame: protocol.ServerFrame) -> None:
         """Queue a reply of this session's own (essential)."""
-        if not self.outgoing.put(protocol.encode(frame), essential=True):
+        if not self.outgoing.put(event_frame(frame), essential=True):
             self.cut_off()
 
     # --- Subscriber ------------------------------------------------------------------------------
 
-    def deliver(self, frame: str, *, essential: bool) -> None:
+    def deliver(self, frame: bytes, *, essential: bool) -> None:
         if not self.outgoing.put(frame, essential=essential):
             self.cut_off()
 
-    def deliver_message(self, thread_id: UUID, seq: int, frame: str) -> None:
+    def deliver_message(self, thread_id: UUID, seq: int, frame: bytes) -> None:
         if thread_id in self._subscriptions:
             self._subscriptions[thread_id] = seq
         if not self.outgoing.put(frame, essential=True):
             self.cut_off()
 
-    async def deliver_replay(self, thread_id: UUID, seq: int, frame: str) -> None:
+    async def deliver_replay(self, thread_id: UUID, seq: int, frame: bytes) -> None:
         await self.outgoing.put_waiting(frame)
         if thread_id in self._subscriptions:
             self._subscriptions[thread_id] = seq
@@ -260,10 +271,11 @@ class Session:
     # --- tasks -----------------------------------------------------------------------------------
 
     async def _writer(self) -> None:
+        socket = FrameWriter(self._ws)
         with self._writer_scope:
             try:
-                while (frame := await self.outgoing.get()) is not None:
-                    await self._ws.send_message(frame)
+                while (frames := await self.outgoing.get()) is not None:
+                    await socket.write(frames)
                 assert self._close_code is not None
                 await self._ws.aclose(self._close_code, self._close_reason)
             except ConnectionClosed:

@@ -15,7 +15,8 @@ that subscriber are held, a replay task streams `since_seq < seq <= delivered_se
 (waiting for room in the session's queue), then the held live messages follow. Every seq reaches
 the subscriber once, in order, with nothing missing at the seam.
 
-Fan-out. Each event is encoded once; the same text goes to every subscriber through a
+Fan-out. Each event is encoded once, down to its WebSocket frame bytes (`hub.ws.wire`); the
+same bytes go to every subscriber through a
 non-blocking `deliver` (the session's bounded queue decides what to shed or whom to cut off), so
 one slow socket never slows the thread for everyone else.
 """
@@ -37,6 +38,7 @@ from hub.errors import HubError, Overloaded
 from hub.storage.actor import AuditSpec
 from hub.storage.records import Message, NewMessage, StoredMessage
 from hub.ws.errors import error_frame
+from hub.ws.wire import event_frame
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,13 +55,13 @@ class Subscriber(Protocol):
     session_id: str
     principal: Principal
 
-    def deliver(self, frame: str, *, essential: bool) -> None:
+    def deliver(self, frame: bytes, *, essential: bool) -> None:
         """Queue an event; ephemeral ones (essential=False) may be shed under pressure."""
 
-    def deliver_message(self, thread_id: UUID, seq: int, frame: str) -> None:
+    def deliver_message(self, thread_id: UUID, seq: int, frame: bytes) -> None:
         """Queue a new_message; never dropped (an overflow cuts the subscriber off instead)."""
 
-    async def deliver_replay(self, thread_id: UUID, seq: int, frame: str) -> None:
+    async def deliver_replay(self, thread_id: UUID, seq: int, frame: bytes) -> None:
         """Queue a replayed new_message, waiting for room."""
 
     def joined(self, thread_id: UUID, last_seq: int) -> None:
@@ -190,7 +192,7 @@ class _ReplayDone:
 
 @dataclass(eq=False, slots=True)
 class _Filled:
-    frames: list[tuple[int, str]]
+    frames: list[tuple[int, bytes]]
 
 
 Command = (
@@ -211,7 +213,7 @@ Command = (
 class _Subscription:
     subscriber: Subscriber
     replaying: bool = False
-    held: list[tuple[int, str]] = field(default_factory=list)
+    held: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass(eq=False, slots=True)
@@ -250,7 +252,7 @@ class ThreadActor:
         self._users: dict[UUID, _User] = {}
         self._typing: dict[UUID, float] = {}  # user -> expiry, trio.current_time()
         self._delivered_seq = 0
-        self._pending: dict[int, str] = {}  # committed ahead of order: seq -> frame
+        self._pending: dict[int, bytes] = {}  # committed ahead of order: seq -> frame
         self._gap_since: float | None = None
         self._filling = False
         self._posts: set[Post] = set()  # accepted, not yet answered
@@ -349,7 +351,7 @@ class ThreadActor:
             case SetStatus():
                 self._set_status(command.user_id, command.status)
             case Receipt():
-                frame = protocol.encode(
+                frame = event_frame(
                     protocol.ReadReceipt(
                         thread_id=self.thread_id, user_id=command.user_id, seq=command.seq
                     )
@@ -400,10 +402,10 @@ class ThreadActor:
                 presence=[u.entry for u in self._users.values()],
                 recovered=command.recovered if command.since_seq is not None else None,
             )
-            subscriber.deliver(protocol.encode(ack), essential=True)
+            subscriber.deliver(event_frame(ack), essential=True)
         subscriber.joined(self.thread_id, self._delivered_seq)
         if first_session:
-            joined = protocol.encode(protocol.UserJoined(thread_id=self.thread_id, user=user.entry))
+            joined = event_frame(protocol.UserJoined(thread_id=self.thread_id, user=user.entry))
             self._broadcast(joined, essential=False, exclude_user=principal.user_id)
             self._dirty_presence[principal.user_id] = command.status
             self._presence_wakeup.set()
@@ -420,7 +422,7 @@ class ThreadActor:
             return
         if ref is not None:
             ack = protocol.Ack(ref=ref, thread_id=self.thread_id)
-            subscription.subscriber.deliver(protocol.encode(ack), essential=True)
+            subscription.subscriber.deliver(event_frame(ack), essential=True)
         user_id = subscription.subscriber.principal.user_id
         user = self._users.get(user_id)
         if user is None:
@@ -431,7 +433,7 @@ class ThreadActor:
         del self._users[user_id]
         if self._typing.pop(user_id, None) is not None:
             self._broadcast_typing(user_id, False)
-        left = protocol.encode(protocol.UserLeft(thread_id=self.thread_id, user_id=user_id))
+        left = event_frame(protocol.UserLeft(thread_id=self.thread_id, user_id=user_id))
         self._broadcast(left, essential=False)
         self._dirty_presence[user_id] = "offline"
         self._presence_wakeup.set()
@@ -477,7 +479,7 @@ class ThreadActor:
             metadata=message.metadata,
             created_at=stored.created_at,
         )
-        frame = protocol.encode(protocol.NewMessage(thread_id=self.thread_id, message=out))
+        frame = event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
         self._pending[stored.seq] = frame
         self._drain_pending()
 
@@ -492,7 +494,7 @@ class ThreadActor:
         self._gap_since = (self._gap_since or trio.current_time()) if self._pending else None
         self.stats.delivered_seq = self._delivered_seq
 
-    def _fan_out(self, seq: int, frame: str) -> None:
+    def _fan_out(self, seq: int, frame: bytes) -> None:
         for subscription in list(self._subs.values()):
             if subscription.replaying:
                 subscription.held.append((seq, frame))
@@ -534,7 +536,7 @@ class ThreadActor:
             self._broadcast_typing(user_id, False)
 
     def _broadcast_typing(self, user_id: UUID, is_typing: bool) -> None:
-        frame = protocol.encode(
+        frame = event_frame(
             protocol.Typing(thread_id=self.thread_id, user_id=user_id, is_typing=is_typing)
         )
         self._broadcast(frame, essential=False, exclude_user=user_id)
@@ -549,7 +551,7 @@ class ThreadActor:
             org_id=user.entry.org_id,
             status=status,  # type: ignore[arg-type]
         )
-        frame = protocol.encode(
+        frame = event_frame(
             protocol.Presence(thread_id=self.thread_id, user_id=user_id, status=status)  # type: ignore[arg-type]
         )
         self._broadcast(frame, essential=False)
@@ -558,7 +560,7 @@ class ThreadActor:
 
     def _broadcast(
         self,
-        frame: str,
+        frame: bytes,
         *,
         essential: bool,
         exclude_user: UUID | None = None,
@@ -581,7 +583,7 @@ class ThreadActor:
         self._nursery.start_soon(self._fill_gap, self._delivered_seq, upto)
 
     async def _fill_gap(self, after_seq: int, upto: int) -> None:
-        frames: list[tuple[int, str]] = []
+        frames: list[tuple[int, bytes]] = []
         try:
             for message in await self._store.messages_after(
                 self.thread_id, after_seq, upto - after_seq
@@ -621,7 +623,7 @@ class ThreadActor:
             error = exc
         await self.inbox.send(_ReplayDone(subscription, error))
 
-    async def _frame_of(self, message: Message) -> str:
+    async def _frame_of(self, message: Message) -> bytes:
         name = self._names.get(message.sender_user_id)
         if name is None:
             name = await self._store.user_name(message.sender_user_id)
@@ -641,7 +643,7 @@ class ThreadActor:
             metadata=message.metadata,
             created_at=message.created_at,
         )
-        return protocol.encode(protocol.NewMessage(thread_id=self.thread_id, message=out))
+        return event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
 
     async def _presence_writer(self) -> None:
         """Persist presence changes, coalesced: one write per burst, whatever its size."""

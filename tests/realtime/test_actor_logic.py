@@ -13,6 +13,7 @@ from hub.actors.session import OutgoingQueue, heartbeat_until_timeout
 from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
 from hub.auth import Principal
 from hub.storage.records import Message, NewMessage, StoredMessage
+from hub.ws.wire import frame_payload
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -72,8 +73,8 @@ class FakeSubscriber:
         self.frames: list[dict] = []
         self.arrived = trio.Event()
 
-    def _record(self, frame: str) -> None:
-        self.frames.append(msgspec.json.decode(frame))
+    def _record(self, frame: bytes) -> None:
+        self.frames.append(msgspec.json.decode(frame_payload(frame)))
         self.arrived.set()
 
     def deliver(self, frame, *, essential):
@@ -249,9 +250,23 @@ async def test_heartbeat_gives_up_when_no_pong_comes_back(autojump_clock):
 
 def test_a_full_outgoing_queue_sheds_ephemeral_events_before_messages():
     queue = OutgoingQueue(capacity=2)
-    assert queue.put("typing", essential=False)
-    assert queue.put("message 1", essential=True)
-    assert queue.put("presence", essential=False)  # shed: full
-    assert queue.put("message 2", essential=True)  # evicts "typing"
+    assert queue.put(b"typing", essential=False)
+    assert queue.put(b"message 1", essential=True)
+    assert queue.put(b"presence", essential=False)  # shed: full
+    assert queue.put(b"message 2", essential=True)  # evicts "typing"
     assert queue.shed == 2
-    assert not queue.put("message 3", essential=True)  # nothing left to shed: cut off
+    assert not queue.put(b"message 3", essential=True)  # nothing left to shed: cut off
+
+
+async def test_the_writer_takes_the_whole_backlog_in_order_within_its_byte_budget():
+    queue = OutgoingQueue(capacity=10)
+    for frame in (b"aaaa", b"bbbb", b"cccc", b"dddd"):
+        queue.put(frame, essential=True)
+    assert await queue.get(max_bytes=10) == b"aaaabbbb"
+    assert await queue.get(max_bytes=10) == b"ccccdddd"
+    queue.put(b"a frame larger than the budget", essential=True)
+    queue.put(b"e", essential=True)
+    assert await queue.get(max_bytes=4) == b"a frame larger than the budget"
+    queue.close(drop=False)
+    assert await queue.get(max_bytes=4) == b"e"
+    assert await queue.get(max_bytes=4) is None

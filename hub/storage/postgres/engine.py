@@ -3,12 +3,19 @@
 The storage actor owns one dedicated write connection; reads use a pool and never queue behind
 writes. Messages take a bulk path (unnest arrays) so a batch of 1,000 costs a handful of round
 trips, falling back to row-by-row only when some row must fail on its own.
+
+Each whole operation (a read, or a batch from BEGIN to COMMIT) crosses from Trio into asyncio
+once: its statements run back to back inside one asyncio coroutine on the raw asyncpg
+connection. Going through triopg's proxy per statement cost a Trio/asyncio hand-off each way per
+statement, which profiled at a third of the hub's CPU under load; triopg still opens and closes
+the connections and the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,36 +111,46 @@ def _lost(exc: BaseException) -> ConnectionLost:
     return ConnectionLost(f"PostgreSQL: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
-class PostgresWriter:
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    async def commit(self, make_op: Callable[[], Op[T]]) -> T:
-        for attempt in range(RETRIES):
-            try:
-                return await self._commit_once(make_op)
-            except RETRYABLE:
-                if attempt == RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _commit_once(self, make_op: Callable[[], Op[T]]) -> T:
-        conn = self._conn
+async def _transaction(conn: asyncpg.Connection, make_op: Callable[[], Op[T]]) -> T:
+    """One transaction, run inside asyncio; retried when PostgreSQL says it did nothing."""
+    for attempt in range(RETRIES):
         try:
             await conn.execute("BEGIN")
             try:
                 value = await _drive(conn, make_op())
             except BaseException:
-                await conn.execute("ROLLBACK")
+                if not conn.is_closed():
+                    await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
             return value
+        except RETRYABLE:
+            if attempt == RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _pooled(pool: asyncpg.Pool, op: Op[T]) -> T:
+    async with pool.acquire() as conn:
+        return await _drive(conn, op)
+
+
+class PostgresWriter:
+    def __init__(self, proxy: Any) -> None:
+        self._proxy = proxy  # triopg's connection; it owns closing
+        self._transaction = trio_asyncio.aio_as_trio(
+            partial(_transaction, proxy._asyncpg_conn)
+        )
+
+    async def commit(self, make_op: Callable[[], Op[T]]) -> T:
+        try:
+            return await self._transaction(make_op)
         except _UNAVAILABLE as exc:
             raise _lost(exc) from exc
 
     async def aclose(self) -> None:
         try:
-            await self._conn.close()
+            await self._proxy.close()
         except _UNAVAILABLE:
             pass
 
@@ -156,6 +173,7 @@ class PostgresEngine(Engine):
         self._read_pool_size = read_pool_size
         self._command_timeout_s = command_timeout_s
         self._pool: Any = None
+        self._read: Callable[[Op[Any]], Any] | None = None
 
     async def open(self) -> None:
         if trio_asyncio.current_loop.get() is None:
@@ -172,6 +190,7 @@ class PostgresEngine(Engine):
         except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         self._pool = pool
+        self._read = trio_asyncio.aio_as_trio(partial(_pooled, pool._asyncpg_pool))
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -192,8 +211,7 @@ class PostgresEngine(Engine):
 
     async def read(self, op: Op[T]) -> T:
         try:
-            async with self._pool.acquire() as conn:
-                return await _drive(conn, op)
+            return await self._read(op)
         except _UNAVAILABLE as exc:
             raise _lost(exc) from exc
 

@@ -1,0 +1,92 @@
+"""Server frames as bytes on the wire, encoded once and written straight to the socket.
+
+Fan-out sends the same event to every subscriber of a thread. A server-to-client WebSocket frame
+is not masked and this server negotiates no extension, so the bytes of a text frame depend on
+the payload alone: the thread actor encodes an event once (`event_frame`) and every session's
+writer puts those same bytes on its socket.
+
+Writing through trio-websocket's `send_message` cost, per frame and per subscriber, a wsproto
+serialization and a `send_all` with its two scheduler checkpoints; profiled under the load bench
+that was a third of the hub's CPU. `FrameWriter` instead writes a session's whole backlog with
+one non-blocking `os.write` and only waits (through the stream, as trio-websocket would) when the
+kernel's buffer is full. It takes trio-websocket's stream lock while writing, so its bytes never
+interleave with the pings, pongs and close frame trio-websocket writes itself. That needs three
+attributes trio-websocket does not document (`_stream`, `_stream_lock` and, for a failed write,
+`_abort_web_socket`); pyproject pins the minor version they were read from, and every realtime
+test goes through this path.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from hub import protocol
+
+_TEXT_FIN = 0x81
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame carrying `payload` (UTF-8 JSON)."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((_TEXT_FIN, size))
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", _TEXT_FIN, 126, size)
+    else:
+        header = struct.pack("!BBQ", _TEXT_FIN, 127, size)
+    return header + payload
+
+
+def event_frame(event: protocol.ServerFrame) -> bytes:
+    """An event as the bytes every subscriber's socket receives."""
+    return text_frame(protocol.encode_bytes(event))
+
+
+def frame_payload(frame: bytes) -> bytes:
+    """The payload of a frame made by `text_frame` (for tests and tools that read them back)."""
+    size = frame[1] & 0x7F
+    offset = 2 if size < 126 else 4 if size == 126 else 10
+    return frame[offset:]
+
+
+class FrameWriter:
+    """Writes already-encoded frames to one trio-websocket connection."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+        self._stream = ws._stream  # noqa: SLF001 (see the module docstring)
+        self._lock: trio.StrictFIFOLock = ws._stream_lock  # noqa: SLF001
+        # A plain TCP stream is written through its descriptor; anything else (TLS, the
+        # in-memory streams of tests) only through the stream.
+        socket = getattr(self._stream, "socket", None)
+        self._fd: int | None = None if socket is None else socket.fileno()
+
+    async def write(self, data: bytes) -> None:
+        """Write `data` whole, or raise ConnectionClosed (the connection is then aborted)."""
+        if self._ws.closed is not None:
+            raise ConnectionClosed(self._ws.closed)
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+        try:
+            # A close frame may have gone out while this task waited for the lock.
+            if self._ws.closed is not None:
+                raise ConnectionClosed(self._ws.closed)
+            written = 0
+            if self._fd is not None:
+                try:
+                    written = os.write(self._fd, data)
+                except BlockingIOError:
+                    pass
+            if written < len(data):
+                await self._stream.send_all(memoryview(data)[written:])
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._ws._abort_web_socket()  # noqa: SLF001
+            raise ConnectionClosed(self._ws.closed) from None
+        finally:
+            self._lock.release()
