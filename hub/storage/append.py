@@ -1,12 +1,12 @@
 """Appending a batch of messages in a handful of statements, whatever the batch size.
 
 The algorithm is written once: find client_msg_ids already stored, lock the batch's threads and
-read their last seq, hand out the next seqs in arrival order, insert every new row at once, bump
-the threads. Each engine supplies the few statements whose syntax differs (`AppendDialect`):
-PostgreSQL passes arrays through `unnest`, SQLite expands placeholder lists and uses
-`executemany`. When some row must fail on its own (a sender that does not exist, a concurrent
-twin of a client_msg_id), the bulk insert is rolled back and every message goes through the
-one-by-one path instead, so the outcome per message is the same either way.
+read their last seq (one lookup), hand out the next seqs in arrival order, insert every new row
+and bump the threads (one insert). Each engine supplies the few statements whose syntax differs
+(`AppendDialect`): PostgreSQL passes arrays through `unnest`, SQLite expands placeholder lists
+and uses `executemany`. When some row must fail on its own (a sender that does not exist, a
+concurrent twin of a client_msg_id), the bulk insert is rolled back and every message goes
+through the one-by-one path instead, so the outcome per message is the same either way.
 """
 
 from __future__ import annotations
@@ -25,25 +25,24 @@ from hub.storage.sql import IntegrityError, Op, execute
 
 
 class AppendDialect(Protocol):
-    def existing(self, senders: list[UUID], client_msg_ids: list[str]) -> Op[list[dict]]:
-        """Rows (id, thread_id, seq, created_at, sender_user_id, client_msg_id) already stored
-        for these pairs; a superset is fine, the caller matches pairs exactly."""
-        ...
-
-    def lock_threads(self, thread_ids: list[UUID]) -> Op[list[dict]]:
-        """(id, status, last_seq) of these threads, locked against other writers until commit."""
+    def lookup(
+        self, senders: list[UUID], client_msg_ids: list[str], thread_ids: list[UUID]
+    ) -> Op[tuple[list[dict], list[dict]]]:
+        """Two row lists. First, the rows (id, thread_id, seq, created_at, sender_user_id,
+        client_msg_id) already stored for these (sender, client_msg_id) pairs; a superset is
+        fine, the caller matches pairs exactly. Second, (id, status, last_seq) of these threads,
+        locked against other writers until commit."""
         ...
 
     def reply_targets(self, message_ids: list[int]) -> Op[list[dict]]:
         """(id, thread_id) of these messages."""
         ...
 
-    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> Op[list[dict]]:
-        """Insert rows in INSERT_COLUMNS order; return (id, thread_id, seq) of each."""
-        ...
-
-    def bump(self, last_seqs: list[tuple[UUID, int]], now: datetime) -> Op[None]:
-        """Set each thread's last_seq and last activity."""
+    def insert(
+        self, rows: list[tuple[Any, ...]], last_seqs: list[tuple[UUID, int]], now: datetime
+    ) -> Op[list[dict]]:
+        """Insert rows in INSERT_COLUMNS order and set each thread's last_seq and last activity;
+        return (id, thread_id, seq) of each row."""
         ...
 
 
@@ -60,11 +59,12 @@ def bulk_append(
 ) -> Op[list[StoredMessage | Exception]]:
     """The same outcome as `append_messages_each`, message for message, in a few statements."""
     outcomes: list[Any] = [None] * len(messages)
-    existing_rows = yield from dialect.existing(
-        [m.sender_user_id for m in messages], [m.client_msg_id for m in messages]
+    existing_rows, thread_rows = yield from dialect.lookup(
+        [m.sender_user_id for m in messages],
+        [m.client_msg_id for m in messages],
+        sorted({m.thread_id for m in messages}),
     )
     existing = {(r["sender_user_id"], r["client_msg_id"]): r for r in existing_rows}
-    thread_rows = yield from dialect.lock_threads(sorted({m.thread_id for m in messages}))
     threads = {r["id"]: r for r in thread_rows}
     reply_ids = sorted({m.reply_to for m in messages if m.reply_to is not None})
     reply_threads: dict[int, UUID] = {}
@@ -118,10 +118,9 @@ def bulk_append(
                     )
                     for _, m, seq in inserts
                 ],
+                [(t, last_seq[t]) for t in sorted({m.thread_id for _, m, _ in inserts})],
                 now,
             )
-            bumped = sorted({m.thread_id for _, m, _ in inserts})
-            yield from dialect.bump([(t, last_seq[t]) for t in bumped], now)
         except IntegrityError:
             yield execute("ROLLBACK TO SAVEPOINT bulk_append")
             yield execute("RELEASE SAVEPOINT bulk_append")

@@ -58,8 +58,8 @@ class FrameWriter:
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self._ws = ws
-        self._stream = ws._stream  # noqa: SLF001 (see the module docstring)
-        self._lock: trio.StrictFIFOLock = ws._stream_lock  # noqa: SLF001
+        self._stream = ws._stream
+        self._lock: trio.StrictFIFOLock = ws._stream_lock
         # A plain TCP stream is written through its descriptor; anything else (TLS, the
         # in-memory streams of tests) only through the stream.
         socket = getattr(self._stream, "socket", None)
@@ -86,7 +86,7 @@ class FrameWriter:
             if written < len(data):
                 await self._stream.send_all(memoryview(data)[written:])
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            await self._ws._abort_web_socket()  # noqa: SLF001
+            await self._ws._abort_web_socket()
             raise ConnectionClosed(self._ws.closed) from None
         finally:
             self._lock.release()

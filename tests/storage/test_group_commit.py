@@ -5,6 +5,7 @@ land in one batch, so the batch composition is not left to scheduling luck."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -330,3 +331,32 @@ async def test_an_unexpected_failure_fails_its_batch_and_the_actor_carries_on(st
     assert stored.seq == 1
     # It did not keep committing through a connection that might be the broken part.
     assert storage.stats.reconnects == reconnects_before + 1
+
+
+async def test_a_row_the_database_refuses_in_the_bulk_insert_fails_alone(storage, settings, engine):
+    """A sender unknown to the database passes every check made before the insert, so the whole
+    bulk insert (and its thread bump) is refused; the batch must fall back to row by row and
+    still store the others with gap-free seqs."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    stranger = dataclasses.replace(
+        alice, principal=dataclasses.replace(alice.principal, user_id=uuid.uuid4())
+    )
+    send, receive = trio.open_memory_channel[Request](100)
+    batch = [
+        Request(message=sealed(storage, thread.id, alice, "good 1")),
+        Request(message=sealed(storage, thread.id, stranger, "from nobody")),
+        Request(message=sealed(storage, thread.id, alice, "good 2")),
+    ]
+    for request in batch:
+        send.send_nowait(request)
+    await send.aclose()
+    actor = StorageActor(engine, receive)
+
+    await actor.run()
+
+    assert actor.stats.commits == 1
+    assert isinstance(batch[1].error, Invalid)
+    assert (batch[0].value.seq, batch[2].value.seq) == (1, 2)
+    assert [m.body for m in await storage.messages(thread.id)] == ["good 1", "good 2"]
+    assert (await storage.read(repo.get_thread(thread.id))).last_seq == 2

@@ -1,6 +1,8 @@
 """PostgreSQL's statements for the bulk append: arrays in, through `unnest`.
 
-One statement text per query whatever the batch size, so asyncpg prepares each once."""
+One statement text per query whatever the batch size, so asyncpg prepares each once; each round
+trip here costs more than the rows it carries at the batch sizes a live hub sees, so the lookup
+and the insert are one statement each."""
 
 from __future__ import annotations
 
@@ -9,54 +11,71 @@ from typing import Any
 from uuid import UUID
 
 from hub.storage.append import INSERT_COLUMNS
-from hub.storage.sql import Op, execute, fetch
+from hub.storage.sql import Op, fetch
 
-_EXISTING = """
-SELECT m.id, m.thread_id, m.seq, m.created_at, m.sender_user_id, m.client_msg_id
+# The batch's existing (sender, client_msg_id) rows and its threads, locked, in one round trip.
+# Threads are locked in id order: two hub processes appending to overlapping threads take the
+# locks in the same order and cannot deadlock on each other. Rows are told apart by `kind`.
+_LOOKUP = """
+WITH locked AS (
+    SELECT id, status, last_seq FROM messaging_threads
+    WHERE id = ANY($3::uuid[]) ORDER BY id FOR UPDATE
+)
+SELECT 'thread' AS kind, NULL::bigint AS id, l.id AS thread_id, l.status, l.last_seq,
+       NULL::bigint AS seq, NULL::timestamptz AS created_at, NULL::uuid AS sender_user_id,
+       NULL::text AS client_msg_id
+FROM locked AS l
+UNION ALL
+SELECT 'message', m.id, m.thread_id, NULL, NULL, m.seq, m.created_at, m.sender_user_id,
+       m.client_msg_id
 FROM thread_messages AS m
 JOIN unnest($1::uuid[], $2::text[]) AS k (sender_user_id, client_msg_id)
   ON m.sender_user_id = k.sender_user_id AND m.client_msg_id = k.client_msg_id
 """
 
-# Locking in id order: two hub processes appending to overlapping threads take the locks in the
-# same order and cannot deadlock on each other.
-_LOCK_THREADS = """
-SELECT id, status, last_seq FROM messaging_threads
-WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
-"""
-
 _REPLY_TARGETS = "SELECT id, thread_id FROM thread_messages WHERE id = ANY($1::bigint[])"
 
+# The rows and their threads' new last_seq in one round trip (data-modifying CTEs always run).
 _INSERT = f"""
-INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at)
-SELECT t, s, u, o, k, c, n, v, cid, r, m::jsonb, $12
-FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::bytea[],
-            $7::bytea[], $8::int[], $9::text[], $10::bigint[], $11::text[])
-     AS x (t, s, u, o, k, c, n, v, cid, r, m)
-RETURNING id, thread_id, seq
+WITH inserted AS (
+    INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at)
+    SELECT t, s, u, o, k, c, n, v, cid, r, m::jsonb, $12
+    FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::bytea[],
+                $7::bytea[], $8::int[], $9::text[], $10::bigint[], $11::text[])
+         AS x (t, s, u, o, k, c, n, v, cid, r, m)
+    RETURNING id, thread_id, seq
+), bumped AS (
+    UPDATE messaging_threads AS t
+    SET last_seq = b.last_seq, last_message_at = $12, updated_at = $12
+    FROM unnest($13::uuid[], $14::bigint[]) AS b (id, last_seq)
+    WHERE t.id = b.id
+)
+SELECT id, thread_id, seq FROM inserted
 """  # noqa: S608 (constant column list)
-
-_BUMP = """
-UPDATE messaging_threads AS t
-SET last_seq = x.last_seq, last_message_at = $3, updated_at = $3
-FROM unnest($1::uuid[], $2::bigint[]) AS x (id, last_seq)
-WHERE t.id = x.id
-"""
 
 
 class PostgresAppend:
-    def existing(self, senders: list[UUID], client_msg_ids: list[str]) -> Op[list[dict]]:
-        return (yield fetch(_EXISTING, senders, client_msg_ids))
-
-    def lock_threads(self, thread_ids: list[UUID]) -> Op[list[dict]]:
-        return (yield fetch(_LOCK_THREADS, thread_ids))
+    def lookup(
+        self, senders: list[UUID], client_msg_ids: list[str], thread_ids: list[UUID]
+    ) -> Op[tuple[list[dict], list[dict]]]:
+        rows = yield fetch(_LOOKUP, senders, client_msg_ids, thread_ids)
+        existing = [r for r in rows if r["kind"] == "message"]
+        threads = [
+            {"id": r["thread_id"], "status": r["status"], "last_seq": r["last_seq"]}
+            for r in rows
+            if r["kind"] == "thread"
+        ]
+        return existing, threads
 
     def reply_targets(self, message_ids: list[int]) -> Op[list[dict]]:
         return (yield fetch(_REPLY_TARGETS, message_ids))
 
-    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> Op[list[dict]]:
+    def insert(
+        self, rows: list[tuple[Any, ...]], last_seqs: list[tuple[UUID, int]], now: datetime
+    ) -> Op[list[dict]]:
         columns = [list(column) for column in zip(*rows, strict=True)]
-        return (yield fetch(_INSERT, *columns, now))
-
-    def bump(self, last_seqs: list[tuple[UUID, int]], now: datetime) -> Op[None]:
-        yield execute(_BUMP, [t for t, _ in last_seqs], [s for _, s in last_seqs], now)
+        return (
+            yield fetch(
+                _INSERT, *columns, now, [t for t, _ in last_seqs], [s for _, s in last_seqs]
+            )
+        )

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from functools import partial
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,9 +138,7 @@ async def _pooled(pool: asyncpg.Pool, op: Op[T]) -> T:
 class PostgresWriter:
     def __init__(self, proxy: Any) -> None:
         self._proxy = proxy  # triopg's connection; it owns closing
-        self._transaction = trio_asyncio.aio_as_trio(
-            partial(_transaction, proxy._asyncpg_conn)
-        )
+        self._transaction = trio_asyncio.aio_as_trio(partial(_transaction, proxy._asyncpg_conn))
 
     async def commit(self, make_op: Callable[[], Op[T]]) -> T:
         try:

@@ -30,7 +30,15 @@ def _placeholders(count: int, start: int = 1) -> str:
 
 
 class SqliteAppend:
-    def existing(self, senders: list[UUID], client_msg_ids: list[str]) -> Op[list[dict]]:
+    def lookup(
+        self, senders: list[UUID], client_msg_ids: list[str], thread_ids: list[UUID]
+    ) -> Op[tuple[list[dict], list[dict]]]:
+        # Statements cost no round trip here; two plain ones read better than one union.
+        existing = yield from self._existing(senders, client_msg_ids)
+        threads = yield from self._threads(thread_ids)
+        return existing, threads
+
+    def _existing(self, senders: list[UUID], client_msg_ids: list[str]) -> Op[list[dict]]:
         unique_senders, unique_ids = sorted(set(senders)), sorted(set(client_msg_ids))
         sender_list = _placeholders(len(unique_senders))
         id_list = _placeholders(len(unique_ids), len(unique_senders) + 1)
@@ -44,7 +52,7 @@ class SqliteAppend:
             )
         )
 
-    def lock_threads(self, thread_ids: list[UUID]) -> Op[list[dict]]:
+    def _threads(self, thread_ids: list[UUID]) -> Op[list[dict]]:
         return (
             yield fetch(
                 "SELECT id, status, last_seq FROM messaging_threads "  # noqa: S608
@@ -62,11 +70,14 @@ class SqliteAppend:
             )
         )
 
-    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> Op[list[dict]]:
+    def insert(
+        self, rows: list[tuple[Any, ...]], last_seqs: list[tuple[UUID, int]], now: datetime
+    ) -> Op[list[dict]]:
         before = yield fetchval(_MAX_ID)
         stamp = timestamp(now)  # formatted once for the whole batch
         yield executemany(_INSERT, [(*row, stamp) for row in rows])
         after = yield fetchval(_MAX_ID)
+        yield executemany(_BUMP, [(thread_id, seq, stamp) for thread_id, seq in last_seqs])
         if after - before == len(rows):
             # Under the write lock, AUTOINCREMENT hands out consecutive ids in insert order.
             return [
@@ -74,7 +85,3 @@ class SqliteAppend:
                 for i, row in enumerate(rows)
             ]
         return (yield fetch("SELECT id, thread_id, seq FROM thread_messages WHERE id > $1", before))
-
-    def bump(self, last_seqs: list[tuple[UUID, int]], now: datetime) -> Op[None]:
-        stamp = timestamp(now)
-        yield executemany(_BUMP, [(thread_id, seq, stamp) for thread_id, seq in last_seqs])
