@@ -717,11 +717,13 @@ _GROUP_STATS = """
         WHERE t.group_id = g.id) AS message_count,
     (SELECT max(t.updated_at) FROM messaging_threads AS t
         WHERE t.group_id = g.id) AS last_thread_activity_at,
-    (SELECT count(*) FROM thread_messages AS m
-        JOIN messaging_threads AS t ON t.id = m.thread_id
+    (SELECT coalesce(sum(t.last_seq - coalesce(r.last_read_seq, 0) - (
+            SELECT count(*) FROM thread_messages AS m
+            WHERE m.thread_id = t.id AND m.sender_user_id = $1
+              AND m.seq > coalesce(r.last_read_seq, 0))), 0)
+        FROM messaging_threads AS t
         LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $1
-        WHERE t.group_id = g.id AND m.sender_user_id <> $1
-          AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count
+        WHERE t.group_id = g.id) AS unread_count
 """
 
 
@@ -882,8 +884,8 @@ _PRIORITY_RANK_SQL = (
 )
 
 _THREAD_STATS = """
-    (SELECT count(*) FROM thread_messages AS m
-        WHERE m.thread_id = t.id AND m.sender_user_id <> $1
+    t.last_seq - coalesce(r.last_read_seq, 0) - (SELECT count(*) FROM thread_messages AS m
+        WHERE m.thread_id = t.id AND m.sender_user_id = $1
           AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count,
     coalesce(r.last_read_seq, 0) AS last_read_seq
 """
@@ -1006,15 +1008,20 @@ def _archive(kind: str, row_id: UUID, now: datetime) -> Op[Any]:
 
 
 def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[dict[str, Any]]:
-    """The caller's read position in a thread and how many messages of others follow it."""
+    """The caller's read position in a thread and how many messages of others follow it.
+
+    Seqs are gap-free, so that is the messages after the mark less the caller's own among them
+    (counted from the `thread_messages_by_sender` index alone)."""
     row = yield fetchrow(
         """
         SELECT coalesce(r.last_read_seq, 0) AS last_read_seq,
-               (SELECT count(*) FROM thread_messages AS m
-                  WHERE m.thread_id = $1 AND m.sender_user_id <> $2
-                    AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count
-        FROM (SELECT 1 AS one) AS here
-        LEFT JOIN message_read_receipts AS r ON r.thread_id = $1 AND r.user_id = $2
+               t.last_seq - coalesce(r.last_read_seq, 0) - (
+                   SELECT count(*) FROM thread_messages AS m
+                   WHERE m.thread_id = $1 AND m.sender_user_id = $2
+                     AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count
+        FROM messaging_threads AS t
+        LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $2
+        WHERE t.id = $1
         """,
         thread_id,
         user_id,

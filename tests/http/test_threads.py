@@ -259,3 +259,32 @@ async def test_bulk_thread_update_refuses_a_vendor_per_item(api, vendor, thread,
     assert [(r["ok"], r["status"]) for r in reply.json["results"]] == [(False, 403)]
     assert reply.json["results"][0]["error"]["code"] == "forbidden"
     assert (await storage.read(repo.get_thread(thread.id))).priority == "normal"
+
+
+async def test_unread_counts_skip_own_messages_on_both_sides_of_the_read_mark(
+    api, storage, owner, vendor, group, thread
+):
+    """Unread is computed from seqs less the reader's own messages; the group list, the thread
+    list and the thread page must all agree with a plain count of others' messages after the
+    mark, with the reader's own messages before and after it."""
+    other = await new_thread(storage, group, owner, title="second")
+    for sender, body in [(vendor, "v1"), (owner, "o1"), (vendor, "v2"), (owner, "o2")]:
+        await send(storage, thread, sender, body)
+    for sender, body in [(owner, "o3"), (vendor, "v3"), (vendor, "v4"), (owner, "o4")]:
+        await send(storage, thread, sender, body)
+    await send(storage, other, vendor, "elsewhere")
+    await storage.write(
+        lambda now: repo.mark_read(thread_id=thread.id, user_id=owner.user_id, seq=3, now=now)
+    )
+    # After seq 3: o2, o3, v3, v4, o4 -> two of them are the vendor's.
+
+    threads = {t["title"]: t for t in (await api.get("/threads", as_=owner)).json["items"]}
+    page = (await api.get(f"/threads/{thread.id}", as_=owner)).json
+    [group_item] = (await api.get("/groups", as_=owner)).json["items"]
+
+    assert threads[thread.title]["unread_count"] == 2
+    assert threads["second"]["unread_count"] == 1
+    assert page["thread"]["unread_count"] == 2
+    assert group_item["stats"]["unread_count"] == 3
+    vendor_threads = {t["title"]: t for t in (await api.get("/threads", as_=vendor)).json["items"]}
+    assert vendor_threads[thread.title]["unread_count"] == 4  # o1..o4, nothing marked read
