@@ -147,20 +147,39 @@ async def run(args) -> dict:
         user, org, thread_ids = await _prepare(storage, args.threads)
         # Warm up connections, statement caches and the thread cache.
         await saturate(storage, user, org, thread_ids, writers=50, seconds=1, size=args.size)
-        commits_before = storage.stats.commits
-        sat_rate, sat_lat = await saturate(
-            storage,
-            user,
-            org,
-            thread_ids,
-            writers=args.writers,
-            seconds=args.seconds,
-            size=args.size,
-        )
-        sat_commits = storage.stats.commits - commits_before
-        fixed_rate_result, fixed_lat = await fixed_rate(
-            storage, user, org, thread_ids, rate=args.rate, seconds=args.seconds, size=args.size
-        )
+        phases: dict[str, dict] = {}
+        if args.phase in ("both", "saturation"):
+            commits_before = storage.stats.commits
+            sat_rate, sat_lat = await saturate(
+                storage,
+                user,
+                org,
+                thread_ids,
+                writers=args.writers,
+                seconds=args.seconds,
+                size=args.size,
+            )
+            sat_commits = storage.stats.commits - commits_before
+            phases["saturation"] = {
+                "writers": args.writers,
+                "messages_per_s": round(sat_rate),
+                "commits": sat_commits,
+                "mean_batch": round(len(sat_lat) / max(1, sat_commits), 1),
+                "ack_p50_ms": _ms(percentile(sat_lat, 0.5)),
+                "ack_p99_ms": _ms(percentile(sat_lat, 0.99)),
+            }
+        if args.phase in ("both", "fixed"):
+            fixed_rate_result, fixed_lat = await fixed_rate(
+                storage, user, org, thread_ids, rate=args.rate, seconds=args.seconds, size=args.size
+            )
+            phases["fixed_rate"] = {
+                "offered_per_s": args.rate,
+                "achieved_per_s": round(fixed_rate_result),
+                "ack_p50_ms": _ms(percentile(fixed_lat, 0.5)),
+                "ack_p99_ms": _ms(percentile(fixed_lat, 0.99)),
+                "ack_max_ms": _ms(max(fixed_lat)),
+                "ack_mean_ms": _ms(statistics.fmean(fixed_lat)),
+            }
         # Every acknowledged message is there, seqs gap-free per thread.
         total = 0
         for thread_id in thread_ids:
@@ -175,22 +194,7 @@ async def run(args) -> dict:
         ),
         "message_bytes": args.size,
         "threads": args.threads,
-        "saturation": {
-            "writers": args.writers,
-            "messages_per_s": round(sat_rate),
-            "commits": sat_commits,
-            "mean_batch": round(len(sat_lat) / max(1, sat_commits), 1),
-            "ack_p50_ms": _ms(percentile(sat_lat, 0.5)),
-            "ack_p99_ms": _ms(percentile(sat_lat, 0.99)),
-        },
-        "fixed_rate": {
-            "offered_per_s": args.rate,
-            "achieved_per_s": round(fixed_rate_result),
-            "ack_p50_ms": _ms(percentile(fixed_lat, 0.5)),
-            "ack_p99_ms": _ms(percentile(fixed_lat, 0.99)),
-            "ack_max_ms": _ms(max(fixed_lat)),
-            "ack_mean_ms": _ms(statistics.fmean(fixed_lat)),
-        },
+        **phases,
         "messages_in_database": total,
     }
     if args.backend == "postgres":
