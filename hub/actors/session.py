@@ -1,7 +1,7 @@
 """The session actor: owns one authenticated socket — its outgoing queue, rate budget,
 subscriptions, heartbeat and token lifetime.
 
-Tasks in the session's nursery:
+Tasks in the session's nursery (trio-websocket adds a reader task of its own per connection):
 
     reader     frames in: decode (hub.protocol), answer cheap requests at once, hand sends and
                read marks to the worker
@@ -9,8 +9,11 @@ Tasks in the session's nursery:
     writer     frames out, from the bounded outgoing queue: whatever is queued when it wakes
                goes out in one write (hub.ws.wire); it alone writes events to the socket and
                it alone closes it (so a close frame never cuts a half-written frame)
-    heartbeat  pings; no pong within the timeout closes the session (4000)
-    expiry     closes with 4001 when the token expires without an `auth` refresh
+
+Its heartbeat and token expiry are not tasks of its own: the supervisor's one timer task
+(hub.actors.timers) calls `ping`, `heartbeat_timed_out` (4000) and `token_expired` (4001). The
+session tells it what it needs: when the peer was last heard from (`last_heard`) and, on an `auth`
+refresh, the new expiry. A ping is queued ahead of everything else and written by the writer.
 
 The outgoing queue is bounded (`ws_outgoing_queue`). When it is full, ephemeral events (typing,
 presence, joins and leaves) are shed first, newest first; a frame that must not be lost
@@ -24,7 +27,6 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -40,7 +42,7 @@ from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.storage import repository as repo
 from hub.storage.records import NewMessage
 from hub.ws.errors import error_frame, internal_error
-from hub.ws.wire import FrameWriter, event_frame
+from hub.ws.wire import FrameWriter, Pings, event_frame
 
 if TYPE_CHECKING:
     from hub.actors.supervisor import Supervisor
@@ -51,16 +53,6 @@ ABUSE_LIMIT = 20  # invalid or refused frames ...
 ABUSE_WINDOW_S = 60.0  # ... within this window close the socket with 4008
 WORK_QUEUE = 64
 _session_numbers = itertools.count(1)
-
-
-async def heartbeat_until_timeout(ping, interval_s: float, timeout_s: float) -> None:
-    """Ping every `interval_s`; return when a pong has not come back within `timeout_s`."""
-    while True:
-        await trio.sleep(interval_s)
-        with trio.move_on_after(timeout_s) as scope:
-            await ping()
-        if scope.cancelled_caught:
-            return
 
 
 class OutgoingQueue:
@@ -91,6 +83,15 @@ class OutgoingQueue:
         self._frames.append((frame, essential))
         self._has_frames.set()
         return True
+
+    def put_first(self, frame: bytes) -> None:
+        """Queue a control frame (a ping) ahead of the backlog, as trio-websocket would write it
+        between two of the writer's writes. It may take one slot beyond capacity, never more, so
+        a peer that stops reading cannot pile up pings."""
+        if self.closed or len(self._frames) > self.capacity:
+            return
+        self._frames.appendleft((frame, True))
+        self._has_frames.set()
 
     async def put_waiting(self, frame: bytes) -> None:
         while len(self._frames) >= self.capacity and not self.closed:
@@ -161,7 +162,8 @@ class Session:
             protocol.SendMessage | protocol.MarkRead | UUID
         ](WORK_QUEUE)
         self._abuse: deque[float] = deque()
-        self._refreshed = trio.Event()
+        self._pings = Pings(ws)
+        self._frame_at = trio.current_time()  # the handshake counts as hearing from the peer
         self._close_code: int | None = None
         self._close_reason = ""
         self._nursery: trio.Nursery | None = None
@@ -176,18 +178,23 @@ class Session:
     def subscribed_threads(self) -> list[UUID]:
         return list(self._subscriptions)
 
+    @property
+    def last_heard(self) -> float:
+        """Trio time of the last frame or pong from the peer."""
+        return max(self._frame_at, self._pings.answered_at)
+
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve the socket until it closes; leave every thread on the way out."""
+        timers = self._supervisor.timers
+        timers.add(self, self.principal.expires_at)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._reader)
                 nursery.start_soon(self._worker)
-                nursery.start_soon(self._heartbeat)
-                nursery.start_soon(self._expiry)
                 self.send(
                     protocol.Ready(
                         user_id=self.principal.user_id,
@@ -197,6 +204,7 @@ class Session:
                     )
                 )
         finally:
+            timers.remove(self)
             self.outgoing.close(drop=True)
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + 2.0
@@ -216,6 +224,20 @@ class Session:
         self._writer_scope.deadline = trio.current_time() + (
             timeout_s if timeout_s is not None else self._settings.ws_close_timeout_s
         )
+
+    # --- timers (called by the supervisor's timer task; they never block) ------------------------
+
+    def ping(self) -> None:
+        self.outgoing.put_first(self._pings.frame())
+
+    def heartbeat_timed_out(self) -> None:
+        self._supervisor.stats.heartbeat_timeouts += 1
+        log.info("session %s: no pong in time, closing", self.session_id)
+        self.close(protocol.CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout", timeout_s=1.0)
+
+    def token_expired(self) -> None:
+        self.send(protocol.Error(code="unauthorized", message="the token has expired"))
+        self.close(protocol.CLOSE_UNAUTHORIZED, "token expired")
 
     def send(self, frame: protocol.ServerFrame) -> None:
         """Queue a reply of this session's own (essential)."""
@@ -287,6 +309,7 @@ class Session:
         try:
             while True:
                 raw = await self._ws.get_message()
+                self._frame_at = trio.current_time()
                 await self._receive(raw)
         except ConnectionClosed:
             pass
@@ -338,30 +361,6 @@ class Session:
             except Exception:
                 log.exception("session %s: %r failed", self.session_id, item)
                 self.send(internal_error(None if isinstance(item, UUID) else item.ref))
-
-    async def _heartbeat(self) -> None:
-        try:
-            await heartbeat_until_timeout(
-                self._ws.ping,
-                self._settings.ws_heartbeat_s,
-                self._settings.ws_heartbeat_timeout_s,
-            )
-        except ConnectionClosed:
-            return
-        self._supervisor.stats.heartbeat_timeouts += 1
-        log.info("session %s: no pong in time, closing", self.session_id)
-        self.close(protocol.CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout", timeout_s=1.0)
-
-    async def _expiry(self) -> None:
-        while True:
-            remaining = self.principal.expires_at - time.time()
-            if remaining <= 0:
-                break
-            with trio.move_on_after(remaining):
-                await self._refreshed.wait()
-            self._refreshed = trio.Event()
-        self.send(protocol.Error(code="unauthorized", message="the token has expired"))
-        self.close(protocol.CLOSE_UNAUTHORIZED, "token expired")
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -489,7 +488,7 @@ class Session:
         await self._supervisor.ensure_identity(principal)
         self.principal = principal
         self._access.clear()  # role or organization may have changed
-        self._refreshed.set()
+        self._supervisor.timers.set_expiry(self, principal.expires_at)
         self.send(protocol.Ack(ref=frame.ref, expires_at=principal.expires_at))
 
     # --- access, errors, abuse -------------------------------------------------------------------

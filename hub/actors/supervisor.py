@@ -11,6 +11,9 @@ session rejoins at once with `since_seq` = the last seq it queued. The rejoin st
 actor and the replay fills anything that was in flight, so a crash costs subscribers nothing but
 a short delay. The server keeps running.
 
+Every session's heartbeat and token expiry run on one timer (hub.actors.timers), driven by one
+task in the supervisor's nursery rather than two tasks per socket.
+
 Presence is merged per user here: the user's status (`update_presence`) is one value across all
 of their sessions, and it is sent to every thread any of those sessions has joined.
 """
@@ -37,6 +40,7 @@ from hub.actors.thread import (
     ThreadActor,
     Unsubscribe,
 )
+from hub.actors.timers import SessionTimers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.errors import NotFound, Overloaded
@@ -106,14 +110,19 @@ class Supervisor:
         self._actors: dict[UUID, ThreadActor] = {}
         self._starting: dict[UUID, trio.Event] = {}
         self._sessions: dict[str, Session] = {}
+        self.timers: SessionTimers[Session] = SessionTimers(
+            settings.ws_heartbeat_s, settings.ws_heartbeat_timeout_s
+        )
         self._by_user: dict[UUID, set[str]] = {}
         self._user_status: dict[UUID, str] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED):
-        """Own the thread actors until cancelled (at shutdown, after sessions closed)."""
+        """Own the thread actors and the session timers until cancelled (at shutdown, after
+        sessions closed)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await nursery.start(self.timers.run)
             task_status.started(self)
             await trio.sleep_forever()
 

@@ -10,14 +10,23 @@ serialization and a `send_all` with its two scheduler checkpoints; profiled unde
 that was a third of the hub's CPU. `FrameWriter` instead writes a session's whole backlog with
 one non-blocking `os.write` and only waits (through the stream, as trio-websocket would) when the
 kernel's buffer is full. It takes trio-websocket's stream lock while writing, so its bytes never
-interleave with the pings, pongs and close frame trio-websocket writes itself. That needs three
+interleave with the pongs and close frame trio-websocket writes itself. That needs three
 attributes trio-websocket does not document (`_stream`, `_stream_lock` and, for a failed write,
 `_abort_web_socket`); pyproject pins the minor version they were read from, and every realtime
 test goes through this path.
+
+Heartbeat pings go out the same way (`ping_frame`, queued by the session for its writer).
+trio-websocket's documented `ping()` cannot be used for them: it waits for the pong, so it needs
+a waiting task per socket, and those tasks are what the shared session timer (hub.actors.timers)
+replaces. `Pings` puts itself where `ping()` would put its `trio.Event`: in `_pings`, which
+trio-websocket's reader task consults on every pong. That is a fourth undocumented attribute,
+read from the same pinned version.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import struct
 
@@ -27,6 +36,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from hub import protocol
 
 _TEXT_FIN = 0x81
+_PING_FIN = 0x89
+_ping_numbers = itertools.count(1)
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -39,6 +50,44 @@ def text_frame(payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBQ", _TEXT_FIN, 127, size)
     return header + payload
+
+
+def ping_frame(payload: bytes) -> bytes:
+    """An unmasked ping frame (RFC 6455 5.5.2), for a writer that owns the socket's bytes: a
+    control frame's payload is at most 125 bytes."""
+    if len(payload) > 125:
+        raise ValueError("a ping payload is at most 125 bytes")
+    return bytes((_PING_FIN, len(payload))) + payload
+
+
+class Pings:
+    """Pings for one connection whose pongs trio-websocket's reader task reports here.
+
+    `WebSocketConnection.ping()` keeps `payload -> trio.Event` in the connection's `_pings` and
+    waits on the event. On each pong, the reader task calls `set()` on the entry for that payload
+    and on those of any earlier pings the peer skipped, then drops them. This object stands in
+    for that event: `set()` records when the pong came, and nothing waits. At most one ping of
+    ours stays registered. One the peer never answered is dropped when the next one is made, so
+    `_pings` stays bounded even for a peer that talks but never pongs."""
+
+    __slots__ = ("_payload", "_pings", "answered_at")
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._pings = ws._pings
+        self._payload: bytes | None = None
+        self.answered_at = -math.inf  # Trio time of the last pong
+
+    def frame(self) -> bytes:
+        """A new ping frame to write. Its pong will be noted in `answered_at`."""
+        if self._payload is not None:
+            self._pings.pop(self._payload, None)
+        payload = self._payload = struct.pack("!Q", next(_ping_numbers))
+        self._pings[payload] = self
+        return ping_frame(payload)
+
+    def set(self) -> None:
+        """Called by trio-websocket's reader task when the pong arrives."""
+        self.answered_at = trio.current_time()
 
 
 def event_frame(event: protocol.ServerFrame) -> bytes:

@@ -1,16 +1,23 @@
 """Actor logic on its own, with a fake store and trio's autojump clock: timeouts (typing expiry,
-idle grace, heartbeats, gap filling) run in milliseconds, with no sockets and no database."""
+idle grace, heartbeats, token expiry, gap filling) run in milliseconds, with no sockets and no
+database."""
 
 from __future__ import annotations
 
+import gc
+import math
+import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 
 import msgspec
 import trio
 
-from hub.actors.session import OutgoingQueue, heartbeat_until_timeout
+from hub import protocol
+from hub.actors.session import OutgoingQueue
 from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
+from hub.actors.timers import Deadlines, SessionTimers
 from hub.auth import Principal
 from hub.storage.records import Message, NewMessage, StoredMessage
 from hub.ws.wire import frame_payload
@@ -235,17 +242,154 @@ async def test_a_users_second_session_does_not_announce_them_again(autojump_cloc
     assert store.presence[phone.principal.user_id] == "offline"
 
 
-async def test_heartbeat_gives_up_when_no_pong_comes_back(autojump_clock):
-    pings = 0
+class TimedPeer:
+    """A session as the timers see it, with a peer that answers `answers` pings (its pong a
+    tenth of a second later) and then goes silent."""
 
-    async def ping_that_is_answered_twice():
-        nonlocal pings
-        pings += 1
-        if pings > 2:
-            await trio.sleep_forever()
+    def __init__(self, nursery: trio.Nursery, answers: float = float("inf")) -> None:
+        self._nursery = nursery
+        self.answers = answers
+        self.last_heard = trio.current_time()
+        self.pings: list[float] = []
+        self.timed_out: list[float] = []
+        self.expired: list[float] = []
+        self.closed: list[int] = []
 
-    await heartbeat_until_timeout(ping_that_is_answered_twice, interval_s=20, timeout_s=10)
-    assert pings == 3
+    def ping(self) -> None:
+        self.pings.append(trio.current_time())
+        if len(self.pings) <= self.answers:
+            self._nursery.start_soon(self._pong)
+
+    async def _pong(self) -> None:
+        await trio.sleep(0.1)
+        self.last_heard = trio.current_time()
+
+    def heartbeat_timed_out(self) -> None:
+        self.timed_out.append(trio.current_time())
+
+    def token_expired(self) -> None:
+        self.expired.append(trio.current_time())
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed.append(code)
+
+
+async def start_timers(nursery: trio.Nursery) -> SessionTimers:
+    timers = SessionTimers(interval_s=20, timeout_s=10)
+    await nursery.start(timers.run)
+    return timers
+
+
+async def test_timers_ping_every_interval_and_time_out_when_no_pong_comes_back(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        timers = await start_timers(nursery)
+        started = trio.current_time()
+        peer = TimedPeer(nursery, answers=2)
+        timers.add(peer, time.time() + 3600)
+        await trio.sleep(200)
+        assert len(peer.pings) == 3
+        # Each ping goes out an interval after the last pong (rounded up to the resolution).
+        assert 20 <= peer.pings[0] - started < 21
+        assert 20 <= peer.pings[1] - peer.pings[0] < 21.5
+        assert 20 <= peer.pings[2] - peer.pings[1] < 21.5
+        # The third is never answered: timed out once, a timeout after it, and no more pings.
+        assert len(peer.timed_out) == 1
+        assert 10 <= peer.timed_out[0] - peer.pings[2] < 11
+        nursery.cancel_scope.cancel()
+
+
+async def test_timers_do_not_ping_a_peer_that_keeps_talking(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        timers = await start_timers(nursery)
+        chatty = TimedPeer(nursery, answers=0)  # never pongs: only its frames keep it
+        quiet = TimedPeer(nursery)
+        timers.add(chatty, time.time() + 3600)
+        timers.add(quiet, time.time() + 3600)
+        for _ in range(60):  # five minutes, a frame every five seconds
+            await trio.sleep(5)
+            chatty.last_heard = trio.current_time()
+        assert chatty.pings == [] and chatty.timed_out == []
+        assert len(quiet.pings) >= 14 and quiet.timed_out == []
+        # Once it falls silent it is pinged, and the unanswered ping times it out.
+        await trio.sleep(60)
+        assert len(chatty.pings) == 1 and len(chatty.timed_out) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_token_expires_at_its_time_unless_refreshed(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        timers = await start_timers(nursery)
+        kept, dropped = TimedPeer(nursery), TimedPeer(nursery)
+        timers.add(kept, time.time() + 100)
+        timers.add(dropped, time.time() + 100)
+        await trio.sleep(50)
+        timers.set_expiry(kept, time.time() + 150)  # an `auth` refresh at 50 s, to 200 s
+        await trio.sleep(40)  # 90 s
+        assert kept.expired == [] and dropped.expired == []
+        await trio.sleep(20)  # 110 s
+        assert kept.expired == [] and len(dropped.expired) == 1
+        await trio.sleep(80)  # 190 s
+        assert kept.expired == []
+        await trio.sleep(20)  # 210 s
+        assert len(kept.expired) == 1 and len(dropped.expired) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_session_removed_from_the_timers_is_forgotten(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        timers = await start_timers(nursery)
+        peers = [TimedPeer(nursery) for _ in range(3)]
+        for peer in peers:
+            timers.add(peer, time.time() + 30)
+            for i in range(200):  # refreshed over and over
+                timers.set_expiry(peer, time.time() + 30 + i)
+        assert len(timers) == 3
+        for peer in peers:
+            timers.remove(peer)
+        assert len(timers) == 0
+        await trio.sleep(100)
+        assert all(p.pings == [] and p.expired == [] for p in peers)
+        # Nothing in the timers still refers to a removed session.
+        gone = weakref.ref(peers[0])
+        peers.clear()
+        gc.collect()
+        assert gone() is None
+        # A refresh arriving after the session ended adds nothing.
+        late = TimedPeer(nursery)
+        timers.set_expiry(late, time.time() + 10)
+        assert len(timers) == 0
+        nursery.cancel_scope.cancel()
+
+
+def test_moving_a_deadline_over_and_over_keeps_the_heap_bounded():
+    deadlines: Deadlines[str] = Deadlines()
+    for i in range(10_000):
+        deadlines.set("refreshing", 1_000_000.0 - i)  # each move leaves a dead entry behind
+    deadlines.set("other", 5.0)
+    assert len(deadlines._heap) <= 2 * 2 + 64 + 1  # a private attribute: the bound is the point
+    assert deadlines.pop_due(1.0) == []
+    assert deadlines.pop_due(10.0) == ["other"]
+    assert deadlines.pop_due(math.inf) == ["refreshing"]
+    assert len(deadlines) == 0
+
+
+async def test_a_session_whose_timer_callback_fails_is_closed_and_the_others_keep_time(
+    autojump_clock,
+):
+    class Broken(TimedPeer):
+        def ping(self) -> None:
+            raise RuntimeError("bug")
+
+    async with trio.open_nursery() as nursery:
+        timers = await start_timers(nursery)
+        broken, healthy = Broken(nursery), TimedPeer(nursery)
+        timers.add(broken, time.time() + 3600)
+        timers.add(healthy, time.time() + 3600)
+        await trio.sleep(100)
+        assert broken.closed == [protocol.CLOSE_INTERNAL]
+        assert len(timers) == 1
+        assert len(healthy.pings) >= 4 and healthy.timed_out == []
+        nursery.cancel_scope.cancel()
 
 
 def test_a_full_outgoing_queue_sheds_ephemeral_events_before_messages():

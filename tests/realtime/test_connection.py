@@ -225,13 +225,56 @@ async def test_a_session_that_fails_unexpectedly_closes_alone_and_the_server_sta
 ):
     from hub.actors.session import Session
 
-    async def broken_heartbeat(self):
+    async def broken_worker(self):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(Session, "_heartbeat", broken_heartbeat)
+    monkeypatch.setattr(Session, "_worker", broken_worker)
     async with raw_socket(world.hub.ws_url, world.alice.token) as ws:
         assert await close_code(ws) == protocol.CLOSE_INTERNAL
     monkeypatch.undo()
     await bob.ping()
     async with hub_client.connect(world.hub.ws_url, world.alice.token) as alice:
         await alice.ping()
+
+
+@pytest.mark.parametrize(
+    "ws_overrides",
+    [{"HUB_WS_HEARTBEAT_S": "0.2", "HUB_WS_HEARTBEAT_TIMEOUT_S": "0.5"}],
+    indirect=True,
+)
+async def test_a_session_whose_heartbeat_fails_closes_alone_and_the_others_keep_theirs(
+    world, bob, monkeypatch
+):
+    from hub.actors.session import Session
+
+    healthy_ping = Session.ping
+
+    def ping_broken_for_alice(self):
+        if self.principal.user_id == world.alice.user_id:
+            raise RuntimeError("bug")
+        healthy_ping(self)
+
+    monkeypatch.setattr(Session, "ping", ping_broken_for_alice)
+    async with raw_socket(world.hub.ws_url, world.alice.token) as ws:
+        assert await close_code(ws) == protocol.CLOSE_INTERNAL
+    await trio.sleep(1.5)  # several heartbeats for bob, who answers them
+    await bob.ping()
+    assert bob.connects == 1
+    assert world.hub.supervisor.stats.heartbeat_timeouts == 0
+
+
+async def test_the_timers_of_closed_sockets_are_gone(world, bob):
+    supervisor = world.hub.supervisor
+    async with hub_client.connect(world.hub.ws_url, world.alice.token, backoff_s=60) as alice:
+        await alice.ping()
+        async with raw_socket(world.hub.ws_url, world.alice.token) as ws:
+            await receive(ws)
+            assert len(supervisor.timers) == 3
+        # The raw socket closed with a close handshake; alice's TCP connection is cut without.
+        await alice.drop_connection()
+        with trio.fail_after(10):
+            # The hub has no event for "a session ended" (nothing else needs one): poll.
+            while supervisor.connections > 1:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+    assert len(supervisor.timers) == 1  # bob's
+    await bob.ping()
