@@ -7,6 +7,7 @@ with one line that says what to fix and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -149,11 +150,26 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 outer.start_soon(watch_signals)
                 async with trio.open_nursery() as inner:
                     running = await inner.start(run_hub, settings, shutdown)
+                    # What exists now (modules, app, pools) lives as long as the process.
+                    gc.freeze()
                     _print_banner(settings, running)
                 outer.cancel_scope.cancel()
 
+    _tune_gc()
     trio.run(main)
     return 0
+
+
+def _tune_gc() -> None:
+    """Collect cycles far less often than Python's defaults (700, 10, 10).
+
+    Every socket holds a few hundred long-lived objects, and nearly all garbage the hub makes is
+    freed by reference counting. With the defaults the collector kept walking the live sockets:
+    measured on a 3,000-socket PostgreSQL ramp, the hub spent 11.3 s in collections (8.1 s of
+    them full ones), stalling every socket while it did. Cycles (exception tracebacks, mostly)
+    are still collected, only in larger steps.
+    """
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _print_banner(settings: Settings, running: Any) -> None:
