@@ -111,8 +111,7 @@ class FrameWriter:
         self._lock: trio.StrictFIFOLock = ws._stream_lock
         # A plain TCP stream is written through its descriptor; anything else (TLS, the
         # in-memory streams of tests) only through the stream.
-        socket = getattr(self._stream, "socket", None)
-        self._fd: int | None = None if socket is None else socket.fileno()
+        self._socket = getattr(self._stream, "socket", None)
 
     async def write(self, data: bytes) -> None:
         """Write `data` whole, or raise ConnectionClosed (the connection is then aborted)."""
@@ -127,9 +126,12 @@ class FrameWriter:
             if self._ws.closed is not None:
                 raise ConnectionClosed(self._ws.closed)
             written = 0
-            if self._fd is not None:
+            # Looked up at each write, never kept: once the stream is closed its number may
+            # already belong to another connection, and a closed socket answers -1.
+            fd = -1 if self._socket is None else self._socket.fileno()
+            if fd >= 0:
                 try:
-                    written = os.write(self._fd, data)
+                    written = os.write(fd, data)
                 except BlockingIOError:
                     pass
             if written < len(data):
