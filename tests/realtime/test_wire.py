@@ -3,13 +3,18 @@ would have sent: checked against wsproto's own server-side encoding, and read ba
 
 from __future__ import annotations
 
+import socket as stdlib_socket
+from types import SimpleNamespace
+
 import pytest
+import trio
+from trio_websocket import ConnectionClosed
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
 from hub import protocol
-from hub.ws.wire import event_frame, frame_payload, text_frame
+from hub.ws.wire import FrameWriter, event_frame, frame_payload, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 200_000])
@@ -27,3 +32,35 @@ def test_a_client_decodes_an_encoded_event():
     (received,) = list(client.events())
     assert isinstance(received, TextMessage) and received.message_finished
     assert protocol.decode_server(received.data) == event
+
+
+async def test_a_writer_never_writes_to_a_descriptor_its_stream_no_longer_owns():
+    """After the stream is closed, its descriptor number may be handed to a new connection; a
+    late write must fail as closed instead of landing on that other connection."""
+    ours, peer = stdlib_socket.socketpair()
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+    aborted = []
+
+    async def abort() -> None:
+        aborted.append(True)
+
+    ws = SimpleNamespace(
+        _stream=stream, _stream_lock=trio.StrictFIFOLock(), closed=None, _abort_web_socket=abort
+    )
+    writer = FrameWriter(ws)  # type: ignore[arg-type]
+    await writer.write(text_frame(b"first"))
+    assert frame_payload(peer.recv(100)) == b"first"
+
+    number = ours.fileno()
+    await stream.aclose()
+    other, other_peer = stdlib_socket.socketpair()
+    assert number in (other.fileno(), other_peer.fileno())  # the number was handed out again
+    with pytest.raises(ConnectionClosed):
+        await writer.write(text_frame(b"late"))
+    for end in (other, other_peer):
+        end.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            end.recv(100)  # nothing arrived on the connection that took the number
+    assert aborted == [True]
+    for s in (peer, other, other_peer):
+        s.close()
