@@ -155,12 +155,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     _print_banner(settings, running)
                 outer.cancel_scope.cancel()
 
-    _tune_gc()
+    tune_gc()
     trio.run(main)
     return 0
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Collect cycles far less often than Python's defaults (700, 10, 10).
 
     Every socket holds a few hundred long-lived objects, and nearly all garbage the hub makes is

@@ -20,7 +20,6 @@ are in, and checks delivery (every copy, exactly once, in seq order) by itself.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import socket as stdlib_socket
@@ -603,12 +602,13 @@ def load_plan(path: Path) -> WorkerPlan:
 
 def main() -> None:
     from bench.load.system import raise_open_files_limit
+    from hub.cli import tune_gc
 
     raise_open_files_limit()
     plan_path, result_path = Path(sys.argv[1]), Path(sys.argv[2])
     # Thousands of long-lived sockets: the default thresholds made the collector walk them all
-    # again and again, delaying every socket's reads (as in the hub; see hub.cli._tune_gc).
-    gc.set_threshold(50_000, 20, 100)
+    # again and again, delaying every socket's reads, as in the hub.
+    tune_gc()
     trio.run(run, load_plan(plan_path), result_path)
 
 
