@@ -7,10 +7,14 @@ import uuid
 from dataclasses import dataclass
 from uuid import UUID
 
+import trio
+
 from hub.auth import Principal, issue_token
 from hub.config import Settings
 from hub.storage import Storage
 from hub.storage import repository as repo
+from hub.storage.actor import Request, StorageActor
+from hub.storage.engine import Engine
 from hub.storage.records import Group, NewMessage, StoredMessage, Thread
 
 
@@ -112,3 +116,15 @@ async def send(
     storage: Storage, thread: Thread, sender: Member, body: str, **kw: str
 ) -> StoredMessage:
     return await storage.append_message(message(thread, sender, body, **kw))
+
+
+async def run_batch(engine: Engine, requests: list[Request]) -> StorageActor:
+    """Queue every request before a storage actor runs, so they land in one batch, and run it
+    until its closed inbox is drained."""
+    send, receive = trio.open_memory_channel[Request](len(requests))
+    for request in requests:
+        send.send_nowait(request)
+    await send.aclose()
+    actor = StorageActor(engine, receive)
+    await actor.run()
+    return actor

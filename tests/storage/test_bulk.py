@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-import trio
-
 from hub.errors import Invalid
 from hub.storage import repository as repo
-from hub.storage.actor import Request, StorageActor
+from hub.storage.actor import Request
 from hub.storage.bulk import Identity, PresenceUpdate
 from hub.storage.sql import fetch
-from tests.factories import new_group, new_member, new_thread
+from tests.factories import new_group, new_member, new_thread, run_batch
 
 
 def identity(role: str = "vendor") -> Identity:
@@ -21,16 +19,6 @@ def identity(role: str = "vendor") -> Identity:
 
 def _users():
     return (yield fetch("SELECT id, role, display_name FROM user_profiles"))
-
-
-async def run_batch(engine, requests: list[Request]) -> StorageActor:
-    send, receive = trio.open_memory_channel[Request](len(requests))
-    for request in requests:
-        send.send_nowait(request)
-    await send.aclose()
-    actor = StorageActor(engine, receive)
-    await actor.run()
-    return actor
 
 
 async def test_many_identities_commit_in_one_batch(storage, engine):

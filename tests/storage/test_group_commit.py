@@ -22,7 +22,7 @@ from hub.storage import repository as repo
 from hub.storage.actor import Request, StorageActor
 from hub.storage.records import AuditEntry, NewMessage, SealedMessage
 from tests.conftest import make_settings
-from tests.factories import message, new_group, new_member, new_thread
+from tests.factories import message, new_group, new_member, new_thread, run_batch
 
 
 def sealed(storage, thread_id, sender, body, client_msg_id=None, reply_to=None) -> SealedMessage:
@@ -75,7 +75,6 @@ async def test_one_bad_request_fails_alone_and_the_batch_commits(storage, settin
     group = await new_group(storage, alice)
     thread = await new_thread(storage, group, alice)
     first = await storage.append_message(message(thread, alice, "anchor"))
-    send, receive = trio.open_memory_channel[Request](100)
     good_before = Request(message=sealed(storage, thread.id, alice, "good 1"))
     missing_thread = Request(message=sealed(storage, uuid.uuid4(), alice, "lost"))
     bad_reply = Request(
@@ -92,13 +91,10 @@ async def test_one_bad_request_fails_alone_and_the_batch_commits(storage, settin
         audit=[AuditEntry(action="thread.create", target_type="thread")],
     )
     good_after = Request(message=sealed(storage, thread.id, alice, "good 2"))
-    batch = [good_before, missing_thread, bad_reply, too_long_title, good_after]
-    for request in batch:
-        send.send_nowait(request)
-    await send.aclose()
-    actor = StorageActor(engine, receive)
 
-    await actor.run()
+    actor = await run_batch(
+        engine, [good_before, missing_thread, bad_reply, too_long_title, good_after]
+    )
 
     assert actor.stats.commits == 1
     assert isinstance(missing_thread.error, NotFound)
@@ -342,18 +338,13 @@ async def test_a_row_the_database_refuses_in_the_bulk_insert_fails_alone(storage
     stranger = dataclasses.replace(
         alice, principal=dataclasses.replace(alice.principal, user_id=uuid.uuid4())
     )
-    send, receive = trio.open_memory_channel[Request](100)
     batch = [
         Request(message=sealed(storage, thread.id, alice, "good 1")),
         Request(message=sealed(storage, thread.id, stranger, "from nobody")),
         Request(message=sealed(storage, thread.id, alice, "good 2")),
     ]
-    for request in batch:
-        send.send_nowait(request)
-    await send.aclose()
-    actor = StorageActor(engine, receive)
 
-    await actor.run()
+    actor = await run_batch(engine, batch)
 
     assert actor.stats.commits == 1
     assert isinstance(batch[1].error, Invalid)
