@@ -83,8 +83,8 @@ async def add_member(
         )
     )
     await storage.write(
-        lambda now: repo.set_connection_status(
-            group_id=group.id, organization_id=member.org_id, status="active", now=now
+        lambda now: repo.respond_to_invitation(
+            group_id=group.id, organization_id=member.org_id, accept=True, now=now
         )
     )
 

@@ -97,8 +97,8 @@ async def bench(args: argparse.Namespace, database_url: str, var_dir: str) -> di
                 )
             )
             await storage.write(
-                lambda now: repo.set_connection_status(
-                    group_id=group_id, organization_id=orgs[1], status="active", now=now
+                lambda now: repo.respond_to_invitation(
+                    group_id=group_id, organization_id=orgs[1], accept=True, now=now
                 )
             )
         await storage.write(

@@ -16,9 +16,9 @@ that subscriber are held, a replay task streams `since_seq < seq <= delivered_se
 the subscriber once, in order, with nothing missing at the seam.
 
 Fan-out. Each event is encoded once, down to its WebSocket frame bytes (`hub.ws.wire`); the
-same bytes go to every subscriber through a
-non-blocking `deliver` (the session's bounded queue decides what to shed or whom to cut off), so
-one slow socket never slows the thread for everyone else.
+same bytes go to every subscriber through a non-blocking `deliver` (the session's bounded queue
+decides what to shed or whom to cut off), so one slow socket never slows the thread for everyone
+else.
 """
 
 from __future__ import annotations

@@ -220,28 +220,6 @@ def invite_organization(
     return row_to(row, Connection)
 
 
-def set_connection_status(
-    *, group_id: UUID, organization_id: UUID, status: str, now: datetime
-) -> Op[Connection]:
-    """Move a membership along invited → active/declined, or any → removed."""
-    row = yield fetchrow(
-        """
-        UPDATE vendor_connections
-        SET status = $3, updated_at = $4,
-            joined_at = CASE WHEN $3 = 'active' THEN $4 ELSE joined_at END
-        WHERE group_id = $1 AND organization_id = $2
-        RETURNING *
-        """,
-        group_id,
-        organization_id,
-        status,
-        now,
-    )
-    if row is None:
-        raise NotFound(f"organization {organization_id} is not a member of group {group_id}")
-    return row_to(row, Connection)
-
-
 def connection_of(group_id: UUID, organization_id: UUID) -> Op[Connection | None]:
     row = yield fetchrow(
         "SELECT * FROM vendor_connections WHERE group_id = $1 AND organization_id = $2",
