@@ -2,20 +2,22 @@
 
 Fan-out sends the same event to every subscriber of a thread. A server-to-client WebSocket frame
 is not masked and this server negotiates no extension, so the bytes of a text frame depend on
-the payload alone: the thread actor encodes an event once (`event_frame`) and every session's
-writer puts those same bytes on its socket.
+the payload alone: the thread actor encodes an event once (`event_frame`) and those same bytes
+go on every subscriber's socket.
 
 Writing through trio-websocket's `send_message` cost, per frame and per subscriber, a wsproto
 serialization and a `send_all` with its two scheduler checkpoints; profiled under the load bench
 that was a third of the hub's CPU. `FrameWriter` instead writes a session's whole backlog with
 one non-blocking `os.write` and only waits (through the stream, as trio-websocket would) when the
-kernel's buffer is full. It takes trio-websocket's stream lock while writing, so its bytes never
-interleave with the pongs and close frame trio-websocket writes itself. That needs three
+kernel's buffer is full; `write_now` lets any task write a frame to an idle socket without
+waiting at all (the session decides when that keeps the order). Both take trio-websocket's
+stream lock while writing, so their bytes never interleave with the pongs and close frame
+trio-websocket writes itself. That needs three
 attributes trio-websocket does not document (`_stream`, `_stream_lock` and, for a failed write,
 `_abort_web_socket`); pyproject pins the minor version they were read from, and every realtime
 test goes through this path.
 
-Heartbeat pings go out the same way (`ping_frame`, queued by the session for its writer).
+Heartbeat pings go out the same way (`ping_frame`, written at once or queued first).
 trio-websocket's documented `ping()` cannot be used for them: it waits for the pong, so it needs
 a waiting task per socket, and those tasks are what the shared session timer (hub.actors.timers)
 replaces. `Pings` puts itself where `ping()` would put its `trio.Event`: in `_pings`, which
@@ -112,6 +114,29 @@ class FrameWriter:
         # A plain TCP stream is written through its descriptor; anything else (TLS, the
         # in-memory streams of tests) only through the stream.
         self._socket = getattr(self._stream, "socket", None)
+
+    def write_now(self, data: bytes) -> int:
+        """Write what the kernel takes of `data` at once, from any task, without waiting: the
+        number of bytes written. 0 when another write holds the stream, the socket buffer is
+        full, the connection is closed or broken, or the stream is not a plain TCP socket. The
+        caller owes the rest to `write`, ahead of anything else; a broken socket is left for
+        `write` to find and report."""
+        if self._socket is None or self._ws.closed is not None or self._lock.locked():
+            return 0
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            return 0
+        try:
+            fd = self._socket.fileno()
+            if fd < 0:
+                return 0
+            try:
+                return os.write(fd, data)
+            except OSError:
+                return 0
+        finally:
+            self._lock.release()
 
     async def write(self, data: bytes) -> None:
         """Write `data` whole, or raise ConnectionClosed (the connection is then aborted)."""

@@ -414,3 +414,18 @@ async def test_the_writer_takes_the_whole_backlog_in_order_within_its_byte_budge
     queue.close(drop=False)
     assert await queue.get(max_bytes=4) == b"e"
     assert await queue.get(max_bytes=4) is None
+
+
+async def test_the_rest_of_a_partly_written_frame_goes_out_first_and_survives_a_dropping_close():
+    queue = OutgoingQueue(capacity=10)
+    queue.put_rest(b"-end of frame 1")
+    assert len(queue) == 1  # the queue is not empty: nothing may be written from the side
+    queue.put(b"frame 2", essential=True)
+    queue.put_first(b"ping")
+    assert await queue.get() == b"-end of frame 1pingframe 2"
+
+    queue.put_rest(b"-end of frame 3")
+    queue.put(b"frame 4", essential=True)
+    queue.close(drop=True)  # a slow consumer: its backlog goes, the frame on the wire is finished
+    assert await queue.get() == b"-end of frame 3"
+    assert await queue.get() is None

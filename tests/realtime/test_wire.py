@@ -64,3 +64,39 @@ async def test_a_writer_never_writes_to_a_descriptor_its_stream_no_longer_owns()
     assert aborted == [True]
     for s in (peer, other, other_peer):
         s.close()
+
+
+def _writer_on_socketpair() -> tuple[FrameWriter, trio.SocketStream, stdlib_socket.socket]:
+    ours, peer = stdlib_socket.socketpair()
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+
+    async def abort() -> None:
+        pass
+
+    ws = SimpleNamespace(
+        _stream=stream, _stream_lock=trio.StrictFIFOLock(), closed=None, _abort_web_socket=abort
+    )
+    return FrameWriter(ws), stream, peer  # type: ignore[arg-type]
+
+
+async def test_an_immediate_write_takes_what_the_kernel_takes_and_never_cuts_into_a_write():
+    writer, stream, peer = _writer_on_socketpair()
+    assert writer.write_now(text_frame(b"now")) == len(text_frame(b"now"))
+    assert frame_payload(peer.recv(100)) == b"now"
+
+    # While another write holds the stream, nothing is written from the side.
+    lock = writer._lock
+    await lock.acquire()
+    assert writer.write_now(text_frame(b"not now")) == 0
+    lock.release()
+
+    # A full socket buffer takes part of a frame, then nothing; the caller owes the rest.
+    big = text_frame(b"x" * 4_000_000)
+    written = writer.write_now(big)
+    assert 0 < written < len(big)
+    assert writer.write_now(text_frame(b"more")) == 0
+
+    # Closed: the descriptor number may belong to someone else now, so nothing is written.
+    await stream.aclose()
+    assert writer.write_now(text_frame(b"late")) == 0
+    peer.close()
