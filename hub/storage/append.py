@@ -59,6 +59,10 @@ def bulk_append(
 ) -> Op[list[StoredMessage | Exception]]:
     """The same outcome as `append_messages_each`, message for message, in a few statements."""
     outcomes: list[Any] = [None] * len(messages)
+    # The savepoint comes first, before the lookup's thread locks (a rollback to it lets them
+    # go; the one-by-one path takes its own): with nothing between it and the transaction's
+    # start, PostgreSQL sends it in BEGIN's round trip (hub.storage.postgres.engine).
+    yield execute("SAVEPOINT bulk_append")
     existing_rows, thread_rows = yield from dialect.lookup(
         [m.sender_user_id for m in messages],
         [m.client_msg_id for m in messages],
@@ -99,7 +103,6 @@ def bulk_append(
             inserts.append((index, message, last_seq[message.thread_id]))
 
     if inserts:
-        yield execute("SAVEPOINT bulk_append")
         try:
             rows = yield from dialect.insert(
                 [
@@ -125,7 +128,6 @@ def bulk_append(
             yield execute("ROLLBACK TO SAVEPOINT bulk_append")
             yield execute("RELEASE SAVEPOINT bulk_append")
             return (yield from append_messages_each(messages, now))
-        yield execute("RELEASE SAVEPOINT bulk_append")
         ids = {(r["thread_id"], r["seq"]): r["id"] for r in rows}
         for index, message, seq in inserts:
             outcomes[index] = StoredMessage(
@@ -135,6 +137,7 @@ def bulk_append(
                 created_at=now,
             )
 
+    yield execute("RELEASE SAVEPOINT bulk_append")
     for index, first in repeats:
         original = outcomes[first]
         if isinstance(original, StoredMessage):

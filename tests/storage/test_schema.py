@@ -45,7 +45,10 @@ async def test_concurrent_migrators_apply_each_migration_once(engine):
         for _ in range(3):
             nursery.start_soon(run)
 
-    assert sorted(len(r) for r in results) == [0, 0, len(migrations_of(engine))]
+    # Each migration is its own transaction, so the migrators may share the work out; what
+    # matters is that every migration was applied exactly once, by one of them.
+    applied = sorted(m.version for r in results for m in r)
+    assert applied == [m.version for m in migrations_of(engine)]
 
 
 async def test_bodies_are_stored_encrypted(storage, settings):
