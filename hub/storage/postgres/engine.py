@@ -107,9 +107,9 @@ def _held_back(query: Query) -> bool:
 async def _drive(conn: Any, op: Op[T], pending: list[str] | None = None) -> T:
     """Run `op`'s queries in order. With `pending` (a write transaction), savepoint statements
     are held back and sent, in order, in one simple-protocol round trip with the statements
-    around them (BEGIN, the previous savepoint statements, COMMIT) rather than one each: a
-    round trip of the writer costs a pass of the event loop, and under load that is what a
-    group commit spends its time on."""
+    around them (BEGIN, the previous savepoint statements, COMMIT) rather than one each: under
+    load every round trip of the writer also waits for a pass of the Trio loop before its
+    answer is read, and a batch's commit is made of those waits."""
     stepper = Stepper(op)
     query = stepper.advance()
     while query is not None:
