@@ -155,21 +155,30 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     _print_banner(settings, running)
                 outer.cancel_scope.cancel()
 
-    tune_gc()
+    tune_runtime()
     trio.run(main)
     return 0
 
 
-def tune_gc() -> None:
-    """Collect cycles far less often than Python's defaults (700, 10, 10).
+def tune_runtime() -> None:
+    """Two interpreter settings the hub runs with (and the benches that measure its parts).
 
-    Every socket holds a few hundred long-lived objects, and nearly all garbage the hub makes is
-    freed by reference counting. With the defaults the collector kept walking the live sockets:
-    measured on a 3,000-socket PostgreSQL ramp, the hub spent 11.3 s in collections (8.1 s of
-    them full ones), stalling every socket while it did. Cycles (exception tracebacks, mostly)
-    are still collected, only in larger steps.
+    Cycles are collected far less often than Python's defaults (700, 10, 10). Every socket holds
+    a few hundred long-lived objects, and nearly all garbage the hub makes is freed by reference
+    counting. With the defaults the collector kept walking the live sockets: measured on a
+    3,000-socket PostgreSQL ramp, the hub spent 11.3 s in collections (8.1 s of them full
+    ones), stalling every socket while it did. Cycles (exception tracebacks, mostly) are still
+    collected, only in larger steps.
+
+    A thread waiting for the GIL gets it after 0.5 ms instead of 5 ms. SQLite runs in worker
+    threads, and CPython's sqlite3 lets go of the GIL around every row it steps through; once
+    the Trio thread is always busy, each row cost a worker up to 5 ms. Measured with
+    `bench.http` at 500 requests/s on SQLite, GET /threads/{id} (a 50-message page) reached
+    288-290 requests/s instead of 251-262; POST moved within its noise. Without worker threads
+    (PostgreSQL) nothing waits for the GIL and the setting does nothing.
     """
     gc.set_threshold(50_000, 20, 100)
+    sys.setswitchinterval(0.0005)
 
 
 def _print_banner(settings: Settings, running: Any) -> None:

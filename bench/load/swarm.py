@@ -602,13 +602,13 @@ def load_plan(path: Path) -> WorkerPlan:
 
 def main() -> None:
     from bench.load.system import raise_open_files_limit
-    from hub.cli import tune_gc
+    from hub.cli import tune_runtime
 
     raise_open_files_limit()
     plan_path, result_path = Path(sys.argv[1]), Path(sys.argv[2])
     # Thousands of long-lived sockets: the default thresholds made the collector walk them all
     # again and again, delaying every socket's reads, as in the hub.
-    tune_gc()
+    tune_runtime()
     trio.run(run, load_plan(plan_path), result_path)
 
 

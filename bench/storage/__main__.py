@@ -28,7 +28,7 @@ from pathlib import Path
 
 import trio
 
-from hub.cli import tune_gc
+from hub.cli import tune_runtime
 from hub.config import load_settings
 from hub.storage import open_storage
 from hub.storage import repository as repo
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rate is None:
         args.rate = 10_000.0 if args.backend == "postgres" else 5_000.0
-    tune_gc()  # as `hub serve` runs: the storage actor measured as it runs in the hub
+    tune_runtime()  # as `hub serve` runs: the storage actor measured as it runs in the hub
     result = trio.run(run, args)
     text = json.dumps(result, indent=2)
     print(text)
