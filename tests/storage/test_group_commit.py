@@ -9,6 +9,7 @@ import dataclasses
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -21,6 +22,7 @@ from hub.storage import open_storage
 from hub.storage import repository as repo
 from hub.storage.actor import Request, StorageActor
 from hub.storage.records import AuditEntry, NewMessage, SealedMessage
+from hub.storage.sql import execute, fetchval
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread, run_batch
 
@@ -351,3 +353,40 @@ async def test_a_row_the_database_refuses_in_the_bulk_insert_fails_alone(storage
     assert (batch[0].value.seq, batch[2].value.seq) == (1, 2)
     assert [m.body for m in await storage.messages(thread.id)] == ["good 1", "good 2"]
     assert (await storage.read(repo.get_thread(thread.id))).last_seq == 2
+
+
+async def test_a_transaction_that_fails_at_its_last_statement_is_undone_and_the_writer_goes_on(
+    storage, engine
+):
+    """PostgreSQL sends savepoint statements late, in one round trip with COMMIT: one that fails
+    there must still undo the whole transaction and leave the connection ready for the next."""
+
+    def identity(user_id: uuid.UUID):
+        return repo.upsert_identity(
+            user_id=user_id,
+            organization_id=uuid.uuid4(),
+            username="florist",
+            display_name="Florist",
+            role="owner",
+            now=datetime.now(UTC),
+        )
+
+    def fails_last(user_id: uuid.UUID):
+        yield execute("SAVEPOINT request")
+        yield from identity(user_id)
+        yield execute("RELEASE SAVEPOINT request")
+        yield execute("RELEASE SAVEPOINT no_such_savepoint")  # refused by the database
+
+    def stored(user_id: uuid.UUID):
+        return (yield fetchval("SELECT count(*) FROM user_profiles WHERE id = $1", user_id))
+
+    writer = await engine.connect_writer()
+    try:
+        undone, kept = uuid.uuid4(), uuid.uuid4()
+        with pytest.raises(Exception, match="no_such_savepoint"):
+            await writer.commit(lambda: fails_last(undone))
+        await writer.commit(lambda: identity(kept))
+    finally:
+        await writer.aclose()
+    assert await engine.read(stored(undone)) == 0
+    assert await engine.read(stored(kept)) == 1
