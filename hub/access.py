@@ -16,8 +16,9 @@ may create groups, which their organization then owns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from hub.auth import Principal
@@ -25,6 +26,9 @@ from hub.errors import Conflict, Forbidden, NotFound
 from hub.storage import Storage
 from hub.storage import repository as repo
 from hub.storage.records import Connection, Group, Thread, row_to
+from hub.storage.sql import Op
+
+T = TypeVar("T")
 
 Action = Literal[
     "read",
@@ -83,7 +87,29 @@ async def authorize_group(
 async def authorize_thread(
     storage: Storage, principal: Principal, thread_id: UUID, action: Action
 ) -> ThreadAccess:
-    row = await storage.read(repo.thread_access_row(thread_id, principal.org_id))
+    return await storage.read(thread_access(principal, thread_id, action))
+
+
+async def read_authorized_thread(
+    storage: Storage,
+    principal: Principal,
+    thread_id: UUID,
+    action: Action,
+    then: Callable[[ThreadAccess], Op[T]],
+) -> tuple[ThreadAccess, T]:
+    """The access decision and the read it allows, in one read: one snapshot, so what is read
+    is what was allowed (no membership change in between), and one trip to the database."""
+
+    def op() -> Op[tuple[ThreadAccess, T]]:
+        access = yield from thread_access(principal, thread_id, action)
+        return access, (yield from then(access))
+
+    return await storage.read(op())
+
+
+def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:
+    """Decide inside a read operation: raises NotFound, Forbidden or Conflict."""
+    row = yield from repo.thread_access_row(thread_id, principal.org_id)
     if row is None or row["member_status"] != "active":
         raise NotFound(f"thread {thread_id} not found")
     owner = row["owner_organization_id"]

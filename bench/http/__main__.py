@@ -107,14 +107,22 @@ async def client(
             n += 1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far (Linux /proc), to report CPU per request:
+    a figure that, unlike latency, does not depend on whether the machine's other core is busy."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def scenario(name, host, port, tokens, make_request, rate, seconds) -> dict:
+async def scenario(name, host, port, tokens, make_request, rate, seconds, pid) -> dict:
     result = Result()
     per_client = rate / len(tokens)
+    cpu_before = cpu_seconds(pid)
     began = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for i, token in enumerate(tokens):
@@ -123,6 +131,7 @@ async def scenario(name, host, port, tokens, make_request, rate, seconds) -> dic
                 client, host, port, token, make_request, per_client, seconds, offset, result
             )
     elapsed = time.perf_counter() - began
+    cpu = cpu_seconds(pid) - cpu_before
     ms = [v * 1000 for v in result.latencies]
     return {
         "scenario": name,
@@ -132,6 +141,8 @@ async def scenario(name, host, port, tokens, make_request, rate, seconds) -> dic
         "p99_ms": round(percentile(ms, 0.99), 2),
         "max_ms": round(max(ms), 2) if ms else None,
         "errors": result.errors,
+        "hub_cpu_ms_per_request": round(1000 * cpu / len(ms), 2) if ms else None,
+        "hub_cpu_percent": round(100 * cpu / elapsed, 1),
     }
 
 
@@ -227,6 +238,7 @@ async def main(args: argparse.Namespace) -> None:
             lambda n: ("GET", f"{BASE}/threads/{thread_id}", b""),
             len(tokens),
             1,
+            process.pid,
         )
         runs = [
             (
@@ -244,7 +256,7 @@ async def main(args: argparse.Namespace) -> None:
         ]
         for name, make_request in runs:
             figures = await scenario(
-                name, host, port, tokens, make_request, args.rate, args.seconds
+                name, host, port, tokens, make_request, args.rate, args.seconds, process.pid
             )
             print(json.dumps(figures))
     finally:

@@ -17,8 +17,10 @@ from quart import Blueprint, current_app
 from quart_schema import validate_querystring, validate_request
 
 from hub.access import (
+    ThreadAccess,
     authorize_group,
     authorize_thread,
+    read_authorized_thread,
     readable_group_ids,
 )
 from hub.errors import HubError
@@ -43,6 +45,7 @@ from hub.http.schemas import (
 )
 from hub.storage import repository as repo
 from hub.storage.records import AuditEntry, NewMessage, Thread
+from hub.storage.sql import Op
 
 blueprint = Blueprint("threads", __name__)
 
@@ -216,21 +219,26 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     """
     tid = path_id("thread_id", thread_id)
     principal = current_principal()
-    access = await authorize_thread(current_storage(), principal, tid, "read")
-    thread = access.thread
-    after_seq, before_seq = query_args.after_seq, None
-    if after_seq is None:
-        before_seq = query_args.before_seq or thread.last_seq + 1
-    rows, presence, state = await current_storage().read(
-        repo.thread_view(
+    storage = current_storage()
+    after_seq = query_args.after_seq
+
+    def page(access: ThreadAccess) -> Op[tuple[list, list, dict]]:
+        before_seq = None
+        if after_seq is None:
+            before_seq = query_args.before_seq or access.thread.last_seq + 1
+        return repo.thread_view(
             tid,
             principal.user_id,
             after_seq=after_seq,
             before_seq=before_seq,
             limit=query_args.limit,
         )
+
+    access, (rows, presence, state) = await read_authorized_thread(
+        storage, principal, tid, "read", page
     )
-    messages = [await current_storage().open_row(row) for row in rows]
+    thread = access.thread
+    messages = await storage.open_rows(rows)
     if after_seq is not None:
         has_more = bool(messages) and messages[-1].seq < thread.last_seq
     else:

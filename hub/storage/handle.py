@@ -13,7 +13,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -170,7 +170,7 @@ class Storage:
                 thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit
             )
         )
-        return [await self.open_row(row) for row in rows]
+        return await self.open_rows(rows)
 
     def seal(self, message: NewMessage) -> SealedMessage:
         assert self.keyring is not None
@@ -189,16 +189,29 @@ class Storage:
         )
 
     async def open_row(self, row: dict[str, Any]) -> Message:
-        """Decrypt a stored message row; a key version this process has not seen yet (rotated
+        return (await self.open_rows([row]))[0]
+
+    async def open_rows(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
+        """Decrypt stored message rows; a key version this process has not seen yet (rotated
         by another process) is loaded on demand."""
         assert self.keyring is not None
-        sealed = Sealed(bytes(row["body_ciphertext"]), bytes(row["body_nonce"]), row["key_version"])
-        if not self.keyring.has_version(sealed.key_version):
+        if any(not self.keyring.has_version(row["key_version"]) for row in rows):
             await self.load_keys()
-        body = self.keyring.open_message(row["thread_id"], sealed)
+        keyring, fields = self.keyring, _MESSAGE_ROW_FIELDS
         # Built directly: both engines already return these columns as the right Python types,
         # and a page of history decodes many rows (msgspec.convert per row was measurable).
-        return Message(body=body, **{name: row[name] for name in _MESSAGE_ROW_FIELDS})
+        return [
+            Message(
+                body=keyring.open_message(
+                    row["thread_id"],
+                    Sealed(
+                        bytes(row["body_ciphertext"]), bytes(row["body_nonce"]), row["key_version"]
+                    ),
+                ),
+                **{name: row[name] for name in fields},
+            )
+            for row in rows
+        ]
 
     async def load_keys(self) -> KeyRing:
         ring = keys.keyring_from(await self.read(keys.encryption_keys()), self._master)
