@@ -99,6 +99,15 @@ class StorageActor:
         self._writer = await self._engine.connect_writer()
         self.stats.connected = True
         task_status.started()
+        async with trio.open_nursery() as upkeep:
+            # The engine's upkeep (SQLite's checkpoints) lives exactly as long as the commits.
+            upkeep.start_soon(self._engine.maintain)
+            try:
+                await self._commit_until_closed()
+            finally:
+                upkeep.cancel_scope.cancel()
+
+    async def _commit_until_closed(self) -> None:
         try:
             async with self._inbox:
                 while True:

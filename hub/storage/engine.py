@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import trio
+
 from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import IntegrityError, Op, Query
 
@@ -46,6 +48,11 @@ class Engine(ABC):
 
     @abstractmethod
     async def connect_writer(self) -> Writer: ...
+
+    async def maintain(self) -> None:
+        """Background upkeep while the storage actor runs (cancelled when it stops); an engine
+        that needs none waits."""
+        await trio.sleep_forever()
 
     @abstractmethod
     async def read(self, op: Op[T]) -> T:

@@ -1,28 +1,55 @@
-"""SQLite's statements for the bulk append: expanded placeholder lists and executemany.
+"""SQLite's statements for the bulk append: expanded placeholder lists, many rows a statement.
 
 No row locks are needed: the storage actor's BEGIN IMMEDIATE holds SQLite's single write lock,
 so no other writer (in this process or another) can touch the threads until commit. For the same
-reason the new ids are exactly those above the largest id seen before the insert."""
+reason the new ids are exactly those above the largest id seen before the insert.
+
+Rows go in as multi-row statements rather than `executemany`. CPython's sqlite3 lets go of the
+GIL for every step of a statement, and `executemany` steps once per row: a batch of 1,000
+messages asked for the GIL back 1,000 times, each time waiting behind the busy Trio thread.
+A statement of `_ROWS_PER_INSERT` rows asks once. A failing row fails its whole statement,
+which changes nothing for the caller: it rolls the whole bulk insert back either way."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
 from hub.storage.append import INSERT_COLUMNS
-from hub.storage.sql import Op, executemany, fetch, fetchval
+from hub.storage.sql import Op, execute, fetch, fetchval
 from hub.storage.sqlite.types import timestamp
 
-_INSERT = (
-    f"INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at) "  # noqa: S608 (constant)
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-)
 _MAX_ID = "SELECT coalesce(max(id), 0) FROM thread_messages"
-_BUMP = (
-    "UPDATE messaging_threads SET last_seq = $2, last_message_at = $3, updated_at = $3 "
-    "WHERE id = $1"
-)
+_INSERT_WIDTH = 12  # INSERT_COLUMNS and created_at
+# 128 rows of 12 values stay far below SQLite's 32,766 bound variables, and the few statement
+# texts (128 rows, and each shorter remainder) stay in the connection's statement cache.
+_ROWS_PER_INSERT = 128
+_ROWS_PER_BUMP = 500
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert(rows: int) -> str:
+    values = ", ".join(
+        f"({_placeholders(_INSERT_WIDTH, 1 + i * _INSERT_WIDTH)})" for i in range(rows)
+    )
+    return f"INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at) VALUES {values}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=64)
+def _bump(threads: int) -> str:
+    # UPDATE ... FROM (SQLite 3.33): every thread of the batch in one statement.
+    values = ", ".join(f"(${2 + 2 * i}, ${3 + 2 * i})" for i in range(threads))
+    return (
+        "UPDATE messaging_threads SET last_seq = v.column2, last_message_at = $1, "  # noqa: S608
+        f"updated_at = $1 FROM (VALUES {values}) AS v WHERE messaging_threads.id = v.column1"
+    )
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _placeholders(count: int, start: int = 1) -> str:
@@ -75,9 +102,11 @@ class SqliteAppend:
     ) -> Op[list[dict]]:
         before = yield fetchval(_MAX_ID)
         stamp = timestamp(now)  # formatted once for the whole batch
-        yield executemany(_INSERT, [(*row, stamp) for row in rows])
+        for chunk in _chunks(rows, _ROWS_PER_INSERT):
+            yield execute(_insert(len(chunk)), *chain.from_iterable((*r, stamp) for r in chunk))
         after = yield fetchval(_MAX_ID)
-        yield executemany(_BUMP, [(thread_id, seq, stamp) for thread_id, seq in last_seqs])
+        for chunk in _chunks(last_seqs, _ROWS_PER_BUMP):
+            yield execute(_bump(len(chunk)), stamp, *chain.from_iterable(chunk))
         if after - before == len(rows):
             # Under the write lock, AUTOINCREMENT hands out consecutive ids in insert order.
             return [
