@@ -129,9 +129,9 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
         )
         conn.row_factory = _dict_row
         conn.execute("PRAGMA foreign_keys = ON")
-        # SQLite's default page cache is 2 MB. The writer walks four indexes per message, and
-        # with 64 MB its commits in the storage bench took about a fifth less time; readers
-        # keep the recent pages of the threads being read.
+        # SQLite's default page cache is 2 MB; the writer walks four indexes per message. With
+        # 64 MB, bench.storage at 4,000/s took about 5 % less of the writer thread's CPU, and
+        # its p99 fell from 347-401 ms to 253-273 ms. Readers keep the threads' recent pages.
         conn.execute(f"PRAGMA cache_size = {-65536 if writer else -16384}")
         if writer:
             # WAL lets readers run beside the writer. Switching needs a moment of exclusive
