@@ -139,6 +139,7 @@ class StorageActor:
                 break
         for request in batch:
             request.taken = True
+        self._engine.batch_taken(len(batch))
         return batch
 
     async def _flush_remaining(self) -> None:

@@ -49,6 +49,11 @@ class Engine(ABC):
     @abstractmethod
     async def connect_writer(self) -> Writer: ...
 
+    def batch_taken(self, size: int) -> None:
+        """The storage actor took a batch of this many requests: a sign of load an engine may
+        adapt to. Most need not."""
+        return
+
     async def maintain(self) -> None:
         """Background upkeep while the storage actor runs (cancelled when it stops); an engine
         that needs none waits."""

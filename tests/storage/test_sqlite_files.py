@@ -1,5 +1,5 @@
-"""What the SQLite engine leaves on disk: the WAL is checkpointed into the database file by the
-engine's own background task, not inside a commit."""
+"""Where the SQLite engine checkpoints its WAL into the database file: inside the writer's
+commits under light load (SQLite's default), from a task of its own while the writer is behind."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import trio
 
 from hub.config import sqlite_path
 from hub.storage import open_storage
+from hub.storage import repository as repo
+from hub.storage.sqlite.engine import BUSY_BATCH, CHECKPOINT_INTERVAL_S
 from tests.conftest import make_settings
 from tests.factories import new_group, new_member, new_thread, send
 
@@ -26,22 +28,37 @@ def _messages_in_database_file(path) -> int | None:
         return None  # read while a checkpoint was writing the file; look again
 
 
-async def test_committed_messages_reach_the_database_file_without_a_checkpointing_commit(
-    tmp_path,
-):
+async def test_under_load_the_engines_task_checkpoints_the_wal_into_the_database_file(tmp_path):
     settings = make_settings(f"sqlite:///{tmp_path}/hub.db", tmp_path / "var")
     path = sqlite_path(settings.database_url)
     async with open_storage(settings) as storage:
         alice = await new_member(storage, settings)
         thread = await new_thread(storage, await new_group(storage, alice), alice)
-        for i in range(20):
-            await send(storage, thread, alice, f"m{i}")
-        # The writer never checkpoints (its commits stay short); the engine's task does, soon
-        # after the commits. Without it these rows would stay in the WAL.
+        async with trio.open_nursery() as nursery:
+            for i in range(300):
+                nursery.start_soon(send, storage, thread, alice, f"m{i}")
+        # The writers waited together: the actor took a batch big enough to count as load.
+        assert storage.stats.largest_batch >= BUSY_BATCH
+        # 300 messages are far from the 1,000 WAL pages at which the writer would checkpoint
+        # by itself: only the engine's task can have put them into the database file.
         with trio.fail_after(10):
-            while _messages_in_database_file(path) != 20:  # noqa: ASYNC110 (polls a file)
+            while _messages_in_database_file(path) != 300:  # noqa: ASYNC110 (polls a file)
                 await trio.sleep(0.05)
         assert storage.engine.checkpoints >= 1
+
+
+async def test_under_light_load_the_writer_keeps_checkpointing_itself(tmp_path):
+    settings = make_settings(f"sqlite:///{tmp_path}/hub.db", tmp_path / "var")
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        for i in range(20):
+            await send(storage, thread, alice, f"m{i}")
+        await trio.sleep(CHECKPOINT_INTERVAL_S * 2)
+        assert storage.stats.largest_batch < BUSY_BATCH
+        # No second connection writing the database file while commits come one at a time.
+        assert storage.engine.checkpoints == 0
+        assert await storage.read(repo.count_messages(thread.id)) == 20
 
 
 async def test_checkpoints_stop_with_the_storage_actor(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import queue
 import re
 import sqlite3
@@ -30,9 +31,14 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# A checkpoint copies the WAL into the database file and syncs that file. At most this often,
-# while commits come in; an idle hub does none.
-CHECKPOINT_INTERVAL_S = 1.0
+# Where the WAL is checkpointed into the database file depends on load (see SqliteEngine).
+# A batch of this many requests means the writer is behind: for the next BUSY_HOLD_S the
+# engine's own task checkpoints, at most every CHECKPOINT_INTERVAL_S, and the writer does not.
+BUSY_BATCH = 64
+BUSY_HOLD_S = 2.0
+CHECKPOINT_INTERVAL_S = 0.5
+# SQLite's default: under light load the writer checkpoints once the WAL holds this many pages.
+INLINE_CHECKPOINT_PAGES = 1000
 # A WAL that passive checkpoints cannot reset (readers always on an old snapshot) is restarted
 # once it holds this many pages (about 80 MB): that waits for readers and briefly blocks writes.
 WAL_RESTART_PAGES = 20_000
@@ -139,10 +145,7 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
             _use_wal(conn, busy_timeout_s)
             # FULL: a commit is on disk before the actor acknowledges it.
             conn.execute("PRAGMA synchronous = FULL")
-            # Checkpoints run on a connection of their own (SqliteEngine.maintain), not inside
-            # the commit that crosses 1,000 WAL pages: in the writer they held up that commit
-            # by as long again as the commit itself. After a burst the WAL shrinks back.
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # After a burst the WAL shrinks back to this size when it restarts.
             conn.execute("PRAGMA journal_size_limit = 67108864")
         return conn
     except sqlite3.Error as exc:
@@ -161,18 +164,23 @@ def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 class SqliteWriter:
-    def __init__(self, conn: sqlite3.Connection, on_commit: Callable[[], None]) -> None:
+    def __init__(self, conn: sqlite3.Connection, engine: SqliteEngine) -> None:
         self._conn = conn
-        self._on_commit = on_commit
+        self._engine = engine
+        self._inline_pages = INLINE_CHECKPOINT_PAGES  # what _connect left (SQLite's default)
 
     async def commit(self, make_op: Callable[[], Op[T]]) -> T:
-        value = await trio.to_thread.run_sync(self._commit, make_op)
-        self._on_commit()
+        inline_pages = 0 if self._engine.offloading() else INLINE_CHECKPOINT_PAGES
+        value = await trio.to_thread.run_sync(self._commit, make_op, inline_pages)
+        self._engine.note_commit()
         return value
 
-    def _commit(self, make_op: Callable[[], Op[T]]) -> T:
+    def _commit(self, make_op: Callable[[], Op[T]], inline_pages: int) -> T:
         conn = self._conn
         try:
+            if inline_pages != self._inline_pages:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {inline_pages}")
+                self._inline_pages = inline_pages
             conn.execute("BEGIN IMMEDIATE")
             value = _drive(conn, make_op())
             conn.execute("COMMIT")
@@ -192,6 +200,18 @@ class SqliteWriter:
 
 
 class SqliteEngine(Engine):
+    """SQLite through the standard library, every statement in a worker thread.
+
+    Checkpoints follow the load. Under light load the writer checkpoints inside the commit that
+    fills the WAL past 1,000 pages, as SQLite does by default: that one commit is slower, and
+    nothing else touches the disk at the same time. When batches grow (the writer is behind),
+    the writer stops checkpointing and `maintain` does it from a connection of its own. SQLite
+    checkpoints without the GIL, so the copying then runs on the machine's other core while the
+    writer goes on committing. bench.storage at 5,000/s offered right after saturation: 3,300/s
+    achieved with inline checkpoints, 4,768/s with this task. Under light load the task's I/O
+    lengthened the commits it overlapped: at 2,000/s, p99 38 ms inline, 99-169 ms with it.
+    """
+
     name = "sqlite"
     migrations_dir = Path(__file__).parent / "migrations"
 
@@ -202,7 +222,8 @@ class SqliteEngine(Engine):
         self._reader_limit = trio.CapacityLimiter(readers)
         self._opened: list[sqlite3.Connection] = []
         self._committed = trio.Event()
-        self.checkpoints = 0  # the tests count them
+        self._offload_until = -math.inf
+        self.checkpoints = 0  # the tests count the task's checkpoints
 
     def append_messages(
         self, messages: Sequence[SealedMessage], now: datetime
@@ -225,22 +246,29 @@ class SqliteEngine(Engine):
         conn = await trio.to_thread.run_sync(
             functools.partial(_connect, self.path, self._busy_timeout_s, writer=True)
         )
-        return SqliteWriter(conn, self._note_commit)
+        return SqliteWriter(conn, self)
 
-    def _note_commit(self) -> None:
+    def batch_taken(self, size: int) -> None:
+        if size >= BUSY_BATCH:
+            self._offload_until = trio.current_time() + BUSY_HOLD_S
+
+    def offloading(self) -> bool:
+        return trio.current_time() < self._offload_until
+
+    def note_commit(self) -> None:
         self._committed.set()  # the event of the moment: maintain() replaces it
 
     async def maintain(self) -> None:
-        """Checkpoint the WAL after commits, from a worker thread with its own connection.
-
-        SQLite runs the checkpoint without the GIL, so it uses the machine's other core while
-        the writer goes on committing. A failed checkpoint is logged and tried again after the
-        next commit: the WAL keeps every committed page until one succeeds."""
+        """While the writer is behind, checkpoint the WAL after its commits, from a worker
+        thread with a connection of its own. A failed checkpoint is logged and tried again after
+        the next commit: the WAL keeps every committed page until one succeeds."""
         conn: sqlite3.Connection | None = None
         try:
             while True:
                 await self._committed.wait()
                 self._committed = trio.Event()
+                if not self.offloading():
+                    continue  # the writer checkpoints inline
                 try:
                     if conn is None:
                         conn = await trio.to_thread.run_sync(
