@@ -10,6 +10,7 @@ import trio
 from hub.config import sqlite_path
 from hub.storage import open_storage
 from hub.storage import repository as repo
+from hub.storage.sqlite import engine as sqlite_engine
 from hub.storage.sqlite.engine import BUSY_BATCH, CHECKPOINT_INTERVAL_S
 from tests.conftest import make_settings
 from tests.factories import new_group, new_member, new_thread, send
@@ -74,3 +75,34 @@ async def test_checkpoints_stop_with_the_storage_actor(tmp_path):
         assert conn.execute("SELECT count(*) FROM messaging_threads").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+async def test_a_failed_checkpoint_is_logged_and_the_next_commit_tries_again(
+    tmp_path, monkeypatch, caplog
+):
+    settings = make_settings(f"sqlite:///{tmp_path}/hub.db", tmp_path / "var")
+    path = sqlite_path(settings.database_url)
+    real_checkpoint = sqlite_engine._checkpoint
+    calls = []
+
+    def failing_once(conn):
+        calls.append(conn)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_checkpoint(conn)
+
+    monkeypatch.setattr(sqlite_engine, "_checkpoint", failing_once)
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        for round_ in range(2):  # a busy batch before and after the failure
+            async with trio.open_nursery() as nursery:
+                for i in range(150):
+                    nursery.start_soon(send, storage, thread, alice, f"r{round_} m{i}")
+        with trio.fail_after(10):
+            while _messages_in_database_file(path) != 300:  # noqa: ASYNC110 (polls a file)
+                await trio.sleep(0.05)
+        # Nothing committed was lost to the failure, and the task carried on after it.
+        assert await storage.read(repo.count_messages(thread.id)) == 300
+        assert len(calls) >= 2
+    assert "WAL checkpoint failed, retried later: disk I/O error" in caplog.text
