@@ -188,9 +188,6 @@ class Storage:
             metadata=message.metadata,
         )
 
-    async def open_row(self, row: dict[str, Any]) -> Message:
-        return (await self.open_rows([row]))[0]
-
     async def open_rows(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
         """Decrypt stored message rows; a key version this process has not seen yet (rotated
         by another process) is loaded on demand."""
