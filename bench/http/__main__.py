@@ -7,7 +7,9 @@ its event loop; the two still share this machine's cores. Load is open-loop: eac
 schedule of `rate / clients` requests per second and latency is measured from the scheduled
 time, so a stalled server shows up as latency instead of silently lowering the offered load
 (no coordinated omission). Every client is its own user on one keep-alive connection; rate
-limits are raised so they measure the server, not the limiter.
+limits are raised so they measure the server, not the limiter. Each scenario also reports the
+hub process's CPU per request (user + system, from /proc), which moves less than latency when
+the machine's speed drifts.
 """
 
 from __future__ import annotations
