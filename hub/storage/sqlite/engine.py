@@ -203,13 +203,13 @@ class SqliteEngine(Engine):
     """SQLite through the standard library, every statement in a worker thread.
 
     Checkpoints follow the load. Under light load the writer checkpoints inside the commit that
-    fills the WAL past 1,000 pages, as SQLite does by default: that one commit is slower, and
-    nothing else touches the disk at the same time. When batches grow (the writer is behind),
+    fills the WAL past 1,000 pages, as SQLite does by default: that one commit is slower, and no
+    checkpoint runs beside the other commits. When batches grow (the writer is behind),
     the writer stops checkpointing and `maintain` does it from a connection of its own. SQLite
     checkpoints without the GIL, so the copying then runs on the machine's other core while the
     writer goes on committing. bench.storage at 5,000/s offered right after saturation: 3,300/s
-    achieved with inline checkpoints, 4,768/s with this task. Under light load the task's I/O
-    lengthened the commits it overlapped: at 2,000/s, p99 38 ms inline, 99-169 ms with it.
+    achieved with inline checkpoints, 4,768/s with this task. Under light load the commits that
+    overlapped the task waited longer: at 2,000/s, p99 38 ms inline, 99-169 ms with it.
     """
 
     name = "sqlite"
