@@ -1,4 +1,4 @@
-"""The storage actor: one task owns the write connection and commits in groups.
+"""The storage actor: one task per write connection (a lane), committing in groups.
 
 Callers hand it requests over a bounded channel (a full inbox makes them wait: backpressure, not
 memory growth). It takes whatever is waiting, up to a batch limit, runs it all in one transaction
@@ -6,6 +6,8 @@ and answers every caller only after COMMIT returned, so an acknowledgement means
 commit pays for 1 message or 1,000. A request that fails on its own (a constraint, a missing
 thread) is undone in its savepoint and fails alone; a database failure fails the batch, and the
 actor reconnects with backoff while refusing new requests at once instead of letting them hang.
+On PostgreSQL several lanes run side by side (`hub.storage.handle.Storage` routes a message to
+its thread's lane); each `StorageActor` here is one lane and knows nothing of the others.
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ class StorageActor:
         batch_max: int = 1000,
         flush_timeout_s: float = 10.0,
         backoff_max_s: float = 5.0,
+        upkeep: bool = True,
     ) -> None:
         self._engine = engine
+        self._upkeep = upkeep
         self._inbox = inbox
         self._batch_max = batch_max
         self._flush_timeout_s = flush_timeout_s
@@ -100,8 +104,10 @@ class StorageActor:
         self.stats.connected = True
         task_status.started()
         async with trio.open_nursery() as upkeep:
-            # The engine's upkeep (SQLite's checkpoints) lives exactly as long as the commits.
-            upkeep.start_soon(self._engine.maintain)
+            # The engine's upkeep (SQLite's checkpoints) lives exactly as long as the commits,
+            # run by one actor of the engine only.
+            if self._upkeep:
+                upkeep.start_soon(self._engine.maintain)
             try:
                 await self._commit_until_closed()
             finally:

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class Writer(Protocol):
-    """The storage actor's one write connection."""
+    """One write connection of the storage actor (one per lane)."""
 
     async def commit(self, make_op: Callable[[], Op[T]]) -> T:
         """Run the operation in one transaction and commit it; raise ConnectionLost if the
@@ -38,6 +38,9 @@ class Engine(ABC):
     # Serializes concurrent `hub migrate` runs on one database; None where the engine's
     # write lock already does.
     migration_lock_sql: str | None = None
+    # Whether several write connections can commit at the same time. PostgreSQL's can, on
+    # disjoint rows; SQLite has one write lock per database, so a second writer would only wait.
+    parallel_writers: bool = False
 
     @abstractmethod
     async def open(self) -> None:

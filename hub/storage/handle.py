@@ -96,17 +96,27 @@ def make_engine(settings: Settings) -> Engine:
 
 
 class Storage:
+    """What the hub holds to read and write.
+
+    Writes go to the storage actor's lanes: each lane is one `StorageActor` with its own inbox
+    and write connection. A message goes to the lane of its thread (`lane_of`), so one thread's
+    appends are committed in order by one connection, while the appends of other threads commit
+    at the same time on another: every append batch locks its threads' rows until COMMIT, and
+    two connections sharing threads would only wait on each other. Every other write goes to
+    lane 0. SQLite has one lane (one write lock per database).
+    """
+
     def __init__(
         self,
         engine: Engine,
-        inbox: trio.MemorySendChannel[Request],
-        actor: StorageActor,
+        inboxes: Sequence[trio.MemorySendChannel[Request]],
+        actors: Sequence[StorageActor],
         master: MasterKey,
         timeout_s: float,
     ) -> None:
         self.engine = engine
-        self._inbox = inbox
-        self._actor = actor
+        self._inboxes = list(inboxes)
+        self._actors = list(actors)
         self._master = master
         self._timeout_s = timeout_s
         self._deadlines = Deadlines()
@@ -114,13 +124,32 @@ class Storage:
 
     @property
     def stats(self) -> StorageStats:
-        return self._actor.stats
+        """All lanes' counters together (`lane_stats` has them one by one)."""
+        lanes = self.lane_stats
+        return StorageStats(
+            commits=sum(s.commits for s in lanes),
+            requests_committed=sum(s.requests_committed for s in lanes),
+            batches_failed=sum(s.batches_failed for s in lanes),
+            reconnects=sum(s.reconnects for s in lanes),
+            largest_batch=max(s.largest_batch for s in lanes),
+            connected=all(s.connected for s in lanes),
+        )
+
+    @property
+    def lane_stats(self) -> list[StorageStats]:
+        return [actor.stats for actor in self._actors]
+
+    def lane_of(self, thread_id: UUID) -> int:
+        return thread_id.int % len(self._inboxes)
 
     @property
     def inbox_waiting(self) -> int:
         """Requests accepted but not yet taken by the actor, plus callers blocked sending."""
-        stats = self._inbox.statistics()
-        return stats.current_buffer_used + stats.tasks_waiting_send
+        total = 0
+        for inbox in self._inboxes:
+            stats = inbox.statistics()
+            total += stats.current_buffer_used + stats.tasks_waiting_send
+        return total
 
     async def write(
         self,
@@ -225,14 +254,16 @@ class Storage:
         return row.version
 
     async def _submit(self, request: Request, timeout_s: float | None) -> Any:
+        message = request.message
+        inbox = self._inboxes[0 if message is None else self.lane_of(message.thread_id)]
         timeout_s = timeout_s or self._timeout_s
         deadline = trio.current_time() + timeout_s
         try:
-            self._inbox.send_nowait(request)
+            inbox.send_nowait(request)
         except trio.WouldBlock:
             # The inbox is full: wait for room (backpressure), but not past the deadline.
             with trio.move_on_at(deadline):
-                await self._inbox.send(request)
+                await inbox.send(request)
             if trio.current_time() >= deadline:
                 raise StorageUnavailable(
                     f"storage did not accept the request within {timeout_s}s"
@@ -251,7 +282,8 @@ class Storage:
         await self._deadlines.run(task_status=task_status)
 
     async def aclose(self) -> None:
-        await self._inbox.aclose()
+        for inbox in self._inboxes:
+            await inbox.aclose()
 
     def stop_deadlines(self) -> None:
         self._deadlines.stop()
@@ -314,14 +346,29 @@ async def open_storage(
                 keyring = keys.keyring_from(await engine.read(keys.encryption_keys()), master)
             except ConnectionLost as exc:
                 raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-            send, receive = trio.open_memory_channel[Request](settings.storage_inbox_size)
-            actor = StorageActor(engine, receive, batch_max=settings.storage_batch_max)
+            lanes = settings.storage_writers if engine.parallel_writers else 1
+            channels = [
+                trio.open_memory_channel[Request](settings.storage_inbox_size) for _ in range(lanes)
+            ]
+            actors = [
+                StorageActor(
+                    engine, receive, batch_max=settings.storage_batch_max, upkeep=lane == 0
+                )
+                for lane, (_, receive) in enumerate(channels)
+            ]
             async with trio.open_nursery() as nursery:
                 try:
-                    await nursery.start(actor.run)
+                    for actor in actors:
+                        await nursery.start(actor.run)
                 except ConnectionLost as exc:
                     raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-                storage = Storage(engine, send, actor, master, settings.storage_timeout_s)
+                storage = Storage(
+                    engine,
+                    [send for send, _ in channels],
+                    actors,
+                    master,
+                    settings.storage_timeout_s,
+                )
                 await nursery.start(storage.run_deadlines)
                 try:
                     storage.keyring = keyring or await storage.load_keys()

@@ -176,7 +176,7 @@ async def test_a_full_inbox_makes_writers_wait_instead_of_growing(settings, tmp_
                 for i in range(10):
                     nursery.start_soon(storage.append_message, message(thread, alice, f"w{i}"))
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-                stats = storage._inbox.statistics()
+                stats = storage._inboxes[storage.lane_of(thread.id)].statistics()
                 assert (stats.current_buffer_used, stats.tasks_waiting_send) == (2, 8)
                 assert await storage.read(repo.count_messages(thread.id)) == 0
                 release.set()
@@ -248,7 +248,7 @@ async def test_closing_storage_commits_everything_it_accepted(settings):
         thread = await new_thread(storage, await new_group(storage, alice), alice)
         for i in range(300):
             request = Request(message=storage.seal(message(thread, alice, f"s{i}")))
-            storage._inbox.send_nowait(request)
+            storage._inboxes[storage.lane_of(thread.id)].send_nowait(request)
             accepted.append(request)
     # The context has exited: the actor drained its inbox before stopping.
     assert all(r.done.is_set() and r.error is None for r in accepted)
@@ -264,7 +264,7 @@ async def test_cancelled_storage_still_commits_what_it_accepted(settings):
             thread = await new_thread(storage, await new_group(storage, alice), alice)
             for i in range(300):
                 request = Request(message=storage.seal(message(thread, alice, f"c{i}")))
-                storage._inbox.send_nowait(request)
+                storage._inboxes[storage.lane_of(thread.id)].send_nowait(request)
                 accepted.append(request)
             scope.cancel()
             await trio.sleep_forever()

@@ -1,8 +1,8 @@
 """PostgreSQL, for production: asyncpg driven from Trio through triopg and trio-asyncio.
 
-The storage actor owns one dedicated write connection; reads use a pool and never queue behind
-writes. Messages take a bulk path (unnest arrays) so a batch of 1,000 costs a handful of round
-trips, falling back to row-by-row only when some row must fail on its own.
+The storage actor owns the write connections (one per lane); reads use a pool and never queue
+behind writes. Messages take a bulk path (unnest arrays) so a batch of 1,000 costs a handful of
+round trips, falling back to row-by-row only when some row must fail on its own.
 
 Each whole operation (a read, or a batch from BEGIN to COMMIT) crosses from Trio into asyncio
 once: its statements run back to back inside one asyncio coroutine on the raw asyncpg
@@ -184,6 +184,7 @@ class PostgresEngine(Engine):
     name = "postgres"
     migrations_dir = Path(__file__).parent / "migrations"
     migration_lock_sql = "SELECT pg_advisory_xact_lock(7312026)"
+    parallel_writers = True
 
     def __init__(
         self,
