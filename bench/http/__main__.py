@@ -1,6 +1,7 @@
 """REST bench: requests/s and p50/p99 latency of GET and POST /threads/{id}, 50 clients.
 
     python -m bench.http [--rate 500] [--clients 50] [--seconds 10] [--database-url URL]
+    python -m bench.http --floor [--rate 500]   # same load, bare Quart-Trio (bench.http.floor)
 
 The hub runs as its own process (`python -m hub serve`), so the load generator does not steal
 its event loop; the two still share this machine's cores. Load is open-loop: each client has a
@@ -225,8 +226,14 @@ async def main(args: argparse.Namespace) -> None:
         issue_token(settings, user_id=uuid.uuid4(), org_id=org, role="owner", name=f"c{i}")
         for i in range(args.clients)
     ]
+    command = [sys.executable, "-m", "hub", "serve"]
+    if args.floor:
+        command = [sys.executable, "-m", "bench.http.floor", "--host", host, "--port", str(port)]
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hub", "serve"], env=env, stdout=subprocess.DEVNULL
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if args.floor else None,
     )
     try:
         await wait_ready(host, port, process)
@@ -273,4 +280,9 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="serve bare Quart-Trio with canned answers instead of the hub (bench.http.floor)",
+    )
     trio.run(main, parser.parse_args())
