@@ -142,6 +142,7 @@ async def run(args) -> dict:
             "HUB_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
             "HUB_VAR_DIR": str(workdir),
             "HUB_STORAGE_TIMEOUT_S": "30",
+            **({"HUB_STORAGE_WRITERS": str(args.lanes)} if args.lanes else {}),
         }
     )
     async with open_storage(settings) as storage:
@@ -190,6 +191,7 @@ async def run(args) -> dict:
             total += count
     result = {
         "backend": args.backend,
+        "lanes": len(storage.lane_stats),
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         ),
@@ -246,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=100, help="threads written to (100)")
     parser.add_argument("--size", type=int, default=200, help="message body bytes (200)")
     parser.add_argument("--phase", choices=["both", "saturation", "fixed"], default="both")
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        help="PostgreSQL write connections (HUB_STORAGE_WRITERS; default: the hub's, 2)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     if args.rate is None:
