@@ -106,3 +106,33 @@ async def test_a_failed_checkpoint_is_logged_and_the_next_commit_tries_again(
         assert await storage.read(repo.count_messages(thread.id)) == 300
         assert len(calls) >= 2
     assert "WAL checkpoint failed, retried later: disk I/O error" in caplog.text
+
+
+def _wal_salts(path) -> bytes:
+    """The WAL header's two salts: SQLite writes new ones each time it starts the WAL over."""
+    with open(f"{path}-wal", "rb") as wal:
+        return wal.read(32)[16:24]
+
+
+async def test_under_load_the_wal_starts_over_instead_of_growing(tmp_path):
+    """The engine's task copies the WAL only up to where it began, and a busy writer keeps
+    adding to it, so on its own the WAL would never be copied whole and never start over: it
+    would grow until the blocking restart at WAL_RESTART_PAGES. The writer's first commit after
+    each of the task's checkpoints copies the rest, so the commit after that starts it over."""
+    settings = make_settings(f"sqlite:///{tmp_path}/hub.db", tmp_path / "var")
+    path = sqlite_path(settings.database_url)
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        storage.engine.batch_taken(BUSY_BATCH)  # the writer is behind: the task checkpoints
+        await send(storage, thread, alice, "wakes the task")
+        with trio.fail_after(5):
+            while storage.engine.checkpoints == 0:  # noqa: ASYNC110 (polls a counter)
+                await trio.sleep(0.005)
+        # The task now sleeps for CHECKPOINT_INTERVAL_S: only the writer can copy from here.
+        await send(storage, thread, alice, "first after the task's checkpoint")
+        before = _wal_salts(path)
+        await send(storage, thread, alice, "second after it")
+        assert storage.engine.checkpoints == 1
+        assert _wal_salts(path) != before
+        assert await storage.read(repo.count_messages(thread.id)) == 3
