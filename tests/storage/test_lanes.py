@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+import triopg
 
 from hub.storage import open_storage
 from hub.storage import repository as repo
@@ -97,3 +98,31 @@ async def test_sqlite_has_one_lane_whatever_is_configured(tmp_path):
         await storage.append_message(message(thread, alice, "one lane"))
         assert len(storage.lane_stats) == 1
         assert storage.lane_of(thread.id) == 0
+
+
+@pytest.mark.postgres
+async def test_a_presence_write_in_flight_on_a_thread_does_not_hold_up_its_appends(
+    postgres_url, tmp_path
+):
+    """Presence and read receipts commit on lane 0 while the thread's messages commit on their
+    own lane; their foreign-key checks share-lock the thread row, and the append's lock on that
+    row must not wait for them (it only changes non-key columns)."""
+    settings = make_settings(postgres_url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="30")
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        async with triopg.connect(settings.database_url) as other:
+            await other.execute("BEGIN")
+            await other.execute(
+                "INSERT INTO thread_presence (thread_id, user_id, status, last_seen_at) "
+                "VALUES ($1, $2, 'online', now())",
+                thread.id,
+                alice.user_id,
+            )
+            try:
+                with trio.fail_after(5):
+                    stored = await storage.append_message(message(thread, alice, "not held"))
+            finally:
+                await other.execute("ROLLBACK")
+        assert stored.seq == 1
+        assert await storage.read(repo.count_messages(thread.id)) == 1

@@ -15,11 +15,15 @@ from hub.storage.sql import Op, fetch
 
 # The batch's existing (sender, client_msg_id) rows and its threads, locked, in one round trip.
 # Threads are locked in id order: two hub processes appending to overlapping threads take the
-# locks in the same order and cannot deadlock on each other. Rows are told apart by `kind`.
+# locks in the same order and cannot deadlock on each other. NO KEY UPDATE because the bump
+# changes no key: the lock still excludes every other append to the thread (that keeps seqs
+# gap-free), but not the key-share locks of foreign-key checks, so presence, read receipts and
+# attachments written for the thread on another connection (lane 0) neither wait for the
+# batch nor hold it up. Rows are told apart by `kind`.
 _LOOKUP = """
 WITH locked AS (
     SELECT id, status, last_seq FROM messaging_threads
-    WHERE id = ANY($3::uuid[]) ORDER BY id FOR UPDATE
+    WHERE id = ANY($3::uuid[]) ORDER BY id FOR NO KEY UPDATE
 )
 SELECT 'thread' AS kind, NULL::bigint AS id, l.id AS thread_id, l.status, l.last_seq,
        NULL::bigint AS seq, NULL::timestamptz AS created_at, NULL::uuid AS sender_user_id,
