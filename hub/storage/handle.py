@@ -142,15 +142,6 @@ class Storage:
     def lane_of(self, thread_id: UUID) -> int:
         return thread_id.int % len(self._inboxes)
 
-    @property
-    def inbox_waiting(self) -> int:
-        """Requests accepted but not yet taken by the actor, plus callers blocked sending."""
-        total = 0
-        for inbox in self._inboxes:
-            stats = inbox.statistics()
-            total += stats.current_buffer_used + stats.tasks_waiting_send
-        return total
-
     async def write(
         self,
         make_op: Callable[[datetime], Op[T]],
