@@ -43,7 +43,7 @@ class Settings:
     max_file_size: int
     var_dir: Path
     storage_batch_max: int = 1000
-    storage_writers: int = 2
+    storage_writers: int = 1
     storage_inbox_size: int = 4096
     storage_timeout_s: float = 5.0
     log_level: str = "INFO"
@@ -168,7 +168,7 @@ def load_settings(
         max_file_size=_positive_int(source, "HUB_MAX_FILE_SIZE", 100 * MIB),
         var_dir=var_dir,
         storage_batch_max=_positive_int(source, "HUB_STORAGE_BATCH_MAX", 1000),
-        storage_writers=_positive_int(source, "HUB_STORAGE_WRITERS", 2),
+        storage_writers=_positive_int(source, "HUB_STORAGE_WRITERS", 1),
         storage_inbox_size=_positive_int(source, "HUB_STORAGE_INBOX_SIZE", 4096),
         storage_timeout_s=_positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0),
         log_level=_log_level(source),

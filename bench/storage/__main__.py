@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lanes",
         type=int,
-        help="PostgreSQL write connections (HUB_STORAGE_WRITERS; default: the hub's, 2)",
+        help="PostgreSQL write connections (HUB_STORAGE_WRITERS; default: the hub's, 1)",
     )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
-"""Write lanes: on PostgreSQL the storage actor commits on several connections at once, each
-thread's messages always on the same one; SQLite keeps one (one write lock per database)."""
+"""Write lanes: on PostgreSQL the storage actor can commit on several connections at once
+(HUB_STORAGE_WRITERS), each thread's messages always on the same one; SQLite keeps one (one
+write lock per database)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ async def threads_in_two_lanes(storage, group, member):
 async def test_a_thread_blocked_in_one_lane_does_not_hold_up_another_lanes_commits(
     postgres_url, tmp_path
 ):
-    settings = make_settings(postgres_url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="30")
+    settings = make_settings(
+        postgres_url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="30", HUB_STORAGE_WRITERS="2"
+    )
     async with open_storage(settings) as storage:
         assert len(storage.lane_stats) == 2
         alice = await new_member(storage, settings)
@@ -104,9 +107,10 @@ async def test_sqlite_has_one_lane_whatever_is_configured(tmp_path):
 async def test_a_presence_write_in_flight_on_a_thread_does_not_hold_up_its_appends(
     postgres_url, tmp_path
 ):
-    """Presence and read receipts commit on lane 0 while the thread's messages commit on their
-    own lane; their foreign-key checks share-lock the thread row, and the append's lock on that
-    row must not wait for them (it only changes non-key columns)."""
+    """Presence and read receipts can be in flight on another connection (lane 0 when there are
+    several, or another hub process) while the thread's messages are appended; their foreign-key
+    checks share-lock the thread row, and the append's lock on that row must not wait for them
+    (it only changes non-key columns)."""
     settings = make_settings(postgres_url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="30")
     async with open_storage(settings) as storage:
         alice = await new_member(storage, settings)
