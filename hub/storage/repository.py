@@ -28,7 +28,16 @@ from hub.storage.records import (
     UserProfile,
     row_to,
 )
-from hub.storage.sql import IntegrityError, Op, execute, executemany, fetch, fetchrow, fetchval
+from hub.storage.sql import (
+    IntegrityError,
+    Op,
+    RowShape,
+    execute,
+    executemany,
+    fetch,
+    fetchrow,
+    fetchval,
+)
 
 # --- batches -------------------------------------------------------------------------------------
 
@@ -367,10 +376,27 @@ def append_messages_each(
     return outcomes
 
 
-MESSAGE_COLUMNS = """
-id, thread_id, seq, sender_user_id, sender_org_id, kind, body_ciphertext, body_nonce,
-key_version, client_msg_id, reply_to, metadata, created_at, edited_at, deleted_at
-"""
+# A page of history is the hub's most frequent read; its shape lets SQLite carry it in one piece.
+MESSAGE_SHAPE = RowShape(
+    (
+        ("id", int),
+        ("thread_id", UUID),
+        ("seq", int),
+        ("sender_user_id", UUID),
+        ("sender_org_id", UUID),
+        ("kind", str),
+        ("body_ciphertext", bytes),
+        ("body_nonce", bytes),
+        ("key_version", int),
+        ("client_msg_id", str),
+        ("reply_to", int | None),
+        ("metadata", dict),
+        ("created_at", datetime),
+        ("edited_at", datetime | None),
+        ("deleted_at", datetime | None),
+    )
+)
+MESSAGE_COLUMNS = ", ".join(MESSAGE_SHAPE.names)
 
 
 def message_rows(
@@ -389,6 +415,7 @@ def message_rows(
             thread_id,
             before_seq,
             limit,
+            shape=MESSAGE_SHAPE,
         )
         return list(reversed(rows))
     rows = yield fetch(
@@ -397,6 +424,7 @@ def message_rows(
         thread_id,
         after_seq or 0,
         limit,
+        shape=MESSAGE_SHAPE,
     )
     return rows
 

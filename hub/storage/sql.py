@@ -18,10 +18,26 @@ Mode = Literal["execute", "executemany", "fetch", "fetchrow", "fetchval", "scrip
 
 
 @dataclass(frozen=True, slots=True)
+class RowShape:
+    """The columns a fetch returns, by name and Python type (UUID, int, str, bytes, datetime,
+    dict, or one of them or None). A fetch that states its shape may be carried by the engine in
+    one piece: SQLite's engine reads such rows as one JSON value, so its worker thread steps one
+    row instead of one per message and takes the GIL back once, not once per row (see
+    `hub.storage.sqlite.packed`). The caller gets the same dicts either way."""
+
+    columns: tuple[tuple[str, Any], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     sql: str
     args: tuple[Any, ...]
     mode: Mode
+    shape: RowShape | None = None
 
 
 # An operation: yields queries, receives their results, returns T.
@@ -36,9 +52,10 @@ def executemany(sql: str, rows: list[tuple[Any, ...]]) -> Query:
     return Query(sql, (rows,), "executemany")
 
 
-def fetch(sql: str, *args: Any) -> Query:
-    """Rows as a list of dicts."""
-    return Query(sql, args, "fetch")
+def fetch(sql: str, *args: Any, shape: RowShape | None = None) -> Query:
+    """Rows as a list of dicts. `shape`, when given, names every column the query selects, in
+    order, with its type."""
+    return Query(sql, args, "fetch", shape)
 
 
 def fetchrow(sql: str, *args: Any) -> Query:

@@ -26,6 +26,7 @@ from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
 from hub.storage.sqlite import types  # noqa: F401 (registers adapters and converters)
 from hub.storage.sqlite.append import SqliteAppend
+from hub.storage.sqlite.packed import packed_query
 
 T = TypeVar("T")
 
@@ -67,6 +68,9 @@ def _run(conn: sqlite3.Connection, query: Query) -> Any:
     if query.mode == "executemany":
         conn.executemany(sql, query.args[0])
         return None
+    if query.mode == "fetch" and query.shape is not None:
+        packed = packed_query(sql, query.shape)
+        return packed.rows(conn.execute(packed.sql, query.args).fetchone()["packed"])
     cursor = conn.execute(sql, query.args)
     if query.mode == "execute":
         return None
