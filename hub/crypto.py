@@ -8,6 +8,7 @@ thread (or attachment), so a row copied elsewhere fails to decrypt instead of le
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from uuid import UUID
@@ -109,7 +110,9 @@ def _wrap_aad(version: int) -> bytes:
     return b"vch:data-key:" + str(version).encode()
 
 
+@functools.lru_cache(maxsize=4096)
 def _message_aad(thread_id: UUID) -> bytes:
+    """Remembered: a page of history opens many messages of one thread."""
     return b"vch:message:" + thread_id.bytes
 
 

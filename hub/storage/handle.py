@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_MESSAGE_ROW_FIELDS = tuple(name for name in Message.__struct_fields__ if name != "body")
-
-
 class Deadlines:
     """Fails write requests that outlive their deadline.
 
@@ -214,18 +211,29 @@ class Storage:
         assert self.keyring is not None
         if any(not self.keyring.has_version(row["key_version"]) for row in rows):
             await self.load_keys()
-        keyring, fields = self.keyring, _MESSAGE_ROW_FIELDS
+        keyring = self.keyring
         # Built directly: both engines already return these columns as the right Python types,
         # and a page of history decodes many rows (msgspec.convert per row was measurable).
         return [
             Message(
+                id=row["id"],
+                thread_id=row["thread_id"],
+                seq=row["seq"],
+                sender_user_id=row["sender_user_id"],
+                sender_org_id=row["sender_org_id"],
+                kind=row["kind"],
                 body=keyring.open_message(
                     row["thread_id"],
                     Sealed(
                         bytes(row["body_ciphertext"]), bytes(row["body_nonce"]), row["key_version"]
                     ),
                 ),
-                **{name: row[name] for name in fields},
+                client_msg_id=row["client_msg_id"],
+                metadata=row["metadata"],
+                created_at=row["created_at"],
+                reply_to=row["reply_to"],
+                edited_at=row["edited_at"],
+                deleted_at=row["deleted_at"],
             )
             for row in rows
         ]
