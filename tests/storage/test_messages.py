@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 import trio
 
 from hub.storage import repository as repo
+from hub.storage.sql import fetch
 from tests.factories import message, new_group, new_member, new_thread, send
 
 
@@ -65,3 +67,44 @@ async def test_repeats_inside_one_batch_are_stored_once(storage, settings):
     assert len({(r.id, r.seq) for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
     assert await storage.read(repo.count_messages(thread.id)) == 1
+
+
+async def test_a_page_read_in_one_piece_matches_the_rows_read_one_by_one(storage, settings):
+    """SQLite carries a page of history as one JSON value (hub.storage.sqlite.packed); what
+    comes out must be exactly what a plain row-by-row read of the same columns gives: blobs with
+    any byte, a reply, nested metadata, nulls, timestamps."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    first = await send(storage, thread, alice, "Tent at 3pm")
+    await storage.append_message(
+        msgspec.structs.replace(
+            message(thread, alice, 'Gate "B" \u2014 \U0001f490'),
+            kind="location",
+            reply_to=first.id,
+            metadata={"latitude": 51.501, "longitude": -0.142, "tags": ["rain", None, 3]},
+        )
+    )
+    for i in range(5):
+        await send(storage, thread, alice, f"note {i}")
+
+    plain = await storage.read(_plain_rows(thread.id))
+    latest = await storage.read(repo.message_rows(thread.id, before_seq=8, limit=4))
+    forward = await storage.read(repo.message_rows(thread.id, after_seq=0, limit=3))
+
+    assert latest == plain[3:7]
+    assert forward == plain[:3]
+    assert plain[1]["reply_to"] == first.id
+    assert plain[1]["metadata"]["tags"] == ["rain", None, 3]
+    assert [m.body for m in await storage.open_rows(forward)] == [
+        "Tent at 3pm",
+        'Gate "B" \u2014 \U0001f490',
+        "note 0",
+    ]
+
+
+def _plain_rows(thread_id):
+    rows = yield fetch(
+        f"SELECT {repo.MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
+        thread_id,
+    )
+    return rows
