@@ -25,6 +25,13 @@ class MessageRouter(Protocol):
         """Check access, store (ack only after commit), deliver; raise HubError on refusal."""
         ...
 
+    async def post_authorized(
+        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
+    ) -> StoredMessage:
+        """Store and deliver a message whose sender the caller has just authorized with
+        `hub.access` (a REST handler that needed the decision itself): one read fewer."""
+        ...
+
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
         """An organization left a group: whatever it receives live from it must stop now."""
         ...
@@ -38,6 +45,11 @@ class DirectRouter:
         self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         await authorize_thread(self._storage, principal, message.thread_id, "post")
+        return await self.post_authorized(principal, message, audit=audit)
+
+    async def post_authorized(
+        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
+    ) -> StoredMessage:
         return await self._storage.append_message(message, audit=audit)
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
