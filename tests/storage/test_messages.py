@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import msgspec
 import trio
 
 from hub.storage import repository as repo
+from hub.storage.handle import OpenedMessages
+from hub.storage.records import Message
 from hub.storage.sql import fetch
 from tests.factories import message, new_group, new_member, new_thread, send
 
@@ -108,3 +113,53 @@ def _plain_rows(thread_id):
         thread_id,
     )
     return rows
+
+
+async def test_a_row_sealed_anew_or_edited_is_opened_again_not_served_from_memory(
+    storage, settings
+):
+    """Opened messages are remembered by id, nonce, edited_at and deleted_at: a row whose body
+    was sealed again, or that was edited, must come back as it now is."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    await send(storage, thread, alice, "Tent at 3pm")
+    [row] = await storage.read(repo.message_rows(thread.id))
+    assert [m.body for m in await storage.open_rows([row])] == ["Tent at 3pm"]
+
+    resealed = storage.keyring.seal_message(thread.id, "Tent at 4pm")
+    moved = {**row, "body_ciphertext": resealed.ciphertext, "body_nonce": resealed.nonce}
+    edited_at = datetime.now(UTC)
+    edited = {**moved, "metadata": {"edited": True}, "edited_at": edited_at}
+
+    [again] = await storage.open_rows([moved])
+    [after_edit] = await storage.open_rows([edited])
+
+    assert again.body == "Tent at 4pm"
+    assert (after_edit.metadata, after_edit.edited_at) == ({"edited": True}, edited_at)
+
+
+def test_opened_messages_forget_the_least_recently_used_first():
+    opened = OpenedMessages(max_entries=2)
+    first, second, third = (_message(i) for i in range(3))
+    opened.put((1,), first)
+    opened.put((2,), second)
+    assert opened.get((1,)) is first  # now the most recently used
+    opened.put((3,), third)
+
+    assert (opened.get((1,)), opened.get((2,)), opened.get((3,))) == (first, None, third)
+    assert len(opened) == 2
+
+
+def _message(i: int) -> Message:
+    return Message(
+        id=i,
+        thread_id=uuid.uuid4(),
+        seq=i,
+        sender_user_id=uuid.uuid4(),
+        sender_org_id=uuid.uuid4(),
+        kind="text",
+        body=f"m{i}",
+        client_msg_id=f"c{i}",
+        metadata={},
+        created_at=datetime.now(UTC),
+    )
