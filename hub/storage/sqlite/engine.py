@@ -24,7 +24,10 @@ from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper, script_statements
 from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
-from hub.storage.sqlite import types  # noqa: F401 (registers adapters and converters)
+from hub.storage.sqlite import (
+    types,  # noqa: F401 (registers adapters and converters)
+    worker,
+)
 from hub.storage.sqlite.append import SqliteAppend
 from hub.storage.sqlite.packed import packed_query
 
@@ -176,7 +179,7 @@ class SqliteWriter:
     async def commit(self, make_op: Callable[[], Op[T]]) -> T:
         inline_pages = 0 if self._engine.offloading() else INLINE_CHECKPOINT_PAGES
         finish = self._engine.take_checkpoint_tail()
-        value = await trio.to_thread.run_sync(self._commit, make_op, inline_pages, finish)
+        value = await worker.run_sync(self._commit, make_op, inline_pages, finish)
         self._engine.note_commit()
         return value
 
@@ -213,7 +216,7 @@ class SqliteWriter:
         return value
 
     async def aclose(self) -> None:
-        await trio.to_thread.run_sync(self._conn.close)
+        await worker.run_sync(self._conn.close)
 
 
 class SqliteEngine(Engine):
@@ -252,7 +255,7 @@ class SqliteEngine(Engine):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await trio.to_thread.run_sync(
+        conn = await worker.run_sync(
             functools.partial(_connect, self.path, self._busy_timeout_s, writer=True)
         )
         conn.close()
@@ -263,7 +266,7 @@ class SqliteEngine(Engine):
         self._opened.clear()
 
     async def connect_writer(self) -> SqliteWriter:
-        conn = await trio.to_thread.run_sync(
+        conn = await worker.run_sync(
             functools.partial(_connect, self.path, self._busy_timeout_s, writer=True)
         )
         return SqliteWriter(conn, self)
@@ -297,12 +300,12 @@ class SqliteEngine(Engine):
                     continue  # the writer checkpoints inline
                 try:
                     if conn is None:
-                        conn = await trio.to_thread.run_sync(
+                        conn = await worker.run_sync(
                             functools.partial(
                                 _connect, self.path, self._busy_timeout_s, writer=False
                             )
                         )
-                    await trio.to_thread.run_sync(_checkpoint, conn)
+                    await worker.run_sync(_checkpoint, conn)
                     self.checkpoints += 1
                     self._checkpoint_tail = True
                 except (sqlite3.Error, ConnectionLost) as exc:
@@ -316,7 +319,7 @@ class SqliteEngine(Engine):
                 conn.close()
 
     async def read(self, op: Op[T]) -> T:
-        return await trio.to_thread.run_sync(self._read, op, limiter=self._reader_limit)
+        return await worker.run_sync(self._read, op, limiter=self._reader_limit)
 
     def _read(self, op: Op[T]) -> T:
         try:
