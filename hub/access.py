@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from hub.auth import Principal
@@ -110,6 +110,31 @@ async def read_authorized_thread(
 def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:
     """Decide inside a read operation: raises NotFound, Forbidden or Conflict."""
     row = yield from repo.thread_access_row(thread_id, principal.org_id)
+    return _decide_thread(principal, thread_id, row, action)
+
+
+def decided_in_write(
+    principal: Principal, thread_id: UUID, action: Action
+) -> Callable[[dict[tuple[UUID, UUID], dict[str, Any] | None]], Op[UUID]]:
+    """The decision `authorize_thread` takes, to be taken instead inside the write it allows
+    (the storage actor runs it in the transaction, before the message): what is written is
+    what was allowed, with no membership change in between, and no read of its own beforehand.
+    Returns the thread's group id; raises as `thread_access` does. `rows` is shared by the
+    writes of one run of a batch, so many messages of one organization to one thread fetch its
+    access row once."""
+
+    def decide(rows: dict[tuple[UUID, UUID], dict[str, Any] | None]) -> Op[UUID]:
+        key = (thread_id, principal.org_id)
+        if key not in rows:
+            rows[key] = yield from repo.thread_access_row(thread_id, principal.org_id)
+        return _decide_thread(principal, thread_id, rows[key], action).group_id
+
+    return decide
+
+
+def _decide_thread(
+    principal: Principal, thread_id: UUID, row: dict[str, Any] | None, action: Action
+) -> ThreadAccess:
     if row is None or row["member_status"] != "active":
         raise NotFound(f"thread {thread_id} not found")
     owner = row["owner_organization_id"]

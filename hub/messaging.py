@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 from uuid import UUID
 
-from hub.access import authorize_thread
+from hub.access import decided_in_write
 from hub.auth import Principal
 from hub.storage import Storage
 from hub.storage.actor import AuditSpec
@@ -22,14 +22,8 @@ class MessageRouter(Protocol):
     async def post(
         self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
-        """Check access, store (ack only after commit), deliver; raise HubError on refusal."""
-        ...
-
-    async def post_authorized(
-        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
-    ) -> StoredMessage:
-        """Store and deliver a message whose sender the caller has just authorized with
-        `hub.access` (a REST handler that needed the decision itself): one read fewer."""
+        """Check access, store (ack only after commit), deliver; raise HubError on refusal.
+        Audit rows that name no group are given the thread's group."""
         ...
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
@@ -44,13 +38,11 @@ class DirectRouter:
     async def post(
         self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
-        await authorize_thread(self._storage, principal, message.thread_id, "post")
-        return await self.post_authorized(principal, message, audit=audit)
-
-    async def post_authorized(
-        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
-    ) -> StoredMessage:
-        return await self._storage.append_message(message, audit=audit)
+        return await self._storage.append_message(
+            message,
+            audit=audit,
+            authorize=decided_in_write(principal, message.thread_id, "post"),
+        )
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
         """Nothing is delivered live without the realtime layer, so nothing to end."""

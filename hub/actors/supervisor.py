@@ -27,7 +27,7 @@ from uuid import UUID
 
 import trio
 
-from hub.access import authorize_thread
+from hub.access import decided_in_write
 from hub.actors.thread import (
     Command,
     Post,
@@ -48,7 +48,7 @@ from hub.identities import Identities
 from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
 from hub.storage import repository as repo
-from hub.storage.actor import AuditSpec
+from hub.storage.actor import AuditSpec, Authorize
 from hub.storage.bulk import PresenceUpdate
 from hub.storage.records import Message, NewMessage, StoredMessage
 
@@ -70,8 +70,10 @@ class StorageThreadStore:
     async def last_seq(self, thread_id: UUID) -> int:
         return (await self._storage.read(repo.get_thread(thread_id))).last_seq
 
-    async def append(self, message: NewMessage, audit: AuditSpec) -> StoredMessage:
-        return await self._storage.append_message(message, audit=audit)
+    async def append(
+        self, message: NewMessage, audit: AuditSpec, authorize: Authorize | None = None
+    ) -> StoredMessage:
+        return await self._storage.append_message(message, audit=audit, authorize=authorize)
 
     async def messages_after(self, thread_id: UUID, after_seq: int, limit: int) -> list[Message]:
         return await self._storage.messages(thread_id, after_seq=after_seq, limit=limit)
@@ -214,13 +216,22 @@ class Supervisor:
     async def post(
         self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
-        """Check access, store (answer only after commit), deliver to live subscribers."""
-        await authorize_thread(self.storage, principal, message.thread_id, "post")
-        return await self.post_authorized(principal, message, audit=audit)
+        """Check access, store (answer only after commit), deliver to live subscribers. The
+        access decision is taken in the write transaction itself (`decided_in_write`)."""
+        post = Post(
+            message,
+            principal.name,
+            audit,
+            authorize=decided_in_write(principal, message.thread_id, "post"),
+        )
+        await self.send_to_thread(message.thread_id, post)
+        return await post.reply.wait(self.settings.storage_timeout_s + COMMAND_TIMEOUT_S)
 
     async def post_authorized(
         self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
+        """For a session that has decided its access to the thread already (and forgets the
+        decision when the membership is revoked)."""
         post = Post(message, principal.name, audit)
         await self.send_to_thread(message.thread_id, post)
         return await post.reply.wait(self.settings.storage_timeout_s + COMMAND_TIMEOUT_S)

@@ -35,7 +35,7 @@ import trio
 from hub import protocol
 from hub.auth import Principal
 from hub.errors import HubError, Overloaded
-from hub.storage.actor import AuditSpec
+from hub.storage.actor import AuditSpec, Authorize
 from hub.storage.records import Message, NewMessage, StoredMessage
 from hub.ws.errors import error_frame
 from hub.ws.wire import event_frame
@@ -80,7 +80,9 @@ class ThreadStore(Protocol):
 
     async def last_seq(self, thread_id: UUID) -> int: ...
 
-    async def append(self, message: NewMessage, audit: AuditSpec) -> StoredMessage: ...
+    async def append(
+        self, message: NewMessage, audit: AuditSpec, authorize: Authorize | None = None
+    ) -> StoredMessage: ...
 
     async def messages_after(
         self, thread_id: UUID, after_seq: int, limit: int
@@ -147,6 +149,8 @@ class Post:
     message: NewMessage
     sender_name: str
     audit: AuditSpec = ()
+    # Set when the sender's access is decided in the write (hub.access.decided_in_write).
+    authorize: Authorize | None = None
     reply: Reply[StoredMessage] = field(default_factory=Reply)
 
 
@@ -602,7 +606,7 @@ class ThreadActor:
 
     async def _store_message(self, post: Post) -> None:
         try:
-            stored = await self._store.append(post.message, post.audit)
+            stored = await self._store.append(post.message, post.audit, post.authorize)
         except HubError as exc:
             await self.inbox.send(_PostDone(post, None, exc))
         else:

@@ -16,9 +16,8 @@ from uuid import UUID
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.access import authorize_thread
 from hub.http.errors import FieldInvalid
-from hub.http.identity import audit, current_principal, current_router, current_storage
+from hub.http.identity import audit, current_principal, current_router
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import MessageAck, MessageIn
@@ -28,11 +27,11 @@ from hub.storage.records import NewMessage, StoredMessage
 blueprint = Blueprint("messages", __name__)
 
 
-async def post_message(message: NewMessage, *, group_id: UUID) -> StoredMessage:
+async def post_message(message: NewMessage, *, group_id: UUID | None = None) -> StoredMessage:
     """Post through the router with the request's audit row (sender, client, message kind; the
-    body stays out of the audit trail, it is encrypted at rest for a reason). The caller has
-    authorized the sender for this thread already (it needed the group for the audit row), so
-    the router does not read the same decision again."""
+    body stays out of the audit trail, it is encrypted at rest for a reason). The router decides
+    the sender's access inside the write, and gives the audit row the thread's group when the
+    caller does not know it."""
     router: MessageRouter = current_router()
     entry = audit(
         "message.send",
@@ -42,7 +41,7 @@ async def post_message(message: NewMessage, *, group_id: UUID) -> StoredMessage:
         details={"thread_id": str(message.thread_id), "kind": message.kind},
     )
     # A repeated client_msg_id stores nothing, so it is not audited a second time.
-    return await router.post_authorized(
+    return await router.post(
         current_principal(), message, audit=lambda stored: () if stored.duplicate else [entry]
     )
 
@@ -82,7 +81,6 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     tid = path_id("thread_id", thread_id)
     body, metadata = _checked(data)
     principal = current_principal()
-    access = await authorize_thread(current_storage(), principal, tid, "post")
     client_msg_id = data.client_msg_id or uuid.uuid4().hex
     stored = await post_message(
         NewMessage(
@@ -95,7 +93,6 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
             reply_to=data.reply_to,
             metadata=metadata,
         ),
-        group_id=access.group_id,
     )
     ack = MessageAck(
         id=stored.id,

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import trio
+from msgspec.structs import replace
 
 from hub.errors import Conflict, HubError, Invalid, StorageUnavailable
 from hub.storage.bulk import run_kind
@@ -30,6 +32,10 @@ from hub.storage.sql import ConnectionLost, IntegrityError, Op
 log = logging.getLogger(__name__)
 
 AuditSpec = Sequence[AuditEntry] | Callable[[Any], Sequence[AuditEntry]]
+# An access decision a message write carries into its transaction (hub.access.decided_in_write):
+# given the access rows its run has fetched so far, it returns the group the write belongs to
+# or raises the HubError that refuses it.
+Authorize = Callable[[dict[Any, Any]], Op[UUID]]
 
 
 @dataclass(eq=False, slots=True)
@@ -42,6 +48,10 @@ class Request:
     bulk_kind: str | None = None
     item: Any = None
     audit: AuditSpec = ()
+    # For a message: decided in the write transaction, before it; a refusal fails the request
+    # alone and writes nothing of it. Audit rows naming no group get the group it returns.
+    authorize: Authorize | None = None
+    group_id: UUID | None = None
     done: trio.Event = field(default_factory=trio.Event)
     # Set when the actor takes the request into a batch: from then on the actor answers it with
     # the commit's outcome (its queries have their own timeouts), not the caller's deadline.
@@ -244,8 +254,7 @@ def _batch_op(engine: Engine, batch: list[Request], now: datetime) -> Op[list[An
                 end += 1
             run = batch[index:end]
             if kind == "message":
-                messages = [r.message for r in run]
-                outcomes.extend((yield from engine.append_messages(messages, now)))
+                outcomes.extend((yield from _append_run(engine, run, now)))
             else:
                 outcomes.extend((yield from run_kind(kind, [r.item for r in run], now)))
             index = end
@@ -256,10 +265,35 @@ def _batch_op(engine: Engine, batch: list[Request], now: datetime) -> Op[list[An
     audit: list[AuditEntry] = []
     for request, outcome in zip(batch, outcomes, strict=True):
         if request.audit and not isinstance(outcome, Exception):
-            audit.extend(request.audit(outcome) if callable(request.audit) else request.audit)
+            entries = request.audit(outcome) if callable(request.audit) else request.audit
+            if request.group_id is not None:
+                entries = [
+                    e if e.group_id is not None else replace(e, group_id=request.group_id)
+                    for e in entries
+                ]
+            audit.extend(entries)
     if audit:
         yield from insert_audit(audit, now)
     return outcomes
+
+
+def _append_run(engine: Engine, run: list[Request], now: datetime) -> Op[list[Any]]:
+    """A run of consecutive message appends: each one's access decision first (the run's
+    access rows fetched once per thread and organization), then the allowed ones in one bulk
+    append; a refused message's outcome is its refusal."""
+    rows: dict[Any, Any] = {}
+    refusals: list[HubError | None] = []
+    for request in run:
+        refusal = None
+        if request.authorize is not None:
+            try:
+                request.group_id = yield from request.authorize(rows)
+            except HubError as error:
+                refusal = error
+        refusals.append(refusal)
+    allowed = [r.message for r, refusal in zip(run, refusals, strict=True) if refusal is None]
+    stored = iter((yield from engine.append_messages(allowed, now)) if allowed else [])
+    return [refusal if refusal is not None else next(stored) for refusal in refusals]
 
 
 def _kind(request: Request) -> str | None:

@@ -25,7 +25,7 @@ from hub.config import Settings, sqlite_path
 from hub.crypto import KeyRing, MasterKey, Sealed
 from hub.errors import StorageUnavailable
 from hub.storage import keys, repository
-from hub.storage.actor import AuditSpec, Request, StorageActor, StorageStats
+from hub.storage.actor import AuditSpec, Authorize, Request, StorageActor, StorageStats
 from hub.storage.engine import Engine
 from hub.storage.migrations import migrate
 from hub.storage.records import Message, NewMessage, SealedMessage, StoredMessage
@@ -189,10 +189,17 @@ class Storage:
         return await self._submit(Request(bulk_kind=kind, item=item, audit=audit), timeout_s)
 
     async def append_message(
-        self, message: NewMessage, *, audit: AuditSpec = (), timeout_s: float | None = None
+        self,
+        message: NewMessage,
+        *,
+        audit: AuditSpec = (),
+        authorize: Authorize | None = None,
+        timeout_s: float | None = None,
     ) -> StoredMessage:
-        """Encrypt and store a message; the answer comes only after its commit."""
-        return await self._submit(Request(message=self.seal(message), audit=audit), timeout_s)
+        """Encrypt and store a message; the answer comes only after its commit. `authorize`
+        decides the sender's access in the same transaction (hub.access.decided_in_write)."""
+        request = Request(message=self.seal(message), audit=audit, authorize=authorize)
+        return await self._submit(request, timeout_s)
 
     async def read(self, op: Op[T], *, timeout_s: float | None = None) -> T:
         with trio.move_on_after(timeout_s or self._timeout_s) as scope:

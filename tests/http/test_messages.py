@@ -111,9 +111,9 @@ class RecordingRouter(DirectRouter):
         super().__init__(storage)
         self.posted = []
 
-    async def post_authorized(self, principal, message, *, audit=()):
+    async def post(self, principal, message, *, audit=()):
         self.posted.append((principal.user_id, message.body))
-        return await super().post_authorized(principal, message, audit=audit)
+        return await super().post(principal, message, audit=audit)
 
 
 async def test_messages_are_posted_through_the_configured_router(settings, storage, vendor, thread):
@@ -139,9 +139,11 @@ async def test_a_first_message_on_thread_creation_goes_through_the_router(settin
     assert router.posted == [(owner.user_id, "first")]
 
 
-async def test_a_send_reads_the_access_decision_once(api, vendor, thread, storage, monkeypatch):
-    """The handler needs the decision itself (the audit row names the group), so the router
-    must not read it again: one read per send, not two."""
+async def test_a_send_decides_access_in_its_write_without_a_read_of_its_own(
+    api, vendor, thread, storage, monkeypatch
+):
+    """The decision is taken in the transaction that stores the message (so nothing changes
+    between the check and the write), not by a read beforehand."""
     await api.get(f"/threads/{thread.id}", as_=vendor)  # the caller's identity is written first
     reads = []
     read = storage.read
@@ -155,4 +157,6 @@ async def test_a_send_reads_the_access_decision_once(api, vendor, thread, storag
     reply = await api.post(f"/threads/{thread.id}", as_=vendor, json={"body": "Arriving 2pm"})
 
     assert reply.status == 201
-    assert len(reads) == 1
+    assert reads == []
+    [entry] = await storage.read(repo.audit_rows(action="message.send"))
+    assert entry.group_id == thread.group_id

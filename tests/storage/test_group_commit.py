@@ -16,6 +16,7 @@ import trio
 import trio.testing
 import triopg
 
+from hub.access import decided_in_write
 from hub.config import sqlite_path
 from hub.errors import Invalid, NotFound, StorageUnavailable
 from hub.storage import open_storage
@@ -24,7 +25,14 @@ from hub.storage.actor import Request, StorageActor
 from hub.storage.records import AuditEntry, NewMessage, SealedMessage
 from hub.storage.sql import execute, fetchval
 from tests.conftest import make_settings
-from tests.factories import message, new_group, new_member, new_thread, run_batch
+from tests.factories import (
+    add_member,
+    message,
+    new_group,
+    new_member,
+    new_thread,
+    run_batch,
+)
 
 
 def sealed(storage, thread_id, sender, body, client_msg_id=None, reply_to=None) -> SealedMessage:
@@ -390,3 +398,64 @@ async def test_a_transaction_that_fails_at_its_last_statement_is_undone_and_the_
         await writer.aclose()
     assert await engine.read(stored(undone)) == 0
     assert await engine.read(stored(kept)) == 1
+
+
+async def test_a_message_whose_sender_may_not_post_fails_alone_and_leaves_no_trace(
+    storage, settings, engine
+):
+    """Access decided in the write (hub.access.decided_in_write): a refused message fails with
+    the refusal, writes neither its row nor its audit row, and takes no seq."""
+    alice = await new_member(storage, settings)
+    stranger = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+
+    def post(sender, body):
+        return Request(
+            message=sealed(storage, thread.id, sender, body),
+            authorize=decided_in_write(sender.principal, thread.id, "post"),
+            audit=[AuditEntry(action="message.send", target_type="message", target_id=body)],
+        )
+
+    batch = [post(alice, "first"), post(stranger, "intruder"), post(alice, "second")]
+    actor = await run_batch(engine, batch)
+
+    assert actor.stats.commits == 1
+    assert isinstance(batch[1].error, NotFound)
+    assert (batch[0].value.seq, batch[2].value.seq) == (1, 2)
+    assert [m.body for m in await storage.messages(thread.id)] == ["first", "second"]
+    audit = await storage.read(repo.audit_rows(action="message.send"))
+    # Written for the allowed messages only, each naming the group the decision found.
+    assert [(a.target_id, a.group_id) for a in audit] == [
+        ("first", thread.group_id),
+        ("second", thread.group_id),
+    ]
+
+
+async def test_a_removal_committed_earlier_in_the_same_batch_refuses_the_message_after_it(
+    storage, settings, engine
+):
+    """The decision sees the transaction it is part of: no window between check and write."""
+    owner = await new_member(storage, settings)
+    vendor = await new_member(storage, settings, role="vendor")
+    group = await new_group(storage, owner)
+    await add_member(storage, group, vendor, invited_by=owner)
+    thread = await new_thread(storage, group, owner)
+
+    def post(body):
+        return Request(
+            message=sealed(storage, thread.id, vendor, body),
+            authorize=decided_in_write(vendor.principal, thread.id, "post"),
+        )
+
+    before, after = post("before"), post("after")
+    removal = Request(
+        make_op=lambda now: repo.remove_member(
+            group_id=group.id, organization_id=vendor.org_id, now=now
+        )
+    )
+    await run_batch(engine, [before, removal, after])
+
+    assert before.value.seq == 1
+    assert removal.error is None
+    assert isinstance(after.error, NotFound)
+    assert [m.body for m in await storage.messages(thread.id)] == ["before"]
