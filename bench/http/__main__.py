@@ -31,6 +31,7 @@ from pathlib import Path
 
 import trio
 
+from bench.storage.__main__ import _drop_postgres, _fresh_postgres
 from hub.auth import issue_token
 from hub.config import load_settings
 
@@ -205,7 +206,11 @@ async def wait_ready(host: str, port: int, process: trio.Process) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    database_url = args.database_url or f"sqlite:///{workdir}/hub.db"
+    database_url = f"sqlite:///{workdir}/hub.db"
+    if args.database_url:
+        # A database of its own on that server, as bench.storage does: the hub's keys and
+        # tables of an earlier run (or of anything else there) stay out of the way.
+        database_url = await _fresh_postgres(args.database_url)
     host, port = "127.0.0.1", free_port()
     env = {
         **os.environ,
@@ -272,6 +277,8 @@ async def main(args: argparse.Namespace) -> None:
         process.terminate()
         with trio.move_on_after(15):
             await process.wait()
+        if args.database_url:
+            await _drop_postgres(args.database_url, database_url)
 
 
 if __name__ == "__main__":
@@ -279,7 +286,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=500.0, help="offered requests/s in total")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to run on, in a fresh database created and dropped there "
+        "(default: a fresh SQLite file)",
+    )
     parser.add_argument(
         "--floor",
         action="store_true",
