@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 import trio
 
 from hub.config import sqlite_path
+from hub.errors import StorageUnavailable
 from hub.storage import open_storage
 from hub.storage import repository as repo
 from hub.storage.sqlite import engine as sqlite_engine
@@ -136,3 +138,27 @@ async def test_under_load_the_wal_starts_over_instead_of_growing(tmp_path):
         assert storage.engine.checkpoints == 1
         assert _wal_salts(path) != before
         assert await storage.read(repo.count_messages(thread.id)) == 3
+
+
+async def test_an_sqlite_without_json_functions_is_refused_at_startup(tmp_path, monkeypatch):
+    """Pages of history are read through SQLite's JSON functions: a build without them must
+    stop the hub at startup with a line that says so, not fail every read later."""
+    connect = sqlite_engine._connect
+
+    def without_json(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.set_authorizer(
+            lambda action, arg1, arg2, db, trigger: (
+                sqlite3.SQLITE_DENY
+                if action == sqlite3.SQLITE_FUNCTION and arg2.startswith("json")
+                else sqlite3.SQLITE_OK
+            )
+        )
+        return conn
+
+    monkeypatch.setattr(sqlite_engine, "_connect", without_json)
+    settings = make_settings(f"sqlite:///{tmp_path}/hub.db", tmp_path / "var")
+
+    with pytest.raises(StorageUnavailable, match="lacks the JSON functions"):
+        async with open_storage(settings):
+            pass

@@ -159,6 +159,19 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
         raise ConnectionLost(f"cannot open SQLite database {path}: {exc}") from exc
 
 
+def _check_json_functions(conn: sqlite3.Connection) -> None:
+    """Pages of history are read through SQLite's JSON functions (hub.storage.sqlite.packed),
+    built into SQLite since 3.38 and into most earlier builds: without them, say so at startup
+    rather than fail every read later."""
+    try:
+        conn.execute("SELECT json_group_array(json_array(1, hex(x'00'))) AS packed").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ConnectionLost(
+            f"SQLite {sqlite3.sqlite_version} lacks the JSON functions the hub needs "
+            f"(SQLite 3.38 or later, or a build with JSON1): {exc}"
+        ) from exc
+
+
 def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
     """(pages in the WAL, pages copied): a passive checkpoint, which never waits for the writer
     or readers; a restarting one if the WAL has grown past WAL_RESTART_PAGES."""
@@ -258,7 +271,10 @@ class SqliteEngine(Engine):
         conn = await worker.run_sync(
             functools.partial(_connect, self.path, self._busy_timeout_s, writer=True)
         )
-        conn.close()
+        try:
+            await worker.run_sync(_check_json_functions, conn)
+        finally:
+            conn.close()
 
     async def aclose(self) -> None:
         for conn in self._opened:

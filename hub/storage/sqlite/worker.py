@@ -12,6 +12,7 @@ support, which SQLite calls never need.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 from collections.abc import Callable
@@ -41,7 +42,10 @@ async def run_sync(
         context = contextvars.copy_context()
 
         def deliver(result: outcome.Outcome[T]) -> None:
-            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+            # The run cannot end while the task waits here (it cannot be cancelled), but if
+            # it somehow has, there is nobody left to tell.
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
 
         trio.lowlevel.start_thread_soon(functools.partial(context.run, fn, *args), deliver)
         return await trio.lowlevel.wait_task_rescheduled(
