@@ -206,11 +206,19 @@ async def wait_ready(host: str, port: int, process: trio.Process) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    database_url = f"sqlite:///{workdir}/hub.db"
-    if args.database_url:
-        # A database of its own on that server, as bench.storage does: the hub's keys and
-        # tables of an earlier run (or of anything else there) stay out of the way.
-        database_url = await _fresh_postgres(args.database_url)
+    if not args.database_url:
+        await run_bench(args, workdir, f"sqlite:///{workdir}/hub.db")
+        return
+    # A database of its own on that server, as bench.storage does: the hub's keys and tables of
+    # an earlier run (or of anything else there) stay out of the way. Dropped whatever happens.
+    database_url = await _fresh_postgres(args.database_url)
+    try:
+        await run_bench(args, workdir, database_url)
+    finally:
+        await _drop_postgres(args.database_url, database_url)
+
+
+async def run_bench(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
     host, port = "127.0.0.1", free_port()
     env = {
         **os.environ,
@@ -277,8 +285,6 @@ async def main(args: argparse.Namespace) -> None:
         process.terminate()
         with trio.move_on_after(15):
             await process.wait()
-        if args.database_url:
-            await _drop_postgres(args.database_url, database_url)
 
 
 if __name__ == "__main__":

@@ -218,22 +218,18 @@ class Supervisor:
     ) -> StoredMessage:
         """Check access, store (answer only after commit), deliver to live subscribers. The
         access decision is taken in the write transaction itself (`decided_in_write`)."""
-        post = Post(
-            message,
-            principal.name,
-            audit,
-            authorize=decided_in_write(principal, message.thread_id, "post"),
-        )
-        await self.send_to_thread(message.thread_id, post)
-        return await post.reply.wait(self.settings.storage_timeout_s + COMMAND_TIMEOUT_S)
+        authorize = decided_in_write(principal, message.thread_id, "post")
+        return await self._post(Post(message, principal.name, audit, authorize=authorize))
 
     async def post_authorized(
         self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         """For a session that has decided its access to the thread already (and forgets the
         decision when the membership is revoked)."""
-        post = Post(message, principal.name, audit)
-        await self.send_to_thread(message.thread_id, post)
+        return await self._post(Post(message, principal.name, audit))
+
+    async def _post(self, post: Post) -> StoredMessage:
+        await self.send_to_thread(post.message.thread_id, post)
         return await post.reply.wait(self.settings.storage_timeout_s + COMMAND_TIMEOUT_S)
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:

@@ -35,9 +35,10 @@ def _json_type(python_type: Any) -> Any:
     return python_type
 
 
-def _is_bytes(python_type: Any) -> bool:
-    return python_type is bytes or (
-        isinstance(python_type, types.UnionType) and bytes in get_args(python_type)
+def _holds(python_type: Any, kind: type) -> bool:
+    """Whether a column of this type holds `kind` values (alone, or `kind | None`)."""
+    return python_type is kind or (
+        isinstance(python_type, types.UnionType) and kind in get_args(python_type)
     )
 
 
@@ -47,9 +48,9 @@ class PackedQuery:
     def __init__(self, sql: str, shape: RowShape) -> None:
         expressions = []
         for name, python_type in shape.columns:
-            if _is_bytes(python_type):
+            if _holds(python_type, bytes):
                 expressions.append(f"hex({name})")
-            elif python_type is dict:
+            elif _holds(python_type, dict):
                 expressions.append(f"json({name})")
             else:
                 expressions.append(name)
@@ -58,7 +59,7 @@ class PackedQuery:
             f"FROM ({sql})"
         )
         self._names = shape.names
-        self._blobs = [i for i, (_, t) in enumerate(shape.columns) if _is_bytes(t)]
+        self._blobs = [i for i, (_, t) in enumerate(shape.columns) if _holds(t, bytes)]
         row_type = tuple[tuple(_json_type(t) for _, t in shape.columns)]  # type: ignore[misc]
         self._decoder = msgspec.json.Decoder(list[row_type])
 
