@@ -13,6 +13,16 @@ from uuid import UUID
 from hub.storage.append import INSERT_COLUMNS
 from hub.storage.sql import Op, fetch
 
+# Every statement here is written so that its plan probes indexes whatever the planner knows of
+# the tables: asyncpg prepares a statement once per connection, and after five runs PostgreSQL may
+# keep one generic plan for it, chosen for the table sizes of that moment. A join of the batch's
+# arrays against a table that was empty when the writer connected became a hash join over a
+# sequential scan of every message, per batch, for as long as the connection lived (in the
+# storage bench the lookup took 42 ms of server time per batch at 108,000 rows, against 3 ms
+# probing the index). A LATERAL subquery with LIMIT 1 cannot be turned into such a join, and
+# `id = ANY(...)` on the updated table gives the update an index to start from;
+# tests/storage/test_write_plans.py checks the plans.
+
 # The batch's existing (sender, client_msg_id) rows and its threads, locked, in one round trip.
 # Threads are locked in id order: two hub processes appending to overlapping threads take the
 # locks in the same order and cannot deadlock on each other. NO KEY UPDATE because the bump
@@ -32,12 +42,18 @@ FROM locked AS l
 UNION ALL
 SELECT 'message', m.id, m.thread_id, NULL, NULL, m.seq, m.created_at, m.sender_user_id,
        m.client_msg_id
-FROM thread_messages AS m
-JOIN unnest($1::uuid[], $2::text[]) AS k (sender_user_id, client_msg_id)
-  ON m.sender_user_id = k.sender_user_id AND m.client_msg_id = k.client_msg_id
+FROM unnest($1::uuid[], $2::text[]) AS k (sender_user_id, client_msg_id)
+CROSS JOIN LATERAL (
+    SELECT id, thread_id, seq, created_at, sender_user_id, client_msg_id FROM thread_messages
+    WHERE sender_user_id = k.sender_user_id AND client_msg_id = k.client_msg_id
+    LIMIT 1
+) AS m
 """
 
-_REPLY_TARGETS = "SELECT id, thread_id FROM thread_messages WHERE id = ANY($1::bigint[])"
+_REPLY_TARGETS = """
+SELECT m.id, m.thread_id FROM unnest($1::bigint[]) AS r (id)
+CROSS JOIN LATERAL (SELECT id, thread_id FROM thread_messages WHERE id = r.id LIMIT 1) AS m
+"""
 
 # The rows and their threads' new last_seq in one round trip (data-modifying CTEs always run).
 _INSERT = f"""
@@ -52,7 +68,7 @@ WITH inserted AS (
     UPDATE messaging_threads AS t
     SET last_seq = b.last_seq, last_message_at = $12, updated_at = $12
     FROM unnest($13::uuid[], $14::bigint[]) AS b (id, last_seq)
-    WHERE t.id = b.id
+    WHERE t.id = b.id AND t.id = ANY($13::uuid[])
 )
 SELECT id, thread_id, seq FROM inserted
 """  # noqa: S608 (constant column list)
