@@ -19,7 +19,18 @@ from quart_trio import QuartTrio
 
 from hub.auth import TokenVerifier
 from hub.config import Settings
-from hub.http import audit, errors, groups, identity, members, messages, openapi, service, threads
+from hub.http import (
+    audit,
+    errors,
+    groups,
+    identity,
+    members,
+    messages,
+    openapi,
+    routing,
+    service,
+    threads,
+)
 from hub.identities import Identities
 from hub.messaging import DirectRouter, MessageRouter
 from hub.storage import Storage
@@ -38,6 +49,7 @@ def create_app(
     """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
     REST-posted messages reach live subscribers; storing directly otherwise)."""
     app = QuartTrio(__name__, static_folder=None)
+    routing.install(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = {
