@@ -85,13 +85,14 @@ async def test_a_refreshed_token_keeps_the_socket_and_its_subscriptions(world, b
         user_id=world.alice.user_id,
         org_id=world.alice.org_id,
         role="owner",
-        ttl_s=1,
+        # exp is whole seconds from now rounded down: 2 s leaves at least 1 s to refresh in.
+        ttl_s=2,
     )
     async with hub_client.connect(world.hub.ws_url, short) as alice:
         await alice.join(world.thread.id)
         ack = await alice.refresh_token(world.alice.token)
         assert ack.expires_at > time.time() + 60
-        await trio.sleep_until(trio.current_time() + 1.5)  # past the first token's expiry
+        await trio.sleep_until(trio.current_time() + 2.5)  # past the first token's expiry
         await bob.send(world.thread.id, "still subscribed")
         [message] = await alice.drain(world.thread.id, 1)
         assert message.body == "still subscribed"
