@@ -1,7 +1,8 @@
-"""SQLite, the embedded default: one write connection, a few WAL readers, all off the Trio thread.
+"""SQLite, the embedded default: one write connection in a worker thread, WAL readers beside it.
 
 A whole group-commit batch runs in one worker-thread hop, so the cost of leaving the event loop is
-paid once per commit, not once per statement.
+paid once per commit, not once per statement. Reads run on the Trio thread while they are short
+and move to a worker thread when they are not (hub.storage.sqlite.reads).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import queue
 import re
 import sqlite3
 import time
@@ -30,6 +30,7 @@ from hub.storage.sqlite import (
 )
 from hub.storage.sqlite.append import SqliteAppend
 from hub.storage.sqlite.packed import packed_query
+from hub.storage.sqlite.reads import Readers
 
 T = TypeVar("T")
 
@@ -253,9 +254,13 @@ class SqliteEngine(Engine):
     def __init__(self, path: Path, *, readers: int = 4, busy_timeout_s: float = 5.0) -> None:
         self.path = path
         self._busy_timeout_s = busy_timeout_s
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._reader_limit = trio.CapacityLimiter(readers)
-        self._opened: list[sqlite3.Connection] = []
+        self.readers = Readers(
+            functools.partial(_connect, path, busy_timeout_s, writer=False),
+            _run,
+            threads=readers,
+            busy_timeout_s=busy_timeout_s,
+            is_unavailable=_is_unavailable,
+        )
         self._committed = trio.Event()
         self._offload_until = -math.inf
         self._checkpoint_tail = False
@@ -277,9 +282,7 @@ class SqliteEngine(Engine):
             conn.close()
 
     async def aclose(self) -> None:
-        for conn in self._opened:
-            conn.close()
-        self._opened.clear()
+        self.readers.close()
 
     async def connect_writer(self) -> SqliteWriter:
         conn = await worker.run_sync(
@@ -335,24 +338,4 @@ class SqliteEngine(Engine):
                 conn.close()
 
     async def read(self, op: Op[T]) -> T:
-        return await worker.run_sync(self._read, op, limiter=self._reader_limit)
-
-    def _read(self, op: Op[T]) -> T:
-        try:
-            conn = self._readers.get_nowait()
-        except queue.Empty:
-            conn = _connect(self.path, self._busy_timeout_s, writer=False)
-            self._opened.append(conn)
-        try:
-            # One read transaction: a multi-query read sees one consistent snapshot.
-            conn.execute("BEGIN")
-            try:
-                return _drive(conn, op)
-            finally:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if _is_unavailable(exc):
-                raise ConnectionLost(f"SQLite: {exc}") from exc
-            raise
-        finally:
-            self._readers.put(conn)
+        return await self.readers.read(op)
