@@ -170,10 +170,12 @@ def tune_runtime() -> None:
     ones), stalling every socket while it did. Cycles (exception tracebacks, mostly) are still
     collected, only in larger steps.
 
-    A thread waiting for the GIL gets it after 0.1 ms instead of 5 ms. SQLite runs in worker
-    threads, and CPython's sqlite3 lets go of the GIL around every statement step; each time,
-    the thread that wants it next (a reader, the writer, or the Trio thread back from a socket
-    call) waits until the holder lets go or the interval runs out. On an earlier host, GET
+    A thread waiting for the GIL gets it after 0.1 ms instead of 5 ms. SQLite's writer runs in a
+    worker thread (and so did every read when this was measured; now only reads that outgrow
+    their inline budget do, hub.storage.sqlite.reads), and CPython's sqlite3 lets go of the GIL
+    around every statement step; each time, the thread that wants it next (a reader, the writer,
+    or the Trio thread back from a socket call) waits until the holder lets go or the interval
+    runs out. On an earlier host, GET
     /threads/{id} in `bench.http` at 500 requests/s reached 251-262/s with 5 ms and 288-290/s
     with 0.5 ms. Once a page of history came to be read in one step (hub.storage.sqlite.packed),
     the Trio thread still sat idle a quarter of the time at saturation, waiting for the GIL: 0.1 ms
