@@ -156,3 +156,27 @@ async def test_a_cancelled_read_waiting_for_a_worker_thread_gives_its_connection
     assert len(readers._opened) == 2
     assert not any(open_transactions(storage))
     assert readers._idle.qsize() == 2
+
+
+async def test_reads_waiting_for_a_worker_thread_hold_at_most_max_open_connections(
+    storage, monkeypatch
+):
+    monkeypatch.setattr(reads, "INLINE_BUDGET_S", 0.0)
+    readers = storage.engine.readers
+    readers._threads = trio.CapacityLimiter(1)
+    readers._open = trio.Semaphore(2)
+    results: list[int] = []
+
+    async def long_read() -> None:
+        results.append(await storage.read(one(long_query(500_000))))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(long_read)
+        await trio.testing.wait_all_tasks_blocked()
+        # One read runs in the thread, one waits for it with its connection, three wait to start.
+        assert len(readers._opened) == 2
+
+    assert results == [500_000] * 5
+    assert len(readers._opened) == 2
+    assert not any(open_transactions(storage))

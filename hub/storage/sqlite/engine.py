@@ -48,6 +48,10 @@ INLINE_CHECKPOINT_PAGES = 1000
 # once it holds this many pages (about 80 MB): that waits for readers and briefly blocks writes.
 WAL_RESTART_PAGES = 20_000
 
+# Reads open at once (hub.storage.sqlite.reads): short ones run one at a time on the Trio thread,
+# so only reads that moved to a worker thread, running or waiting for one, count against this.
+MAX_OPEN_READS = 32
+
 # SQLite result codes (low byte) that mean "the database is not usable right now", as opposed to
 # a mistake in a statement: busy/locked, out of memory, read-only, I/O error, corrupt, full,
 # cannot open, protocol, not a database.
@@ -258,6 +262,7 @@ class SqliteEngine(Engine):
             functools.partial(_connect, path, busy_timeout_s, writer=False),
             _run,
             threads=readers,
+            max_open=MAX_OPEN_READS,
             busy_timeout_s=busy_timeout_s,
             is_unavailable=_is_unavailable,
         )

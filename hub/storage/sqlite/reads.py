@@ -74,6 +74,7 @@ class Readers:
         run: Callable[[sqlite3.Connection, Query], Any],
         *,
         threads: int,
+        max_open: int,
         busy_timeout_s: float,
         is_unavailable: Callable[[sqlite3.Error], bool],
     ) -> None:
@@ -84,11 +85,25 @@ class Readers:
         self._idle: queue.SimpleQueue[_Reader] = queue.SimpleQueue()
         self._opened: list[sqlite3.Connection] = []
         self._threads = trio.CapacityLimiter(threads)
+        # A moved read keeps its connection (and its snapshot, which holds back checkpoints)
+        # while it waits for a thread: at most this many reads are open at once, the rest wait
+        # before they start.
+        self._open = trio.Semaphore(max_open)
         self.moved = 0  # reads finished in a worker thread (the tests and docs read it)
 
     async def read(self, op: Op[T]) -> T:
         """Run `op` in one read transaction and return its result."""
         await trio.lowlevel.checkpoint()
+        try:
+            self._open.acquire_nowait()
+        except trio.WouldBlock:
+            await self._open.acquire()
+        try:
+            return await self._read(op)
+        finally:
+            self._open.release()
+
+    async def _read(self, op: Op[T]) -> T:
         with self._as_connection_lost():
             reader = self._take()
             stepper = Stepper(op)
