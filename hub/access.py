@@ -60,6 +60,9 @@ class ThreadAccess:
     group_id: UUID
     owner_organization_id: UUID
     member_role: str
+    # The caller's read position, when the decision was asked for it (`with_reader_state`).
+    last_read_seq: int | None = None
+    unread_count: int | None = None
 
 
 def is_allowed(principal: Principal, *, owns_group: bool, action: Action) -> bool:
@@ -96,20 +99,29 @@ async def read_authorized_thread(
     thread_id: UUID,
     action: Action,
     then: Callable[[ThreadAccess], Op[T]],
+    *,
+    with_reader_state: bool = False,
 ) -> tuple[ThreadAccess, T]:
     """The access decision and the read it allows, in one read: one snapshot, so what is read
     is what was allowed (no membership change in between), and one trip to the database."""
 
     def op() -> Op[tuple[ThreadAccess, T]]:
-        access = yield from thread_access(principal, thread_id, action)
+        access = yield from thread_access(
+            principal, thread_id, action, with_reader_state=with_reader_state
+        )
         return access, (yield from then(access))
 
     return await storage.read(op())
 
 
-def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:
-    """Decide inside a read operation: raises NotFound, Forbidden or Conflict."""
-    row = yield from repo.thread_access_row(thread_id, principal.org_id)
+def thread_access(
+    principal: Principal, thread_id: UUID, action: Action, *, with_reader_state: bool = False
+) -> Op[ThreadAccess]:
+    """Decide inside a read operation: raises NotFound, Forbidden or Conflict. With
+    `with_reader_state`, the decision's query also brings the caller's read position."""
+    row = yield from repo.thread_access_row(
+        thread_id, principal.org_id, principal.user_id if with_reader_state else None
+    )
     return _decide_thread(principal, thread_id, row, action)
 
 
@@ -142,7 +154,16 @@ def _decide_thread(
     archived = row["group_status"] == "archived" or row["status"] == "archived"
     _check(principal, owner_id, archived, action, "thread")
     thread = row_to({k: v for k, v in row.items() if k in Thread.__struct_fields__}, Thread)
-    return ThreadAccess(thread, thread.group_id, owner_id, row["member_role"])
+    if "unread_count" not in row:
+        return ThreadAccess(thread, thread.group_id, owner_id, row["member_role"])
+    return ThreadAccess(
+        thread,
+        thread.group_id,
+        owner_id,
+        row["member_role"],
+        last_read_seq=int(row["last_read_seq"]),
+        unread_count=int(row["unread_count"]),
+    )
 
 
 def _check(

@@ -222,21 +222,18 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     storage = current_storage()
     after_seq = query_args.after_seq
 
-    def page(access: ThreadAccess) -> Op[tuple[list, list, dict]]:
+    def page(access: ThreadAccess) -> Op[tuple[list, list]]:
         before_seq = None
         if after_seq is None:
             before_seq = query_args.before_seq or access.thread.last_seq + 1
         return repo.thread_view(
-            tid,
-            principal.user_id,
-            after_seq=after_seq,
-            before_seq=before_seq,
-            limit=query_args.limit,
+            tid, after_seq=after_seq, before_seq=before_seq, limit=query_args.limit
         )
 
-    access, (rows, presence, state) = await read_authorized_thread(
-        storage, principal, tid, "read", page
+    access, (rows, presence) = await read_authorized_thread(
+        storage, principal, tid, "read", page, with_reader_state=True
     )
+    assert access.unread_count is not None and access.last_read_seq is not None
     thread = access.thread
     messages = await storage.open_rows(rows)
     if after_seq is not None:
@@ -245,9 +242,7 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
         has_more = bool(messages) and messages[0].seq > 1
     return ThreadDetail(
         thread=thread_out(
-            thread,
-            unread_count=int(state["unread_count"]),
-            last_read_seq=int(state["last_read_seq"]),
+            thread, unread_count=access.unread_count, last_read_seq=access.last_read_seq
         ),
         presence=[
             PresenceOut(user_id=p.user_id, status=p.status, last_seen_at=p.last_seen_at)

@@ -607,23 +607,40 @@ def count_messages(thread_id: UUID) -> Op[int]:
 # --- access --------------------------------------------------------------------------------------
 
 
-def thread_access_row(thread_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | None]:
+_ACCESS_ROW = """
+    SELECT t.*, g.status AS group_status, g.owner_organization_id,
+           c.role AS member_role, c.status AS member_status{reader}
+    FROM messaging_threads AS t
+    JOIN vendor_connection_groups AS g ON g.id = t.group_id
+    LEFT JOIN vendor_connections AS c
+           ON c.group_id = g.id AND c.organization_id = $2{receipts}
+    WHERE t.id = $1
+"""
+_THREAD_ACCESS_ROW = _ACCESS_ROW.format(reader="", receipts="")
+# With the reader's position, as thread_reader_state counts it: messages after the mark less
+# their own.
+_THREAD_ACCESS_ROW_AND_READER = _ACCESS_ROW.format(
+    reader=""",
+           coalesce(r.last_read_seq, 0) AS last_read_seq,
+           t.last_seq - coalesce(r.last_read_seq, 0) - (
+               SELECT count(*) FROM thread_messages AS m
+               WHERE m.thread_id = t.id AND m.sender_user_id = $3
+                 AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count""",
+    receipts="""
+    LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $3""",
+)
+
+
+def thread_access_row(
+    thread_id: UUID, organization_id: UUID, reader_id: UUID | None = None
+) -> Op[dict[str, Any] | None]:
     """A thread with its group's state and the caller organization's membership, in one query:
-    everything an access decision about this thread needs."""
-    row = yield fetchrow(
-        """
-        SELECT t.*, g.status AS group_status, g.owner_organization_id,
-               c.role AS member_role, c.status AS member_status
-        FROM messaging_threads AS t
-        JOIN vendor_connection_groups AS g ON g.id = t.group_id
-        LEFT JOIN vendor_connections AS c
-               ON c.group_id = g.id AND c.organization_id = $2
-        WHERE t.id = $1
-        """,
-        thread_id,
-        organization_id,
-    )
-    return row
+    everything an access decision about this thread needs. With `reader_id`, also that user's
+    read position (`last_read_seq`, `unread_count`, as `thread_reader_state`), so that reading
+    the thread needs no query of its own for it."""
+    if reader_id is None:
+        return (yield fetchrow(_THREAD_ACCESS_ROW, thread_id, organization_id))
+    return (yield fetchrow(_THREAD_ACCESS_ROW_AND_READER, thread_id, organization_id, reader_id))
 
 
 # --- REST API: clients, listings with stats, updates ---------------------------------------------
@@ -1080,20 +1097,19 @@ def member_row(group_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | Non
 
 def thread_view(
     thread_id: UUID,
-    user_id: UUID,
     *,
     after_seq: int | None = None,
     before_seq: int | None = None,
     limit: int = 50,
-) -> Op[tuple[list[dict[str, Any]], list[Presence], dict[str, Any]]]:
-    """What a thread's page shows, in one read (one worker-thread hop on SQLite, one pooled
-    connection on PostgreSQL): a page of sealed message rows, presence, the reader's position."""
+) -> Op[tuple[list[dict[str, Any]], list[Presence]]]:
+    """What a thread's page shows besides the thread and the reader's position (which come
+    with the access row, `thread_access_row`), in the same read: a page of sealed message rows
+    and presence."""
     rows = yield from message_rows(
         thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit
     )
     presence = yield from thread_presence(thread_id)
-    state = yield from thread_reader_state(thread_id, user_id)
-    return rows, presence, state
+    return rows, presence
 
 
 # --- realtime (WebSocket layer) ------------------------------------------------------------------
