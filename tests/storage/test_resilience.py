@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
+import gc
+import weakref
+
 import pytest
 import trio
 import triopg
@@ -9,6 +13,7 @@ import triopg
 from hub.errors import StorageUnavailable
 from hub.storage import open_storage
 from hub.storage import repository as repo
+from hub.storage.sql import fetchval
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread
 
@@ -98,3 +103,50 @@ def _b64(key: bytes) -> str:
     import base64
 
     return base64.b64encode(key).decode()
+
+
+async def test_a_postgres_read_past_the_storage_timeout_fails_and_the_pool_reads_on(
+    postgres_settings,
+):
+    async with open_storage(postgres_settings) as storage:
+        with trio.fail_after(10):
+            with pytest.raises(StorageUnavailable, match="did not answer within 2"):
+                await storage.read(_slow_read(5))
+            # The cancelled query did not leave a connection behind that answers wrongly.
+            for expected in range(3):
+                assert await storage.read(_value(expected)) == expected
+
+
+_marker: contextvars.ContextVar[object] = contextvars.ContextVar("marker")
+
+
+async def test_postgres_reads_leave_nothing_that_keeps_the_callers_context(postgres_settings):
+    """A read's request context (Quart keeps the whole request in it) must be freed when the
+    request ends, not pinned by driver timers until they would have fired."""
+    async with open_storage(postgres_settings) as storage:
+        refs: list[weakref.ref[object]] = []
+
+        async def request() -> None:
+            marker = _Marker()
+            refs.append(weakref.ref(marker))
+            _marker.set(marker)
+            for value in range(5):
+                assert await storage.read(_value(value)) == value
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(request)
+        gc.collect()
+
+        assert refs[0]() is None
+
+
+class _Marker:
+    pass
+
+
+def _slow_read(seconds: float):
+    return (yield fetchval(f"SELECT 1 FROM pg_sleep({seconds})"))
+
+
+def _value(value: int):
+    return (yield fetchval("SELECT $1::int", value))
