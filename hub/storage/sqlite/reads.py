@@ -14,6 +14,8 @@ only meets one while another connection recovers or restarts the WAL). Either wa
 to a worker thread with its connection and its open transaction, so with its snapshot: the
 statement runs again there, without budget and with the usual busy timeout, and the rest of the
 read follows. What the caller gets is the same either way: one read, one consistent snapshot.
+The budget is checked between SQLite VM steps, so it is a soft limit: a single step that does a
+lot (sorting many rows, say) runs to its end before the read can move.
 """
 
 from __future__ import annotations
