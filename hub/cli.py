@@ -175,12 +175,12 @@ def tune_runtime() -> None:
     their inline budget do, hub.storage.sqlite.reads), and CPython's sqlite3 lets go of the GIL
     around every statement step; each time, the thread that wants it next (a reader, the writer,
     or the Trio thread back from a socket call) waits until the holder lets go or the interval
-    runs out. On an earlier host, GET
-    /threads/{id} in `bench.http` at 500 requests/s reached 251-262/s with 5 ms and 288-290/s
-    with 0.5 ms. Once a page of history came to be read in one step (hub.storage.sqlite.packed),
-    the Trio thread still sat idle a quarter of the time at saturation, waiting for the GIL: 0.1 ms
-    gave 463-499/s against 412-434/s with 0.5 ms (alternating runs), and the WebSocket load
-    bench on SQLite (2,000 sockets, 500 msg/s) delivered at p99 15.3 ms against 32.3 ms.
+    runs out. On an earlier host, GET /threads/{id} in `bench.http` at 500 requests/s reached
+    251-262/s with 5 ms and 288-290/s with 0.5 ms. Once a page of history came to be read in
+    one step (hub.storage.sqlite.packed), the Trio thread still sat idle a quarter of the time
+    at saturation, waiting for the GIL: 0.1 ms gave 463-499/s against 412-434/s with 0.5 ms
+    (alternating runs), and the WebSocket load bench on SQLite (2,000 sockets, 500 msg/s)
+    delivered at p99 15.3 ms against 32.3 ms.
     Without worker threads (PostgreSQL) nothing waits for the GIL and the setting does nothing.
     """
     gc.set_threshold(50_000, 20, 100)

@@ -607,6 +607,22 @@ def count_messages(thread_id: UUID) -> Op[int]:
 # --- access --------------------------------------------------------------------------------------
 
 
+def _reader_position(user: str) -> str:
+    """The columns of a reader's position in thread `t`, with their receipt joined as `r`
+    (`_receipt_of`); `user` is the placeholder of the reader's id. Seqs are gap-free, so unread
+    is the messages after the mark less the reader's own among them (counted from the
+    `thread_messages_by_sender` index alone)."""
+    return f"""
+    coalesce(r.last_read_seq, 0) AS last_read_seq,
+    t.last_seq - coalesce(r.last_read_seq, 0) - (SELECT count(*) FROM thread_messages AS m
+        WHERE m.thread_id = t.id AND m.sender_user_id = {user}
+          AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count"""  # noqa: S608 (placeholder)
+
+
+def _receipt_of(user: str) -> str:
+    return f"LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = {user}"
+
+
 _ACCESS_ROW = """
     SELECT t.*, g.status AS group_status, g.owner_organization_id,
            c.role AS member_role, c.status AS member_status{reader}
@@ -617,17 +633,8 @@ _ACCESS_ROW = """
     WHERE t.id = $1
 """
 _THREAD_ACCESS_ROW = _ACCESS_ROW.format(reader="", receipts="")
-# With the reader's position, as thread_reader_state counts it: messages after the mark less
-# their own.
 _THREAD_ACCESS_ROW_AND_READER = _ACCESS_ROW.format(
-    reader=""",
-           coalesce(r.last_read_seq, 0) AS last_read_seq,
-           t.last_seq - coalesce(r.last_read_seq, 0) - (
-               SELECT count(*) FROM thread_messages AS m
-               WHERE m.thread_id = t.id AND m.sender_user_id = $3
-                 AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count""",
-    receipts="""
-    LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $3""",
+    reader=f",{_reader_position('$3')}", receipts=f"\n    {_receipt_of('$3')}"
 )
 
 
@@ -906,12 +913,7 @@ _PRIORITY_RANK_SQL = (
     "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
 )
 
-_THREAD_STATS = """
-    t.last_seq - coalesce(r.last_read_seq, 0) - (SELECT count(*) FROM thread_messages AS m
-        WHERE m.thread_id = t.id AND m.sender_user_id = $1
-          AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count,
-    coalesce(r.last_read_seq, 0) AS last_read_seq
-"""
+_THREAD_STATS = _reader_position("$1")
 
 
 def thread_rows(
@@ -966,7 +968,7 @@ def thread_rows(
     rows = yield fetch(
         f"SELECT t.*, {_PRIORITY_RANK_SQL} AS priority_rank, {_THREAD_STATS} "  # noqa: S608
         "FROM messaging_threads AS t "
-        "LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $1 "
+        f"{_receipt_of('$1')} "
         f"WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT {bind(limit)}",
         *bind.args,
     )
@@ -1031,21 +1033,10 @@ def _archive(kind: str, row_id: UUID, now: datetime) -> Op[Any]:
 
 
 def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[dict[str, Any]]:
-    """The caller's read position in a thread and how many messages of others follow it.
-
-    Seqs are gap-free, so that is the messages after the mark less the caller's own among them
-    (counted from the `thread_messages_by_sender` index alone)."""
+    """The caller's read position in a thread and how many messages of others follow it."""
     row = yield fetchrow(
-        """
-        SELECT coalesce(r.last_read_seq, 0) AS last_read_seq,
-               t.last_seq - coalesce(r.last_read_seq, 0) - (
-                   SELECT count(*) FROM thread_messages AS m
-                   WHERE m.thread_id = $1 AND m.sender_user_id = $2
-                     AND m.seq > coalesce(r.last_read_seq, 0)) AS unread_count
-        FROM messaging_threads AS t
-        LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = $2
-        WHERE t.id = $1
-        """,
+        f"SELECT {_reader_position('$2')} FROM messaging_threads AS t "  # noqa: S608 (fixed)
+        f"{_receipt_of('$2')} WHERE t.id = $1",
         thread_id,
         user_id,
     )

@@ -21,9 +21,9 @@ Mode = Literal["execute", "executemany", "fetch", "fetchrow", "fetchval", "scrip
 class RowShape:
     """The columns a fetch returns, by name and Python type (UUID, int, str, bytes, datetime,
     dict, or one of them or None). A fetch that states its shape may be carried by the engine in
-    one piece: SQLite's engine reads such rows as one JSON value, so its worker thread steps one
-    row instead of one per message and takes the GIL back once, not once per row (see
-    `hub.storage.sqlite.packed`). The caller gets the same dicts either way."""
+    one piece: SQLite's engine reads such rows as one JSON value, one step instead of one per
+    row, decoded by msgspec (see `hub.storage.sqlite.packed`). The caller gets the same dicts
+    either way."""
 
     columns: tuple[tuple[str, Any], ...]
 

@@ -1,12 +1,12 @@
 """Rows of a known shape read from SQLite as one JSON value, in one step.
 
 CPython's sqlite3 lets go of the GIL around every row it steps through, and a reader thread
-must then win it back from the Trio thread once per row. Under load that hand-over is what a
-read costs: with four readers each stepping a 50-message page while the Trio thread is busy,
-`bench.http` measured GET /threads/{id} at 5.0 ms of CPU per request at 350 requests/s offered,
-against 2.3 ms at 250/s, and the hub fell behind. Packed, SQLite builds the page itself
-(`json_group_array` over the query), the worker steps once, and msgspec turns the JSON into
-typed values in C instead of a Python converter per column.
+(reads then ran in worker threads) had to win it back from the Trio thread once per row. Under
+load that hand-over was what a read cost: with four readers each stepping a 50-message page
+while the Trio thread was busy, `bench.http` measured GET /threads/{id} at 5.0 ms of CPU per
+request at 350 requests/s offered, against 2.3 ms at 250/s, and the hub fell behind. Packed,
+SQLite builds the page itself (`json_group_array` over the query), the read steps once, and
+msgspec turns the JSON into typed values in C instead of a Python converter per column.
 
 Blobs travel as hex (JSON has no bytes); JSON columns are embedded as JSON. Row order is the
 query's own: SQLite aggregates a subquery with ORDER BY and LIMIT in the order it yields rows,

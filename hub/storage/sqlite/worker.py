@@ -2,7 +2,8 @@
 
 `trio.to_thread.run_sync` names its worker thread after every call it runs and names it back
 afterwards, through ctypes, and each of those foreign calls lets go of the GIL and must win it
-back. The SQLite engine hops to a worker for every read and every commit, and once the Trio
+back. The SQLite engine hops to a worker for every commit (and then, for every read too; now
+only for reads that outgrow their inline budget, hub.storage.sqlite.reads), and once the Trio
 thread is busy, every GIL hand-over costs it time (see `hub.cli.tune_runtime`). `bench.http`
 at 500 requests/s offered, alternating: POST /threads/{id} p99 78-108 ms without the naming,
 192-413 ms with it. This is `to_thread.run_sync` with `abandon_on_cancel=False`, on the same
