@@ -28,8 +28,9 @@ import triopg
 from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper
 from hub.storage.postgres.append import PostgresAppend
+from hub.storage.postgres.reads import ReadConnections
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query, fetchval
 
 T = TypeVar("T")
 
@@ -76,13 +77,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
             decoder=msgspec.json.decode,
             schema="pg_catalog",
         )
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """What the read pool does to a connection it takes back, instead of asyncpg's reset query
-    (a round trip on every release, one in five of a GET /threads/{id}'s). Reads change no
-    session state: plain statements, no SET, LISTEN, cursors or advisory locks. The pool still
-    rolls back a transaction left open before it calls this."""
 
 
 async def _run(conn: Any, query: Query) -> Any:
@@ -166,9 +160,8 @@ async def _transaction(conn: asyncpg.Connection, make_op: Callable[[], Op[T]]) -
     raise AssertionError("unreachable")
 
 
-async def _pooled(pool: asyncpg.Pool, op: Op[T]) -> T:
-    async with pool.acquire() as conn:
-        return await _drive(conn, op)
+def _nothing() -> Op[None]:
+    yield fetchval("SELECT 1")
 
 
 class PostgresWriter:
@@ -207,44 +200,47 @@ class PostgresEngine(Engine):
         self._lock_timeout_ms = int(lock_timeout_s * 1000)
         self._read_pool_size = read_pool_size
         self._command_timeout_s = command_timeout_s
-        self._pool: Any = None
-        self._read: Callable[[Op[Any]], Any] | None = None
+        self._reads: ReadConnections | None = None
 
     async def open(self) -> None:
         if trio_asyncio.current_loop.get() is None:
             raise RuntimeError("the PostgreSQL engine needs trio_asyncio.open_loop() around it")
-        # No timers per read. asyncpg schedules a timer for every query with a timeout, on
-        # every release of a connection (its idle lifetime) and for every cached statement,
-        # and cancels the first two soon after. trio-asyncio's loop keeps a cancelled timer
-        # until it would have fired (asyncio's own loop purges them), and each timer holds a
-        # copy of the context it was made in: the request's. At 350 GETs/s the hub held
-        # about 2,400 finished requests alive through 7,800 such timers, its collector walked
-        # them every 2 s (20-50 ms pauses), and its memory grew from 82 to 273 MB in 40 s
-        # (idle-lifetime timers live 300 s); without them it stayed at 67-71 MB. Reads are
-        # bounded by `Storage.read`'s own deadline (HUB_STORAGE_TIMEOUT_S, which cancels the
-        # query), idle read connections stay open (at most `read_pool_size`), and statements
-        # stay prepared (a few dozen texts).
-        pool = triopg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self._read_pool_size,
-            init=_init_connection,
-            reset=_keep_session,
-            command_timeout=None,
-            max_inactive_connection_lifetime=0,
-            max_cached_statement_lifetime=0,
+        reads = ReadConnections(
+            self._read_pool_size,
+            self._connect_reader,
+            trio_asyncio.aio_as_trio(_drive),
+            _UNAVAILABLE,
         )
+        # One connection up front, so a hub that cannot reach its database says so at start.
         try:
-            await pool.__aenter__()
+            await reads.read(_nothing())
+        except _UNAVAILABLE as exc:
+            raise _lost(exc) from exc
+        self._reads = reads
+
+    async def _connect_reader(self) -> Any:
+        # No timers per read. asyncpg schedules a timer for every query with a timeout and for
+        # every cached statement, and cancels the first soon after. trio-asyncio's loop keeps a
+        # cancelled timer until it would have fired (asyncio's own loop purges them), and each
+        # timer holds a copy of the context it was made in: the request's. At 350 GETs/s the
+        # hub held about 2,400 finished requests alive through 7,800 such timers (with asyncpg's
+        # pool, whose idle-lifetime timers live 300 s), its collector walked them every 2 s
+        # (20-50 ms pauses), and its memory grew from 82 to 273 MB in 40 s; without them it
+        # stayed at 67-71 MB. Reads are bounded by `Storage.read`'s own deadline
+        # (HUB_STORAGE_TIMEOUT_S, which cancels the query, and the connection is then dropped),
+        # and statements stay prepared (a few dozen texts).
+        proxy = triopg.connect(self.dsn, command_timeout=None, max_cached_statement_lifetime=0)
+        try:
+            conn = await proxy.__aenter__()
+            await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
         except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
-        self._pool = pool
-        self._read = trio_asyncio.aio_as_trio(partial(_pooled, pool._asyncpg_pool))
+        return conn
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        if self._reads is not None:
+            reads, self._reads = self._reads, None
+            await reads.aclose()
 
     async def connect_writer(self) -> PostgresWriter:
         proxy = triopg.connect(self.dsn, command_timeout=self._command_timeout_s)
@@ -259,8 +255,10 @@ class PostgresEngine(Engine):
         return PostgresWriter(conn)
 
     async def read(self, op: Op[T]) -> T:
+        if self._reads is None:
+            raise ConnectionLost("PostgreSQL: the engine is closed")
         try:
-            return await self._read(op)
+            return await self._reads.read(op)
         except _UNAVAILABLE as exc:
             raise _lost(exc) from exc
 

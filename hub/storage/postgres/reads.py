@@ -1,0 +1,94 @@
+"""PostgreSQL reads: a few connections of the hub's own, handed out on the Trio side.
+
+asyncpg's pool does its bookkeeping in asyncio (a queue of holders, a shielded task per
+release), and under trio-asyncio every asyncio callback is a pass of a Trio task. Taking a
+connection from it and giving it back cost about 360 µs of the Trio thread per read, more than
+the query itself (a one-query read about 600 µs in all, 225 µs on a connection already in hand;
+`/tmp`-style timing loop of 2,000 reads, docs/performance.md, eighth round). Here a semaphore
+bounds the reads in flight and a list holds the idle connections, both in Trio: taking one is a
+list pop.
+
+What asyncpg's pool did besides, and how it is done here:
+- A read that fails or is cancelled may leave its connection mid-protocol (a statement still
+  running, a cancel request in flight). Such a connection is terminated, never reused; the next
+  read opens a fresh one.
+- A connection that the server closed while idle (a restart, `pg_terminate_backend`) is
+  dropped when taken: asyncpg marks it closed as soon as the loop reads the server's goodbye.
+  Should a read still meet it first, that read fails as unavailable (as with asyncpg's pool)
+  and the connection is terminated.
+- Connections open on demand, up to `size`, and stay open while idle (no timers: see
+  `PostgresEngine.open`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+
+from hub.storage.sql import Op
+
+T = TypeVar("T")
+
+
+class ReadConnections:
+    """At most `size` connections, each running one read at a time.
+
+    `connect` opens one (a triopg proxy, whose `_asyncpg_conn` reads run on); `run` drives an
+    operation on an asyncpg connection from Trio; `unavailable` are the exceptions that mean the
+    connection or the database is gone."""
+
+    def __init__(
+        self,
+        size: int,
+        connect: Callable[[], Awaitable[Any]],
+        run: Callable[[Any, Op[Any]], Awaitable[Any]],
+        unavailable: tuple[type[BaseException], ...],
+    ) -> None:
+        self._slots = trio.Semaphore(size)
+        self._idle: list[Any] = []
+        self._connect = connect
+        self._run = run
+        self._unavailable = unavailable
+        self._closed = False
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def read(self, op: Op[T]) -> T:
+        async with self._slots:
+            if self._closed:
+                raise trio.ClosedResourceError("the read connections are closed")
+            proxy = None
+            while self._idle and proxy is None:
+                proxy = self._idle.pop()
+                if proxy._asyncpg_conn.is_closed():
+                    proxy = None
+            if proxy is None:
+                proxy = await self._connect()
+            try:
+                result = await self._run(proxy._asyncpg_conn, op)
+            except BaseException:
+                proxy._asyncpg_conn.terminate()
+                raise
+            if proxy._asyncpg_conn.is_closed() or self._closed:
+                proxy._asyncpg_conn.terminate()
+            else:
+                self._idle.append(proxy)
+            return result
+
+    async def aclose(self) -> None:
+        """Close the idle connections; one still reading is terminated when its read ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for proxy in idle:
+            with trio.move_on_after(2) as scope:
+                scope.shield = True
+                try:
+                    await proxy.close()
+                except (*self._unavailable, trio.TooSlowError):
+                    proxy._asyncpg_conn.terminate()
+            if scope.cancelled_caught:
+                proxy._asyncpg_conn.terminate()

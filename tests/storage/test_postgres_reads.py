@@ -1,0 +1,107 @@
+"""PostgreSQL's read connections (hub.storage.postgres.reads): bounded, reused, and dropped when
+a read fails or the server closes them."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio_asyncio
+import triopg
+
+from hub.errors import StorageUnavailable
+from hub.storage import open_storage
+from hub.storage.sql import fetchval
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def postgres_settings(postgres_url, tmp_path):
+    return make_settings(postgres_url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="2")
+
+
+async def _admin_fetch(settings, sql: str, *args):
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    async with triopg.connect(admin_url) as conn:
+        return await conn.fetch(sql, *args)
+
+
+def _backend_pid(sleep_s: float = 0):
+    return (yield fetchval("SELECT pg_backend_pid() FROM pg_sleep($1)", sleep_s))
+
+
+async def test_reads_reuse_connections_and_never_open_more_than_the_pool_size(
+    postgres_settings,
+):
+    async with open_storage(postgres_settings) as storage:
+        size = storage.engine._read_pool_size
+        first = await storage.read(_backend_pid())
+        assert await storage.read(_backend_pid()) == first
+
+        pids = []
+
+        async def read() -> None:
+            pids.append(await storage.read(_backend_pid(0.2)))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3 * size):
+                nursery.start_soon(read)
+
+        assert len(pids) == 3 * size
+        assert first in pids
+        assert len(set(pids)) == size
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_handed_out(postgres_settings):
+    async with open_storage(postgres_settings) as storage:
+        pid = await storage.read(_backend_pid())
+        [row] = await _admin_fetch(
+            postgres_settings, "SELECT pg_terminate_backend($1) AS done", pid
+        )
+        assert row["done"] is True
+        await _until_no_backends(postgres_settings, "pid = $1", pid)
+        await trio.sleep(0.05)  # the hub's loop reads the closed socket
+
+        assert await storage.read(_backend_pid()) != pid
+
+
+async def test_a_read_cut_off_mid_query_drops_its_connection_and_the_next_read_works(
+    postgres_settings,
+):
+    async with open_storage(postgres_settings) as storage:
+        pid = await storage.read(_backend_pid())
+
+        async def cut_off() -> None:
+            await trio.sleep(0.3)
+            await _admin_fetch(postgres_settings, "SELECT pg_terminate_backend($1)", pid)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cut_off)
+            with pytest.raises(StorageUnavailable):
+                await storage.read(_backend_pid(3))
+
+        assert await storage.read(_backend_pid()) != pid
+
+
+async def test_closing_the_storage_closes_its_read_connections(postgres_settings):
+    database = postgres_settings.database_url.rsplit("/", 1)[1]
+    async with open_storage(postgres_settings) as storage:
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(storage.read, _backend_pid(0.1))
+
+    async with trio_asyncio.open_loop():  # the storage's own loop closed with it
+        await _until_no_backends(postgres_settings, "datname = $1", database)
+
+
+async def _until_no_backends(settings, where: str, arg) -> None:
+    """Backends leave pg_stat_activity a moment after they are told to go: poll for it."""
+    with trio.fail_after(5):
+        while True:
+            rows = await _admin_fetch(
+                settings, f"SELECT count(*) AS n FROM pg_stat_activity WHERE {where}", arg
+            )
+            if rows[0]["n"] == 0:
+                return
+            await trio.sleep(0.02)
