@@ -26,7 +26,7 @@ from hub.errors import Conflict, Forbidden, NotFound
 from hub.storage import Storage
 from hub.storage import repository as repo
 from hub.storage.records import Connection, Group, Thread, row_to
-from hub.storage.sql import Op
+from hub.storage.sql import Nested, Op
 
 T = TypeVar("T")
 
@@ -93,23 +93,25 @@ async def authorize_thread(
     return await storage.read(thread_access(principal, thread_id, action))
 
 
-async def read_authorized_thread(
+async def read_thread_with(
     storage: Storage,
     principal: Principal,
     thread_id: UUID,
     action: Action,
-    then: Callable[[ThreadAccess], Op[T]],
-    *,
-    with_reader_state: bool = False,
-) -> tuple[ThreadAccess, T]:
-    """The access decision and the read it allows, in one read: one snapshot, so what is read
-    is what was allowed (no membership change in between), and one trip to the database."""
+    *nested: Nested,
+) -> tuple[ThreadAccess, dict[str, list[dict[str, Any]]]]:
+    """The access decision with the caller's read position, and the rows it allows (`nested`:
+    a page of history, presence), all in the decision's own statement: one snapshot, so what
+    is read is what was allowed (no membership change in between), and one round trip. The
+    rows come back only when the decision allows them."""
 
-    def op() -> Op[tuple[ThreadAccess, T]]:
-        access = yield from thread_access(
-            principal, thread_id, action, with_reader_state=with_reader_state
+    def op() -> Op[tuple[ThreadAccess, dict[str, list[dict[str, Any]]]]]:
+        row = yield from repo.thread_access_row(
+            thread_id, principal.org_id, principal.user_id, nested=nested
         )
-        return access, (yield from then(access))
+        access = _decide_thread(principal, thread_id, row, action)
+        assert row is not None  # a missing thread was refused above
+        return access, {n.name: row[n.name] for n in nested}
 
     return await storage.read(op())
 

@@ -17,10 +17,9 @@ from quart import Blueprint, current_app
 from quart_schema import validate_querystring, validate_request
 
 from hub.access import (
-    ThreadAccess,
     authorize_group,
     authorize_thread,
-    read_authorized_thread,
+    read_thread_with,
     readable_group_ids,
 )
 from hub.errors import HubError
@@ -45,7 +44,6 @@ from hub.http.schemas import (
 )
 from hub.storage import repository as repo
 from hub.storage.records import AuditEntry, NewMessage, Thread
-from hub.storage.sql import Op
 
 blueprint = Blueprint("threads", __name__)
 
@@ -222,20 +220,15 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     storage = current_storage()
     after_seq = query_args.after_seq
 
-    def page(access: ThreadAccess) -> Op[tuple[list, list]]:
-        before_seq = None
-        if after_seq is None:
-            before_seq = query_args.before_seq or access.thread.last_seq + 1
-        return repo.thread_view(
-            tid, after_seq=after_seq, before_seq=before_seq, limit=query_args.limit
-        )
-
-    access, (rows, presence) = await read_authorized_thread(
-        storage, principal, tid, "read", page, with_reader_state=True
+    page = repo.history(
+        tid, after_seq=after_seq, before_seq=query_args.before_seq, limit=query_args.limit
+    )
+    access, rows = await read_thread_with(
+        storage, principal, tid, "read", page, repo.presence_rows(tid)
     )
     assert access.unread_count is not None and access.last_read_seq is not None
     thread = access.thread
-    messages = await storage.open_rows(rows)
+    messages = await storage.open_rows(rows[page.name])
     if after_seq is not None:
         has_more = bool(messages) and messages[-1].seq < thread.last_seq
     else:
@@ -245,9 +238,9 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
             thread, unread_count=access.unread_count, last_read_seq=access.last_read_seq
         ),
         presence=[
-            PresenceOut(user_id=p.user_id, status=p.status, last_seen_at=p.last_seen_at)
-            for p in presence
-            if p.status != "offline"
+            PresenceOut(user_id=p["user_id"], status=p["status"], last_seen_at=p["last_seen_at"])
+            for p in rows["presence"]
+            if p["status"] != "offline"
         ],
         messages=[msgspec.convert(m, MessageOut, from_attributes=True) for m in messages],
         has_more=has_more,

@@ -30,6 +30,7 @@ from hub.storage.records import (
 )
 from hub.storage.sql import (
     IntegrityError,
+    Nested,
     Op,
     RowShape,
     execute,
@@ -399,6 +400,26 @@ MESSAGE_SHAPE = RowShape(
 MESSAGE_COLUMNS = ", ".join(MESSAGE_SHAPE.names)
 
 
+def history(
+    thread_id: UUID,
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int = 100,
+    name: str = "messages",
+) -> Nested:
+    """Sealed message rows of a thread, oldest first: the `limit` after `after_seq`, the `limit`
+    just before `before_seq`, or (neither given) the latest `limit`."""
+    select = f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1"  # noqa: S608 (constant columns)
+    if after_seq is not None:
+        sql, args = f"{select} AND seq > $2 ORDER BY seq LIMIT $3", (after_seq,)
+    elif before_seq is not None:
+        sql, args = f"{select} AND seq < $2 ORDER BY seq DESC LIMIT $3", (before_seq,)
+    else:
+        sql, args = f"{select} ORDER BY seq DESC LIMIT $2", ()
+    return Nested(name, sql, (thread_id, *args, limit), MESSAGE_SHAPE, "seq")
+
+
 def message_rows(
     thread_id: UUID,
     *,
@@ -406,27 +427,14 @@ def message_rows(
     before_seq: int | None = None,
     limit: int = 100,
 ) -> Op[list[dict[str, Any]]]:
-    """Sealed message rows of a thread in seq order: the `limit` after `after_seq`, or the
-    `limit` just before `before_seq` (still returned oldest first)."""
+    """Sealed message rows of a thread in seq order: the `limit` just before `before_seq`, else
+    the `limit` after `after_seq` (from the first message when neither is given)."""
     if before_seq is not None:
-        rows = yield fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM thread_messages "  # noqa: S608 (constant columns)
-            "WHERE thread_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-            thread_id,
-            before_seq,
-            limit,
-            shape=MESSAGE_SHAPE,
-        )
-        return list(reversed(rows))
-    rows = yield fetch(
-        f"SELECT {MESSAGE_COLUMNS} FROM thread_messages "  # noqa: S608 (constant columns)
-        "WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        thread_id,
-        after_seq or 0,
-        limit,
-        shape=MESSAGE_SHAPE,
-    )
-    return rows
+        page = history(thread_id, before_seq=before_seq, limit=limit)
+    else:
+        page = history(thread_id, after_seq=after_seq or 0, limit=limit)
+    rows = yield fetch(page.sql, *page.args, shape=page.shape)
+    return rows if before_seq is None else list(reversed(rows))
 
 
 def oldest_seq(thread_id: UUID) -> Op[int | None]:
@@ -487,6 +495,22 @@ def set_presence(*, thread_id: UUID, user_id: UUID, status: str, now: datetime) 
         now,
     )
     return row_to(row, Presence)
+
+
+PRESENCE_SHAPE = RowShape(
+    (("thread_id", UUID), ("user_id", UUID), ("status", str), ("last_seen_at", datetime))
+)
+
+
+def presence_rows(thread_id: UUID, name: str = "presence") -> Nested:
+    """Everyone's presence in a thread (offline included), by user id."""
+    return Nested(
+        name,
+        f"SELECT {', '.join(PRESENCE_SHAPE.names)} FROM thread_presence WHERE thread_id = $1",  # noqa: S608 (constant columns)
+        (thread_id,),
+        PRESENCE_SHAPE,
+        "user_id",
+    )
 
 
 def thread_presence(thread_id: UUID) -> Op[list[Presence]]:
@@ -639,15 +663,24 @@ _THREAD_ACCESS_ROW_AND_READER = _ACCESS_ROW.format(
 
 
 def thread_access_row(
-    thread_id: UUID, organization_id: UUID, reader_id: UUID | None = None
+    thread_id: UUID,
+    organization_id: UUID,
+    reader_id: UUID | None = None,
+    *,
+    nested: tuple[Nested, ...] = (),
 ) -> Op[dict[str, Any] | None]:
     """A thread with its group's state and the caller organization's membership, in one query:
     everything an access decision about this thread needs. With `reader_id`, also that user's
     read position (`last_read_seq`, `unread_count`, as `thread_reader_state`), so that reading
-    the thread needs no query of its own for it."""
+    the thread needs no query of its own for it; with `nested`, rows of other queries (a page
+    of history, presence) in the same statement."""
     if reader_id is None:
-        return (yield fetchrow(_THREAD_ACCESS_ROW, thread_id, organization_id))
-    return (yield fetchrow(_THREAD_ACCESS_ROW_AND_READER, thread_id, organization_id, reader_id))
+        return (yield fetchrow(_THREAD_ACCESS_ROW, thread_id, organization_id, nested=nested))
+    return (
+        yield fetchrow(
+            _THREAD_ACCESS_ROW_AND_READER, thread_id, organization_id, reader_id, nested=nested
+        )
+    )
 
 
 # --- REST API: clients, listings with stats, updates ---------------------------------------------
@@ -1084,23 +1117,6 @@ def member_row(group_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | Non
         organization_id,
     )
     return row
-
-
-def thread_view(
-    thread_id: UUID,
-    *,
-    after_seq: int | None = None,
-    before_seq: int | None = None,
-    limit: int = 50,
-) -> Op[tuple[list[dict[str, Any]], list[Presence]]]:
-    """What a thread's page shows besides the thread and the reader's position (which come
-    with the access row, `thread_access_row`), in the same read: a page of sealed message rows
-    and presence."""
-    rows = yield from message_rows(
-        thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit
-    )
-    presence = yield from thread_presence(thread_id)
-    return rows, presence
 
 
 # --- realtime (WebSocket layer) ------------------------------------------------------------------

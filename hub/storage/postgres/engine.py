@@ -28,6 +28,7 @@ import triopg
 from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper
 from hub.storage.postgres.append import PostgresAppend
+from hub.storage.postgres.nested import nested_query
 from hub.storage.postgres.reads import ReadConnections
 from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query, fetchval
@@ -89,6 +90,10 @@ async def _run(conn: Any, query: Query) -> Any:
     if query.mode == "fetch":
         return [dict(row) for row in await conn.fetch(query.sql, *query.args)]
     if query.mode == "fetchrow":
+        if query.nested:
+            composed = nested_query(query.sql, len(query.args), tuple(n.spec for n in query.nested))
+            row = await conn.fetchrow(composed.sql, *query.all_args)
+            return composed.row(None if row is None else dict(row))
         row = await conn.fetchrow(query.sql, *query.args)
         return None if row is None else dict(row)
     return await conn.fetchval(query.sql, *query.args)
@@ -229,7 +234,13 @@ class PostgresEngine(Engine):
         # stayed at 67-71 MB. Reads are bounded by `Storage.read`'s own deadline
         # (HUB_STORAGE_TIMEOUT_S, which cancels the query, and the connection is then dropped),
         # and statements stay prepared (a few dozen texts).
-        proxy = triopg.connect(self.dsn, command_timeout=None, max_cached_statement_lifetime=0)
+        # Timestamps inside JSON (hub.storage.postgres.nested) are written in the session's zone.
+        proxy = triopg.connect(
+            self.dsn,
+            command_timeout=None,
+            max_cached_statement_lifetime=0,
+            server_settings={"timezone": "UTC"},
+        )
         try:
             conn = await proxy.__aenter__()
             await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)

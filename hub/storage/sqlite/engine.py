@@ -29,7 +29,7 @@ from hub.storage.sqlite import (
     worker,
 )
 from hub.storage.sqlite.append import SqliteAppend
-from hub.storage.sqlite.packed import packed_query
+from hub.storage.sqlite.packed import nested_query, packed_query
 from hub.storage.sqlite.reads import Readers
 
 T = TypeVar("T")
@@ -79,6 +79,9 @@ def _run(conn: sqlite3.Connection, query: Query) -> Any:
     if query.mode == "fetch" and query.shape is not None:
         packed = packed_query(sql, query.shape)
         return packed.rows(conn.execute(packed.sql, query.args).fetchone()["packed"])
+    if query.nested:
+        composed = nested_query(sql, len(query.args), tuple(n.spec for n in query.nested))
+        return composed.row(conn.execute(_sqlite_sql(composed.sql), query.all_args).fetchone())
     cursor = conn.execute(sql, query.args)
     if query.mode == "execute":
         return None

@@ -8,7 +8,8 @@ request at 350 requests/s offered, against 2.3 ms at 250/s, and the hub fell beh
 SQLite builds the page itself (`json_group_array` over the query), the read steps once, and
 msgspec turns the JSON into typed values in C instead of a Python converter per column.
 
-Blobs travel as hex (JSON has no bytes); JSON columns are embedded as JSON. Row order is the
+The same JSON carries rows nested in another query's row (`NestedQuery`). Blobs travel as hex
+(JSON has no bytes); JSON columns are embedded as JSON (`hub.storage.packed`). Row order is the
 query's own: SQLite aggregates a subquery with ORDER BY and LIMIT in the order it yields rows,
 and the tests of history pages pin that.
 """
@@ -16,29 +17,16 @@ and the tests of history pages pin that.
 from __future__ import annotations
 
 import functools
-import types
-from typing import Any, Union, get_args
+from typing import Any
 
-import msgspec
-
-from hub.storage.sql import RowShape
+from hub.storage.packed import NestedQuery, PackedRows
+from hub.storage.sql import NestedSpec, RowShape
 
 
-def _json_type(python_type: Any) -> Any:
-    """How a column's type travels in the JSON: bytes as hex text, dicts as JSON objects."""
-    if isinstance(python_type, types.UnionType):
-        return Union[tuple(_json_type(arg) for arg in get_args(python_type))]  # noqa: UP007
-    if python_type is bytes:
-        return str
-    if python_type is dict:
-        return dict[str, Any]
-    return python_type
-
-
-def _holds(python_type: Any, kind: type) -> bool:
-    """Whether a column of this type holds `kind` values (alone, or `kind | None`)."""
-    return python_type is kind or (
-        isinstance(python_type, types.UnionType) and kind in get_args(python_type)
+@functools.lru_cache(maxsize=64)
+def _packed_rows(shape: RowShape) -> PackedRows:
+    return PackedRows(
+        shape, hex_of=lambda name: f"hex({name})", json_of=lambda name: f"json({name})"
     )
 
 
@@ -46,36 +34,33 @@ class PackedQuery:
     """One query of a given shape, rewritten to return all its rows as one JSON array."""
 
     def __init__(self, sql: str, shape: RowShape) -> None:
-        expressions = []
-        for name, python_type in shape.columns:
-            if _holds(python_type, bytes):
-                expressions.append(f"hex({name})")
-            elif _holds(python_type, dict):
-                expressions.append(f"json({name})")
-            else:
-                expressions.append(name)
+        self._packed = _packed_rows(shape)
         self.sql = (
-            f"SELECT json_group_array(json_array({', '.join(expressions)})) AS packed "  # noqa: S608 (the shape's constant column names)
+            f"SELECT json_group_array(json_array({self._packed.expressions})) AS packed "  # noqa: S608 (the shape's constant column names)
             f"FROM ({sql})"
         )
-        self._names = shape.names
-        self._blobs = [i for i, (_, t) in enumerate(shape.columns) if _holds(t, bytes)]
-        row_type = tuple[tuple(_json_type(t) for _, t in shape.columns)]  # type: ignore[misc]
-        self._decoder = msgspec.json.Decoder(list[row_type])
 
     def rows(self, packed: str) -> list[dict[str, Any]]:
-        names, blobs = self._names, self._blobs
-        out = []
-        for values in self._decoder.decode(packed):
-            if blobs:
-                values = list(values)
-                for i in blobs:
-                    if values[i] is not None:
-                        values[i] = bytes.fromhex(values[i])
-            out.append(dict(zip(names, values, strict=True)))
-        return out
+        return self._packed.rows(packed)
 
 
 @functools.lru_cache(maxsize=64)
 def packed_query(sql: str, shape: RowShape) -> PackedQuery:
     return PackedQuery(sql, shape)
+
+
+class _SQLite:
+    def packed_rows(self, shape: RowShape) -> PackedRows:
+        return _packed_rows(shape)
+
+    def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
+        # SQLite aggregates rows in the order its subquery yields them.
+        return (
+            f"(SELECT json_group_array(json_array({packed.expressions})) "  # noqa: S608 (constant SQL texts)
+            f"FROM (SELECT * FROM ({sql}) ORDER BY {order_by}))"
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def nested_query(sql: str, outer_args: int, nested: tuple[NestedSpec, ...]) -> NestedQuery:
+    return NestedQuery(sql, outer_args, nested, _SQLite())

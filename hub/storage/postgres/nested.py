@@ -1,0 +1,39 @@
+"""Rows nested in another query's row (`hub.storage.sql.Nested`), in PostgreSQL's dialect.
+
+Under trio-asyncio each statement costs the Trio thread about 0.2-0.3 ms of asyncio callbacks
+(docs/performance.md), whatever the statement: a thread page, which was three statements (the
+access row, the page of history, presence), is one this way. The JSON travels as text, so the
+connection's json codec stays out of it, and `hub.storage.packed` decodes it by the rows' shape.
+Timestamps in the JSON are written in the session's time zone: read connections set it to UTC
+(`PostgresEngine._connect_reader`), so they decode to the same UTC datetimes asyncpg gives.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from hub.storage.packed import NestedQuery, PackedRows
+from hub.storage.sql import NestedSpec, RowShape
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_rows(shape: RowShape) -> PackedRows:
+    return PackedRows(
+        shape, hex_of=lambda name: f"encode({name}, 'hex')", json_of=lambda name: name
+    )
+
+
+class _Postgres:
+    def packed_rows(self, shape: RowShape) -> PackedRows:
+        return _packed_rows(shape)
+
+    def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
+        return (
+            f"(SELECT coalesce(json_agg(json_build_array({packed.expressions}) "  # noqa: S608 (constant SQL texts)
+            f"ORDER BY {order_by}), '[]')::text FROM ({sql}) AS nested_rows)"
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def nested_query(sql: str, outer_args: int, nested: tuple[NestedSpec, ...]) -> NestedQuery:
+    return NestedQuery(sql, outer_args, nested, _Postgres())
