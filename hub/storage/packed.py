@@ -7,26 +7,30 @@ row, one GIL hand-over instead of many), and both for rows nested in another que
 writes the SQL in its own dialect; this module holds what they share: which expression carries
 each column, and the typed decoder that turns the JSON back into the dicts a plain fetch returns.
 
-Blobs travel as hex (JSON has no bytes); JSON columns are embedded as JSON.
+Each row travels as a JSON object, blobs as hex or base64 text (JSON has no bytes), JSON columns
+embedded as JSON.
 """
 
 from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any, Protocol, Union, get_args
+from typing import Any, Literal, Protocol, TypedDict, Union, get_args
 
 import msgspec
 
 from hub.storage.sql import NestedSpec, RowShape, renumbered
 
+BlobText = Literal["hex", "base64"]
 
-def _json_type(python_type: Any) -> Any:
-    """How a column's type travels in the JSON: bytes as hex text, dicts as JSON objects."""
+
+def _json_type(python_type: Any, blobs_as: BlobText) -> Any:
+    """How a column's type travels in the JSON: bytes as text (base64 msgspec decodes itself),
+    dicts as JSON objects."""
     if isinstance(python_type, types.UnionType):
-        return Union[tuple(_json_type(arg) for arg in get_args(python_type))]  # noqa: UP007
+        return Union[tuple(_json_type(arg, blobs_as) for arg in get_args(python_type))]  # noqa: UP007
     if python_type is bytes:
-        return str
+        return bytes if blobs_as == "base64" else str
     if python_type is dict:
         return dict[str, Any]
     return python_type
@@ -40,37 +44,49 @@ def _holds(python_type: Any, kind: type) -> bool:
 
 
 class PackedRows:
-    """The column expressions of one shape in a dialect (`hex_of` and `json_of` wrap a column
-    name for blobs and JSON documents), and the decoder of the array of arrays they build."""
+    """One JSON object per row of a shape, in a dialect, and the decoder of an array of them.
+
+    `object_of` writes the dialect's JSON object constructor around `'name', expression` pairs;
+    `blob_of` wraps a blob column in its text encoding, `blobs_as` (SQLite has only hex;
+    PostgreSQL's base64 msgspec decodes to bytes in C); `json_of` a JSON document column.
+    msgspec decodes the objects straight into dicts with typed values (a TypedDict of the
+    shape): no Python code per row but for hex blobs."""
 
     def __init__(
-        self, shape: RowShape, *, hex_of: Callable[[str], str], json_of: Callable[[str], str]
+        self,
+        shape: RowShape,
+        *,
+        object_of: Callable[[str], str],
+        blob_of: Callable[[str], str],
+        blobs_as: BlobText,
+        json_of: Callable[[str], str],
     ) -> None:
-        expressions = []
+        pairs = []
         for name, python_type in shape.columns:
             if _holds(python_type, bytes):
-                expressions.append(hex_of(name))
+                expression = blob_of(name)
             elif _holds(python_type, dict):
-                expressions.append(json_of(name))
+                expression = json_of(name)
             else:
-                expressions.append(name)
-        self.expressions = ", ".join(expressions)
-        self._names = shape.names
-        self._blobs = [i for i, (_, t) in enumerate(shape.columns) if _holds(t, bytes)]
-        row_type = tuple[tuple(_json_type(t) for _, t in shape.columns)]  # type: ignore[misc]
-        self._decoder = msgspec.json.Decoder(list[row_type])
+                expression = name
+            pairs.append(f"'{name}', {expression}")
+        self.expression = object_of(", ".join(pairs))
+        row_type = TypedDict(  # type: ignore[misc]
+            "PackedRow", {name: _json_type(t, blobs_as) for name, t in shape.columns}
+        )
+        self._decoder = msgspec.json.Decoder(list[row_type])  # type: ignore[valid-type]
+        self._hex_blobs = tuple(
+            name for name, t in shape.columns if blobs_as == "hex" and _holds(t, bytes)
+        )
 
     def rows(self, packed: str | bytes) -> list[dict[str, Any]]:
-        names, blobs = self._names, self._blobs
-        out = []
-        for values in self._decoder.decode(packed):
-            if blobs:
-                values = list(values)
-                for i in blobs:
-                    if values[i] is not None:
-                        values[i] = bytes.fromhex(values[i])
-            out.append(dict(zip(names, values, strict=True)))
-        return out
+        rows: list[dict[str, Any]] = self._decoder.decode(packed)
+        for name in self._hex_blobs:
+            for row in rows:
+                value = row[name]
+                if value is not None:
+                    row[name] = bytes.fromhex(value)
+        return rows
 
 
 class Dialect(Protocol):

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import msgspec
+
+from hub.http.schemas import MessageOut
+from hub.http.threads import _message_out
 from hub.storage import repository as repo
+from hub.storage.records import Message
 from tests.factories import new_thread, send
 
 
@@ -288,3 +294,29 @@ async def test_unread_counts_skip_own_messages_on_both_sides_of_the_read_mark(
     assert group_item["stats"]["unread_count"] == 3
     vendor_threads = {t["title"]: t for t in (await api.get("/threads", as_=vendor)).json["items"]}
     assert vendor_threads[thread.title]["unread_count"] == 4  # o1..o4, nothing marked read
+
+
+def test_a_message_in_a_page_carries_every_field_of_the_documented_shape():
+    """The page builds MessageOut field by field (faster than msgspec.convert): it must give
+    exactly what the conversion gives, with every optional field set."""
+    now = datetime.now(UTC)
+    message = Message(
+        id=7,
+        thread_id=uuid.uuid4(),
+        seq=3,
+        sender_user_id=uuid.uuid4(),
+        sender_org_id=uuid.uuid4(),
+        kind="location",
+        body="Gate B",
+        client_msg_id="c-7",
+        metadata={"latitude": 51.5, "longitude": -0.12},
+        created_at=now - timedelta(minutes=5),
+        reply_to=6,
+        edited_at=now,
+        deleted_at=None,
+    )
+
+    out = _message_out(message)
+
+    assert out == msgspec.convert(message, MessageOut, from_attributes=True)
+    assert all(getattr(out, f) is not None for f in MessageOut.__struct_fields__)

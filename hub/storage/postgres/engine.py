@@ -1,14 +1,15 @@
 """PostgreSQL, for production: asyncpg driven from Trio through triopg and trio-asyncio.
 
-The storage actor owns the write connections (one per lane); reads use a pool and never queue
-behind writes. Messages take a bulk path (unnest arrays) so a batch of 1,000 costs a handful of
-round trips, falling back to row-by-row only when some row must fail on its own.
+The storage actor owns the write connections (one per lane); reads use connections of their own
+(hub.storage.postgres.reads) and never queue behind writes. Messages take a bulk path (unnest
+arrays) so a batch of 1,000 costs a handful of round trips, falling back to row-by-row only when
+some row must fail on its own.
 
 Each whole operation (a read, or a batch from BEGIN to COMMIT) crosses from Trio into asyncio
 once: its statements run back to back inside one asyncio coroutine on the raw asyncpg
 connection. Going through triopg's proxy per statement cost a Trio/asyncio hand-off each way per
 statement, which profiled at a third of the hub's CPU under load; triopg still opens and closes
-the connections and the pool.
+the connections.
 """
 
 from __future__ import annotations

@@ -19,7 +19,12 @@ from hub.storage.sql import NestedSpec, RowShape
 @functools.lru_cache(maxsize=64)
 def _packed_rows(shape: RowShape) -> PackedRows:
     return PackedRows(
-        shape, hex_of=lambda name: f"encode({name}, 'hex')", json_of=lambda name: name
+        shape,
+        object_of=lambda pairs: f"json_build_object({pairs})",
+        # encode() breaks base64 into lines of 76; msgspec wants it whole.
+        blob_of=lambda name: f"translate(encode({name}, 'base64'), E'\\n', '')",
+        blobs_as="base64",
+        json_of=lambda name: name,
     )
 
 
@@ -29,7 +34,7 @@ class _Postgres:
 
     def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
         return (
-            f"(SELECT coalesce(json_agg(json_build_array({packed.expressions}) "  # noqa: S608 (constant SQL texts)
+            f"(SELECT coalesce(json_agg({packed.expression} "  # noqa: S608 (constant SQL texts)
             f"ORDER BY {order_by}), '[]')::text FROM ({sql}) AS nested_rows)"
         )
 

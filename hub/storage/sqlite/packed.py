@@ -26,7 +26,11 @@ from hub.storage.sql import NestedSpec, RowShape
 @functools.lru_cache(maxsize=64)
 def _packed_rows(shape: RowShape) -> PackedRows:
     return PackedRows(
-        shape, hex_of=lambda name: f"hex({name})", json_of=lambda name: f"json({name})"
+        shape,
+        object_of=lambda pairs: f"json_object({pairs})",
+        blob_of=lambda name: f"hex({name})",
+        blobs_as="hex",
+        json_of=lambda name: f"json({name})",
     )
 
 
@@ -36,7 +40,7 @@ class PackedQuery:
     def __init__(self, sql: str, shape: RowShape) -> None:
         self._packed = _packed_rows(shape)
         self.sql = (
-            f"SELECT json_group_array(json_array({self._packed.expressions})) AS packed "  # noqa: S608 (the shape's constant column names)
+            f"SELECT json_group_array({self._packed.expression}) AS packed "  # noqa: S608 (the shape's constant column names)
             f"FROM ({sql})"
         )
 
@@ -56,7 +60,7 @@ class _SQLite:
     def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
         # SQLite aggregates rows in the order its subquery yields them.
         return (
-            f"(SELECT json_group_array(json_array({packed.expressions})) "  # noqa: S608 (constant SQL texts)
+            f"(SELECT json_group_array({packed.expression}) "  # noqa: S608 (constant SQL texts)
             f"FROM (SELECT * FROM ({sql}) ORDER BY {order_by}))"
         )
 
