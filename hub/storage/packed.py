@@ -13,9 +13,11 @@ embedded as JSON.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypedDict, Union, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict, Union, get_args
 
 import msgspec
 
@@ -43,34 +45,39 @@ def _holds(python_type: Any, kind: type) -> bool:
     )
 
 
+@dataclass(frozen=True, eq=False)
+class Dialect:
+    """How one engine writes packed rows. `object_of` wraps `'name', expression` pairs in its
+    JSON object constructor; `blob_of` wraps a blob column in its text encoding, `blobs_as`
+    (SQLite has only hex; PostgreSQL's base64 msgspec decodes to bytes in C); `json_of` a JSON
+    document column; `array_of(row, sql, order_by)` is a scalar subquery aggregating `row` over
+    the rows of `sql`, sorted by `order_by`, into one JSON array (text, `[]` when none). One
+    instance per engine, so caches keyed by it stay small."""
+
+    object_of: Callable[[str], str]
+    blob_of: Callable[[str], str]
+    blobs_as: BlobText
+    json_of: Callable[[str], str]
+    array_of: Callable[[str, str, str], str]
+
+
 class PackedRows:
-    """One JSON object per row of a shape, in a dialect, and the decoder of an array of them.
+    """One JSON object per row of a shape, in a dialect (`expression`), and the decoder of an
+    array of them: msgspec decodes the objects straight into dicts with typed values (a
+    TypedDict of the shape), with no Python code per row but for hex blobs."""
 
-    `object_of` writes the dialect's JSON object constructor around `'name', expression` pairs;
-    `blob_of` wraps a blob column in its text encoding, `blobs_as` (SQLite has only hex;
-    PostgreSQL's base64 msgspec decodes to bytes in C); `json_of` a JSON document column.
-    msgspec decodes the objects straight into dicts with typed values (a TypedDict of the
-    shape): no Python code per row but for hex blobs."""
-
-    def __init__(
-        self,
-        shape: RowShape,
-        *,
-        object_of: Callable[[str], str],
-        blob_of: Callable[[str], str],
-        blobs_as: BlobText,
-        json_of: Callable[[str], str],
-    ) -> None:
+    def __init__(self, shape: RowShape, dialect: Dialect) -> None:
         pairs = []
         for name, python_type in shape.columns:
             if _holds(python_type, bytes):
-                expression = blob_of(name)
+                expression = dialect.blob_of(name)
             elif _holds(python_type, dict):
-                expression = json_of(name)
+                expression = dialect.json_of(name)
             else:
                 expression = name
             pairs.append(f"'{name}', {expression}")
-        self.expression = object_of(", ".join(pairs))
+        self.expression = dialect.object_of(", ".join(pairs))
+        blobs_as = dialect.blobs_as
         row_type = TypedDict(  # type: ignore[misc]
             "PackedRow", {name: _json_type(t, blobs_as) for name, t in shape.columns}
         )
@@ -89,15 +96,9 @@ class PackedRows:
         return rows
 
 
-class Dialect(Protocol):
-    """How one engine writes packed rows."""
-
-    def packed_rows(self, shape: RowShape) -> PackedRows: ...
-
-    def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
-        """A scalar subquery: the rows of `sql` as one JSON array (text), sorted by `order_by`,
-        `[]` when there are none."""
-        ...
+@functools.lru_cache(maxsize=64)
+def packed_rows(shape: RowShape, dialect: Dialect) -> PackedRows:
+    return PackedRows(shape, dialect)
 
 
 class NestedQuery:
@@ -112,10 +113,9 @@ class NestedQuery:
         self._packed: list[tuple[str, PackedRows]] = []
         first = outer_args + 1
         for name, nested_sql, placeholders, shape, order_by in nested:
-            packed = dialect.packed_rows(shape)
-            columns.append(
-                f"{dialect.array_of(packed, renumbered(nested_sql, first), order_by)} AS {name}"
-            )
+            packed = packed_rows(shape, dialect)
+            array = dialect.array_of(packed.expression, renumbered(nested_sql, first), order_by)
+            columns.append(f"{array} AS {name}")
             first += placeholders
             self._packed.append((name, packed))
         self.sql = f"SELECT outer_row.*, {', '.join(columns)} FROM ({sql}) AS outer_row"  # noqa: S608 (constant SQL texts)
@@ -126,3 +126,10 @@ class NestedQuery:
             for name, packed in self._packed:
                 row[name] = packed.rows(row[name])
         return row
+
+
+@functools.lru_cache(maxsize=64)
+def nested_query(
+    sql: str, outer_args: int, nested: tuple[NestedSpec, ...], dialect: Dialect
+) -> NestedQuery:
+    return NestedQuery(sql, outer_args, nested, dialect)

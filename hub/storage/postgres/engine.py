@@ -28,8 +28,9 @@ import triopg
 
 from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper
+from hub.storage.packed import nested_query
 from hub.storage.postgres.append import PostgresAppend
-from hub.storage.postgres.nested import nested_query
+from hub.storage.postgres.nested import POSTGRES
 from hub.storage.postgres.reads import ReadConnections
 from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query, fetchval
@@ -92,7 +93,9 @@ async def _run(conn: Any, query: Query) -> Any:
         return [dict(row) for row in await conn.fetch(query.sql, *query.args)]
     if query.mode == "fetchrow":
         if query.nested:
-            composed = nested_query(query.sql, len(query.args), tuple(n.spec for n in query.nested))
+            composed = nested_query(
+                query.sql, len(query.args), tuple(n.spec for n in query.nested), POSTGRES
+            )
             row = await conn.fetchrow(composed.sql, *query.all_args)
             return composed.row(None if row is None else dict(row))
         row = await conn.fetchrow(query.sql, *query.args)

@@ -10,35 +10,16 @@ Timestamps in the JSON are written in the session's time zone: read connections 
 
 from __future__ import annotations
 
-import functools
+from hub.storage.packed import Dialect
 
-from hub.storage.packed import NestedQuery, PackedRows
-from hub.storage.sql import NestedSpec, RowShape
-
-
-@functools.lru_cache(maxsize=64)
-def _packed_rows(shape: RowShape) -> PackedRows:
-    return PackedRows(
-        shape,
-        object_of=lambda pairs: f"json_build_object({pairs})",
-        # encode() breaks base64 into lines of 76; msgspec wants it whole.
-        blob_of=lambda name: f"translate(encode({name}, 'base64'), E'\\n', '')",
-        blobs_as="base64",
-        json_of=lambda name: name,
-    )
-
-
-class _Postgres:
-    def packed_rows(self, shape: RowShape) -> PackedRows:
-        return _packed_rows(shape)
-
-    def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
-        return (
-            f"(SELECT coalesce(json_agg({packed.expression} "  # noqa: S608 (constant SQL texts)
-            f"ORDER BY {order_by}), '[]')::text FROM ({sql}) AS nested_rows)"
-        )
-
-
-@functools.lru_cache(maxsize=64)
-def nested_query(sql: str, outer_args: int, nested: tuple[NestedSpec, ...]) -> NestedQuery:
-    return NestedQuery(sql, outer_args, nested, _Postgres())
+POSTGRES = Dialect(
+    object_of=lambda pairs: f"json_build_object({pairs})",
+    # encode() breaks base64 into lines of 76; msgspec wants it whole.
+    blob_of=lambda name: f"translate(encode({name}, 'base64'), E'\\n', '')",
+    blobs_as="base64",
+    json_of=lambda name: name,
+    array_of=lambda row, sql, order_by: (
+        f"(SELECT coalesce(json_agg({row} ORDER BY {order_by}), '[]')::text "  # noqa: S608 (constant SQL texts)
+        f"FROM ({sql}) AS nested_rows)"
+    ),
+)

@@ -22,6 +22,7 @@ import trio
 
 from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper, script_statements
+from hub.storage.packed import nested_query
 from hub.storage.records import SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
 from hub.storage.sqlite import (
@@ -29,7 +30,7 @@ from hub.storage.sqlite import (
     worker,
 )
 from hub.storage.sqlite.append import SqliteAppend
-from hub.storage.sqlite.packed import nested_query, packed_query
+from hub.storage.sqlite.packed import SQLITE, packed_query
 from hub.storage.sqlite.reads import Readers
 
 T = TypeVar("T")
@@ -80,7 +81,7 @@ def _run(conn: sqlite3.Connection, query: Query) -> Any:
         packed = packed_query(sql, query.shape)
         return packed.rows(conn.execute(packed.sql, query.args).fetchone()["packed"])
     if query.nested:
-        composed = nested_query(sql, len(query.args), tuple(n.spec for n in query.nested))
+        composed = nested_query(sql, len(query.args), tuple(n.spec for n in query.nested), SQLITE)
         return composed.row(conn.execute(_sqlite_sql(composed.sql), query.all_args).fetchone())
     cursor = conn.execute(sql, query.args)
     if query.mode == "execute":

@@ -19,26 +19,26 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from hub.storage.packed import NestedQuery, PackedRows
-from hub.storage.sql import NestedSpec, RowShape
+from hub.storage.packed import Dialect, packed_rows
+from hub.storage.sql import RowShape
 
-
-@functools.lru_cache(maxsize=64)
-def _packed_rows(shape: RowShape) -> PackedRows:
-    return PackedRows(
-        shape,
-        object_of=lambda pairs: f"json_object({pairs})",
-        blob_of=lambda name: f"hex({name})",
-        blobs_as="hex",
-        json_of=lambda name: f"json({name})",
-    )
+SQLITE = Dialect(
+    object_of=lambda pairs: f"json_object({pairs})",
+    blob_of=lambda name: f"hex({name})",
+    blobs_as="hex",
+    json_of=lambda name: f"json({name})",
+    # SQLite aggregates rows in the order its subquery yields them.
+    array_of=lambda row, sql, order_by: (
+        f"(SELECT json_group_array({row}) FROM (SELECT * FROM ({sql}) ORDER BY {order_by}))"  # noqa: S608 (constant SQL texts)
+    ),
+)
 
 
 class PackedQuery:
     """One query of a given shape, rewritten to return all its rows as one JSON array."""
 
     def __init__(self, sql: str, shape: RowShape) -> None:
-        self._packed = _packed_rows(shape)
+        self._packed = packed_rows(shape, SQLITE)
         self.sql = (
             f"SELECT json_group_array({self._packed.expression}) AS packed "  # noqa: S608 (the shape's constant column names)
             f"FROM ({sql})"
@@ -51,20 +51,3 @@ class PackedQuery:
 @functools.lru_cache(maxsize=64)
 def packed_query(sql: str, shape: RowShape) -> PackedQuery:
     return PackedQuery(sql, shape)
-
-
-class _SQLite:
-    def packed_rows(self, shape: RowShape) -> PackedRows:
-        return _packed_rows(shape)
-
-    def array_of(self, packed: PackedRows, sql: str, order_by: str) -> str:
-        # SQLite aggregates rows in the order its subquery yields them.
-        return (
-            f"(SELECT json_group_array({packed.expression}) "  # noqa: S608 (constant SQL texts)
-            f"FROM (SELECT * FROM ({sql}) ORDER BY {order_by}))"
-        )
-
-
-@functools.lru_cache(maxsize=64)
-def nested_query(sql: str, outer_args: int, nested: tuple[NestedSpec, ...]) -> NestedQuery:
-    return NestedQuery(sql, outer_args, nested, _SQLite())
