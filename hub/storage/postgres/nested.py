@@ -13,10 +13,10 @@ from __future__ import annotations
 from hub.storage.packed import Dialect
 
 POSTGRES = Dialect(
-    object_of=lambda pairs: f"json_build_object({pairs})",
-    # encode() breaks base64 into lines of 76; msgspec wants it whole.
-    blob_of=lambda name: f"translate(encode({name}, 'base64'), E'\\n', '')",
-    blobs_as="base64",
+    row_of=lambda pairs: f"json_build_array({', '.join(e for _, e in pairs)})",
+    rows_are="arrays",
+    blob_of=lambda name: f"encode({name}, 'hex')",
+    blobs_as="hex",
     json_of=lambda name: name,
     array_of=lambda row, sql, order_by: (
         f"(SELECT coalesce(json_agg({row} ORDER BY {order_by}), '[]')::text "  # noqa: S608 (constant SQL texts)

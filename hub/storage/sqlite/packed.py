@@ -23,7 +23,8 @@ from hub.storage.packed import Dialect, packed_rows
 from hub.storage.sql import RowShape
 
 SQLITE = Dialect(
-    object_of=lambda pairs: f"json_object({pairs})",
+    row_of=lambda pairs: "json_object(" + ", ".join(f"'{n}', {e}" for n, e in pairs) + ")",
+    rows_are="objects",
     blob_of=lambda name: f"hex({name})",
     blobs_as="hex",
     json_of=lambda name: f"json({name})",
