@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+import msgspec
 import trio
 
 from hub.auth import Principal, issue_token
@@ -16,6 +18,7 @@ from hub.storage import repository as repo
 from hub.storage.actor import Request, StorageActor
 from hub.storage.engine import Engine
 from hub.storage.records import Group, NewMessage, StoredMessage, Thread
+from hub.storage.sql import Op, fetch
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,33 @@ async def run_batch(engine: Engine, requests: list[Request]) -> StorageActor:
     actor = StorageActor(engine, receive)
     await actor.run()
     return actor
+
+
+async def send_varied_history(
+    storage: Storage, thread: Thread, sender: Member, replier: Member, notes: int
+) -> StoredMessage:
+    """A history that exercises every column a page carries: a first message, a location reply
+    to it by `replier` (nested metadata with a null, non-ASCII text), then `notes` plain ones.
+    Returns the first message."""
+    first = await send(storage, thread, sender, "Tent at 3pm")
+    await storage.append_message(
+        msgspec.structs.replace(
+            message(thread, replier, 'Gate "B" \u2014 \U0001f490'),
+            kind="location",
+            reply_to=first.id,
+            metadata={"latitude": 51.501, "longitude": -0.142, "tags": ["rain", None, 3]},
+        )
+    )
+    for i in range(notes):
+        await send(storage, thread, sender, f"note {i}")
+    return first
+
+
+def plain_message_rows(thread_id: UUID) -> Op[list[dict[str, Any]]]:
+    """A thread's message rows read the plain way, row by row in seq order, to compare packed
+    reads with."""
+    rows = yield fetch(
+        f"SELECT {repo.MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
+        thread_id,
+    )
+    return rows

@@ -5,14 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import msgspec
 import trio
 
 from hub.storage import repository as repo
 from hub.storage.handle import OpenedMessages
 from hub.storage.records import Message
-from hub.storage.sql import fetch
-from tests.factories import message, new_group, new_member, new_thread, send
+from tests.factories import (
+    message,
+    new_group,
+    new_member,
+    new_thread,
+    plain_message_rows,
+    send,
+    send_varied_history,
+)
 
 
 async def test_messages_get_gap_free_seqs_in_order(storage, settings):
@@ -80,19 +86,9 @@ async def test_a_page_read_in_one_piece_matches_the_rows_read_one_by_one(storage
     any byte, a reply, nested metadata, nulls, timestamps."""
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
-    first = await send(storage, thread, alice, "Tent at 3pm")
-    await storage.append_message(
-        msgspec.structs.replace(
-            message(thread, alice, 'Gate "B" \u2014 \U0001f490'),
-            kind="location",
-            reply_to=first.id,
-            metadata={"latitude": 51.501, "longitude": -0.142, "tags": ["rain", None, 3]},
-        )
-    )
-    for i in range(5):
-        await send(storage, thread, alice, f"note {i}")
+    first = await send_varied_history(storage, thread, alice, alice, notes=5)
 
-    plain = await storage.read(_plain_rows(thread.id))
+    plain = await storage.read(plain_message_rows(thread.id))
     latest = await storage.read(repo.message_rows(thread.id, before_seq=8, limit=4))
     forward = await storage.read(repo.message_rows(thread.id, after_seq=0, limit=3))
 
@@ -105,14 +101,6 @@ async def test_a_page_read_in_one_piece_matches_the_rows_read_one_by_one(storage
         'Gate "B" \u2014 \U0001f490',
         "note 0",
     ]
-
-
-def _plain_rows(thread_id):
-    rows = yield fetch(
-        f"SELECT {repo.MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
-        thread_id,
-    )
-    return rows
 
 
 async def test_a_row_sealed_anew_or_edited_is_opened_again_not_served_from_memory(

@@ -6,12 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import msgspec
-
 from hub.storage import repository as repo
 from hub.storage.records import Presence, row_to
-from hub.storage.sql import fetch, renumbered
-from tests.factories import message, new_group, new_member, new_thread, send
+from hub.storage.sql import renumbered
+from tests.factories import (
+    new_group,
+    new_member,
+    new_thread,
+    plain_message_rows,
+    send,
+    send_varied_history,
+)
 
 
 def test_nested_placeholders_are_numbered_after_the_outer_querys():
@@ -25,24 +30,14 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
     alice = await new_member(storage, settings)
     bob = await new_member(storage, settings, org_id=alice.org_id, role="vendor")
     thread = await new_thread(storage, await new_group(storage, alice), alice)
-    first = await send(storage, thread, alice, "Tent at 3pm")
-    await storage.append_message(
-        msgspec.structs.replace(
-            message(thread, bob, 'Gate "B" \u2014 \U0001f490'),
-            kind="location",
-            reply_to=first.id,
-            metadata={"latitude": 51.501, "longitude": -0.142, "tags": ["rain", None, 3]},
-        )
-    )
-    for i in range(6):
-        await send(storage, thread, alice, f"note {i}")
+    first = await send_varied_history(storage, thread, alice, bob, notes=6)
     now = datetime(2026, 6, 20, 15, 30, 12, 345678, tzinfo=UTC)
     await storage.write(
         lambda _: repo.set_presences(
             thread_id=thread.id, statuses={alice.user_id: "online", bob.user_id: "away"}, now=now
         )
     )
-    plain = await storage.read(_plain_rows(thread.id))
+    plain = await storage.read(plain_message_rows(thread.id))
     presence = await storage.read(repo.thread_presence(thread.id))
 
     async def page(**bounds):
@@ -98,11 +93,3 @@ async def test_no_outer_row_means_no_nested_rows(storage, settings):
     )
 
     assert row is None
-
-
-def _plain_rows(thread_id):
-    rows = yield fetch(
-        f"SELECT {repo.MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
-        thread_id,
-    )
-    return rows
