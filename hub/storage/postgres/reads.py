@@ -3,8 +3,8 @@
 asyncpg's pool does its bookkeeping in asyncio (a queue of holders, a shielded task per
 release), and under trio-asyncio every asyncio callback is a pass of a Trio task. Taking a
 connection from it and giving it back cost about 360 µs of the Trio thread per read, more than
-the query itself (a one-query read about 600 µs in all, 225 µs on a connection already in hand;
-`/tmp`-style timing loop of 2,000 reads, docs/performance.md, eighth round). Here a semaphore
+the query itself (a one-query read about 600 µs in all, 225 µs on a connection already in hand,
+in a timing loop of 2,000 reads: docs/performance.md, eighth round). Here a semaphore
 bounds the reads in flight and a list holds the idle connections, both in Trio: taking one is a
 list pop.
 
@@ -17,7 +17,7 @@ What asyncpg's pool did besides, and how it is done here:
   Should a read still meet it first, that read fails as unavailable (as with asyncpg's pool)
   and the connection is terminated.
 - Connections open on demand, up to `size`, and stay open while idle (no timers: see
-  `PostgresEngine.open`).
+  `PostgresEngine._connect_reader`).
 """
 
 from __future__ import annotations
@@ -53,10 +53,6 @@ class ReadConnections:
         self._unavailable = unavailable
         self._closed = False
 
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
-
     async def read(self, op: Op[T]) -> T:
         async with self._slots:
             if self._closed:
@@ -80,7 +76,8 @@ class ReadConnections:
             return result
 
     async def aclose(self) -> None:
-        """Close the idle connections; one still reading is terminated when its read ends."""
+        """Close the idle connections (each within 2 s, else terminated); one still reading is
+        terminated when its read ends."""
         self._closed = True
         idle, self._idle = self._idle, []
         for proxy in idle:
@@ -88,7 +85,7 @@ class ReadConnections:
                 scope.shield = True
                 try:
                     await proxy.close()
-                except (*self._unavailable, trio.TooSlowError):
+                except self._unavailable:
                     proxy._asyncpg_conn.terminate()
             if scope.cancelled_caught:
                 proxy._asyncpg_conn.terminate()
