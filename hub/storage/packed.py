@@ -7,8 +7,8 @@ row, one GIL hand-over instead of many), and both for rows nested in another que
 writes the SQL in its own dialect; this module holds what they share: which expression carries
 each column, and the typed decoder that turns the JSON back into the dicts a plain fetch returns.
 
-Each row travels as a JSON object, blobs as hex or base64 text (JSON has no bytes), JSON columns
-embedded as JSON.
+Each row travels as a JSON object or array (`Dialect.rows_are`), blobs as hex or base64 text
+(JSON has no bytes), JSON columns embedded as JSON.
 """
 
 from __future__ import annotations

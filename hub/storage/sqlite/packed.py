@@ -8,10 +8,11 @@ request at 350 requests/s offered, against 2.3 ms at 250/s, and the hub fell beh
 SQLite builds the page itself (`json_group_array` over the query), the read steps once, and
 msgspec turns the JSON into typed values in C instead of a Python converter per column.
 
-The same JSON carries rows nested in another query's row (`NestedQuery`). Blobs travel as hex
-(JSON has no bytes); JSON columns are embedded as JSON (`hub.storage.packed`). Row order is the
-query's own: SQLite aggregates a subquery with ORDER BY and LIMIT in the order it yields rows,
-and the tests of history pages pin that.
+The same JSON carries rows nested in another query's row (`hub.storage.packed.NestedQuery`).
+Each row is a JSON object, blobs in hex (SQLite has no base64), JSON columns embedded as JSON
+(`SQLITE`, the dialect `hub.storage.packed` composes with). Row order is the query's own: SQLite
+aggregates a subquery with ORDER BY and LIMIT in the order it yields rows, and the tests of
+history pages pin that.
 """
 
 from __future__ import annotations
