@@ -60,7 +60,7 @@ class ThreadAccess:
     group_id: UUID
     owner_organization_id: UUID
     member_role: str
-    # The caller's read position, when the decision was asked for it (`with_reader_state`).
+    # The caller's read position, when the decision's row carried it (`read_thread_with`).
     last_read_seq: int | None = None
     unread_count: int | None = None
 
@@ -116,14 +116,9 @@ async def read_thread_with(
     return await storage.read(op())
 
 
-def thread_access(
-    principal: Principal, thread_id: UUID, action: Action, *, with_reader_state: bool = False
-) -> Op[ThreadAccess]:
-    """Decide inside a read operation: raises NotFound, Forbidden or Conflict. With
-    `with_reader_state`, the decision's query also brings the caller's read position."""
-    row = yield from repo.thread_access_row(
-        thread_id, principal.org_id, principal.user_id if with_reader_state else None
-    )
+def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:
+    """Decide inside a read operation: raises NotFound, Forbidden or Conflict."""
+    row = yield from repo.thread_access_row(thread_id, principal.org_id)
     return _decide_thread(principal, thread_id, row, action)
 
 

@@ -223,9 +223,8 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     page = repo.history(
         tid, after_seq=after_seq, before_seq=query_args.before_seq, limit=query_args.limit
     )
-    access, rows = await read_thread_with(
-        storage, principal, tid, "read", page, repo.presence_rows(tid)
-    )
+    presence = repo.presence_rows(tid)
+    access, rows = await read_thread_with(storage, principal, tid, "read", page, presence)
     assert access.unread_count is not None and access.last_read_seq is not None
     thread = access.thread
     messages = await storage.open_rows(rows[page.name])
@@ -239,7 +238,7 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
         ),
         presence=[
             PresenceOut(user_id=p["user_id"], status=p["status"], last_seen_at=p["last_seen_at"])
-            for p in rows["presence"]
+            for p in rows[presence.name]
             if p["status"] != "offline"
         ],
         messages=[_message_out(m) for m in messages],

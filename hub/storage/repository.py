@@ -406,7 +406,6 @@ def history(
     after_seq: int | None = None,
     before_seq: int | None = None,
     limit: int = 100,
-    name: str = "messages",
 ) -> Nested:
     """Sealed message rows of a thread, oldest first: the `limit` after `after_seq`, the `limit`
     just before `before_seq`, or (neither given) the latest `limit`."""
@@ -417,7 +416,7 @@ def history(
         sql, args = f"{select} AND seq < $2 ORDER BY seq DESC LIMIT $3", (before_seq,)
     else:
         sql, args = f"{select} ORDER BY seq DESC LIMIT $2", ()
-    return Nested(name, sql, (thread_id, *args, limit), MESSAGE_SHAPE, "seq")
+    return Nested("messages", sql, (thread_id, *args, limit), MESSAGE_SHAPE, "seq")
 
 
 def message_rows(
@@ -502,10 +501,10 @@ PRESENCE_SHAPE = RowShape(
 )
 
 
-def presence_rows(thread_id: UUID, name: str = "presence") -> Nested:
+def presence_rows(thread_id: UUID) -> Nested:
     """Everyone's presence in a thread (offline included), by user id."""
     return Nested(
-        name,
+        "presence",
         f"SELECT {', '.join(PRESENCE_SHAPE.names)} FROM thread_presence WHERE thread_id = $1",  # noqa: S608 (constant columns)
         (thread_id,),
         PRESENCE_SHAPE,
@@ -514,9 +513,8 @@ def presence_rows(thread_id: UUID, name: str = "presence") -> Nested:
 
 
 def thread_presence(thread_id: UUID) -> Op[list[Presence]]:
-    rows = yield fetch(
-        "SELECT * FROM thread_presence WHERE thread_id = $1 ORDER BY user_id", thread_id
-    )
+    presence = presence_rows(thread_id)
+    rows = yield fetch(f"{presence.sql} ORDER BY {presence.order_by}", *presence.args)
     return [row_to(row, Presence) for row in rows]
 
 

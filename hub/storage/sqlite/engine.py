@@ -81,7 +81,9 @@ def _run(conn: sqlite3.Connection, query: Query) -> Any:
         packed = packed_query(sql, query.shape)
         return packed.rows(conn.execute(packed.sql, query.args).fetchone()["packed"])
     if query.nested:
-        composed = nested_query(sql, len(query.args), tuple(n.spec for n in query.nested), SQLITE)
+        composed = nested_query(
+            query.sql, len(query.args), tuple(n.spec for n in query.nested), SQLITE
+        )
         return composed.row(conn.execute(_sqlite_sql(composed.sql), query.all_args).fetchone())
     cursor = conn.execute(sql, query.args)
     if query.mode == "execute":
