@@ -9,6 +9,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
+from hub.http import coalesce
+
 log = logging.getLogger(__name__)
 
 
@@ -21,6 +23,7 @@ async def serve_http(
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until `shutdown` is set; reports the bound base URL once listening."""
+    coalesce.install()
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
