@@ -36,8 +36,10 @@ async def test_reads_reuse_connections_and_never_open_more_than_the_pool_size(
 ):
     async with open_storage(postgres_settings) as storage:
         size = storage.engine._read_pool_size
-        first = await storage.read(_backend_pid())
-        assert await storage.read(_backend_pid()) == first
+        # One at a time, reads take the connections in turn: each serves, none is opened anew.
+        in_turn = [await storage.read(_backend_pid()) for _ in range(2 * size)]
+        assert in_turn[:size] == in_turn[size:]
+        assert len(set(in_turn)) == size
 
         pids = []
 
@@ -49,8 +51,31 @@ async def test_reads_reuse_connections_and_never_open_more_than_the_pool_size(
                 nursery.start_soon(read)
 
         assert len(pids) == 3 * size
-        assert first in pids
-        assert len(set(pids)) == size
+        assert set(pids) == set(in_turn)
+
+
+async def test_every_read_connection_is_open_before_the_first_read(postgres_settings):
+    async with open_storage(postgres_settings) as storage:
+        size = storage.engine._read_pool_size
+        opened = {proxy._asyncpg_conn.get_server_pid() for proxy in storage.engine._reads._idle}
+        assert len(opened) == size
+        rows = await _admin_fetch(
+            postgres_settings,
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+            list(opened),
+        )
+        assert {row["pid"] for row in rows} == opened  # live backends on the server
+
+        pids = []
+
+        async def read() -> None:
+            pids.append(await storage.read(_backend_pid(0.2)))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(size):
+                nursery.start_soon(read)
+
+        assert set(pids) == opened  # a burst of reads opened nothing new
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_handed_out(postgres_settings):
@@ -63,7 +88,11 @@ async def test_a_connection_the_server_closed_while_idle_is_not_handed_out(postg
         await _until_no_backends(postgres_settings, "pid = $1", pid)
         # The precondition, not the behaviour under test: the hub's loop has read the server's
         # goodbye on the idle connection (that takes a pass of the loop, not a set time).
-        [idle] = storage.engine._reads._idle
+        [idle] = [
+            proxy
+            for proxy in storage.engine._reads._idle
+            if proxy._asyncpg_conn.get_server_pid() == pid
+        ]
         with trio.fail_after(5):
             # asyncpg sets the flag from asyncio's side: there is no Trio event to wait on.
             while not idle._asyncpg_conn.is_closed():  # noqa: ASYNC110

@@ -33,7 +33,7 @@ from hub.storage.postgres.append import PostgresAppend
 from hub.storage.postgres.nested import POSTGRES
 from hub.storage.postgres.reads import ReadConnections
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query, fetchval
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
 
 T = TypeVar("T")
 
@@ -169,10 +169,6 @@ async def _transaction(conn: asyncpg.Connection, make_op: Callable[[], Op[T]]) -
     raise AssertionError("unreachable")
 
 
-def _nothing() -> Op[None]:
-    yield fetchval("SELECT 1")
-
-
 class PostgresWriter:
     def __init__(self, proxy: Any) -> None:
         self._proxy = proxy  # triopg's connection; it owns closing
@@ -220,11 +216,15 @@ class PostgresEngine(Engine):
             trio_asyncio.aio_as_trio(_drive),
             _UNAVAILABLE,
         )
-        # One connection up front, so a hub that cannot reach its database says so at start.
+        # Every read connection up front: a hub that cannot reach its database says so at start,
+        # and the first burst of requests does not wait for connections to open.
         try:
-            await reads.read(_nothing())
-        except _UNAVAILABLE as exc:
-            raise _lost(exc) from exc
+            await reads.fill()
+        except BaseException as exc:
+            await reads.aclose()  # the ones opened before the failure
+            if isinstance(exc, _UNAVAILABLE):
+                raise _lost(exc) from exc
+            raise
         self._reads = reads
 
     async def _connect_reader(self) -> Any:
