@@ -22,10 +22,10 @@ What asyncpg's pool did besides, and how it is done here:
   72 of 5,000, enough to set the p99 at 33 ms (docs/performance.md, ninth round). One that is
   dropped is replaced on demand.
 - Reads take the connection idle longest (first in, first out), so every connection serves
-  reads and has the hot statements prepared: handed out last in, first out, a light load
-  (the bench's warm-up) used one or two of them, and the first burst then prepared the thread
-  page's statement on each of the others while requests queued (44 GETs slower than 15 ms in
-  the first 90 ms of a run, up to 48 ms).
+  reads and has its statements prepared (asyncpg prepares each per connection) before a burst.
+  Handed out last in, first out, a light load (the bench's warm-up) kept to one or two of them,
+  and the first burst then ran on connections that had served no read yet while requests
+  queued: 44 GETs slower than 15 ms in the first 90 ms of a run, up to 48 ms.
 """
 
 from __future__ import annotations
