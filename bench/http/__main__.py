@@ -2,6 +2,7 @@
 
     python -m bench.http [--rate 500] [--clients 50] [--seconds 10] [--database-url URL]
     python -m bench.http --floor [--rate 500]   # same load, bare Quart-Trio (bench.http.floor)
+    python -m bench.http --trace /tmp/run        # also /tmp/run-get.json, /tmp/run-post.json
 
 The hub runs as its own process (`python -m hub serve`), so the load generator does not steal
 its event loop; the two still share this machine's cores. Load is open-loop: each client has a
@@ -10,7 +11,9 @@ time, so a stalled server shows up as latency instead of silently lowering the o
 (no coordinated omission). Every client is its own user on one keep-alive connection; rate
 limits are raised so they measure the server, not the limiter. Each scenario also reports the
 hub process's CPU per request (user + system, from /proc), which moves less than latency when
-the machine's speed drifts.
+the machine's speed drifts. With `--trace`, every request's scheduled time (seconds into the
+scenario) and latency (ms) are written as JSON, to tell a start-up transient or a stall from a
+steady tail.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class Connection:
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)
+    scheduled: list[float] = field(default_factory=list)
     errors: dict[int, int] = field(default_factory=dict)
 
 
@@ -106,6 +110,7 @@ async def client(
             method, path, body = make_request(n)
             status = await conn.request(method, path, token, body)
             result.latencies.append(trio.current_time() - scheduled)
+            result.scheduled.append(scheduled)
             if status >= 300:
                 result.errors[status] = result.errors.get(status, 0) + 1
             n += 1
@@ -123,11 +128,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def scenario(name, host, port, tokens, make_request, rate, seconds, pid) -> dict:
+async def scenario(
+    name, host, port, tokens, make_request, rate, seconds, pid, trace: Path | None = None
+) -> dict:
     result = Result()
     per_client = rate / len(tokens)
     cpu_before = cpu_seconds(pid)
     began = time.perf_counter()
+    started = trio.current_time()
     async with trio.open_nursery() as nursery:
         for i, token in enumerate(tokens):
             offset = (i / len(tokens)) / per_client  # spread clients over one interval
@@ -137,6 +145,10 @@ async def scenario(name, host, port, tokens, make_request, rate, seconds, pid) -
     elapsed = time.perf_counter() - began
     cpu = cpu_seconds(pid) - cpu_before
     ms = [v * 1000 for v in result.latencies]
+    if trace is not None:
+        at = [round(s - started, 4) for s in result.scheduled]
+        pairs = sorted(zip(at, (round(v, 3) for v in ms), strict=True))
+        await trio.Path(trace).write_text(json.dumps(pairs))
     return {
         "scenario": name,
         "requests": len(ms),
@@ -277,8 +289,11 @@ async def run_bench(args: argparse.Namespace, workdir: Path, database_url: str) 
             ),
         ]
         for name, make_request in runs:
+            trace = None
+            if args.trace:
+                trace = Path(f"{args.trace}-{name.split()[0].lower()}.json")
             figures = await scenario(
-                name, host, port, tokens, make_request, args.rate, args.seconds, process.pid
+                name, host, port, tokens, make_request, args.rate, args.seconds, process.pid, trace
             )
             print(json.dumps(figures))
     finally:
@@ -301,5 +316,11 @@ if __name__ == "__main__":
         "--floor",
         action="store_true",
         help="serve bare Quart-Trio with canned answers instead of the hub (bench.http.floor)",
+    )
+    parser.add_argument(
+        "--trace",
+        metavar="PREFIX",
+        help="write each scenario's [scheduled s, latency ms] pairs to PREFIX-get.json and "
+        "PREFIX-post.json",
     )
     trio.run(main, parser.parse_args())
