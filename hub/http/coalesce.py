@@ -5,8 +5,7 @@ body when the app sends it, so every JSON answer cost two `send` calls on the so
 segments and two wake-ups of the client; and the empty end of a `Content-Length` body cost one
 more pass through the connection's send lock. In `bench.http` against bare Hypercorn, holding
 the head until the first body bytes (or the end of the response) took about 0.07 ms of CPU off
-every request (`docs/performance.md`, ninth round). Servers commonly do the same (hyper, Bun,
-Cowboy-style "send full").
+every request (`docs/performance.md`, ninth round).
 
 What a client sees is unchanged: the same bytes in the same order. Only when the head is sent
 changes: with the first non-empty body chunk, at the end of the response (a HEAD request, a 204,

@@ -59,22 +59,24 @@ async def serve_bytes(protocol_class: type[H11Protocol], app: App, *requests: by
 
     config = Config()
     config.include_date_header = False  # the two runs must compare byte for byte
-    async with TaskGroup() as task_group:
-        protocol = protocol_class(
-            ASGIWrapper(app),
-            config,
-            WorkerContext(None),
-            task_group,
-            ConnectionState({}),
-            False,
-            ("127.0.0.1", 50000),
-            ("127.0.0.1", 8080),
-            send,
-        )
-        for request in requests:
-            await protocol.handle(RawData(data=request))
-            await trio.sleep(0.05)  # the app task answers before the next request arrives
-        task_group._nursery.cancel_scope.cancel()
+    # Leaving the task group waits for every app task to finish. A request that arrives while
+    # the one before is still being answered waits in `handle` until that answer is complete
+    # (h11 pauses the connection), so the requests are answered one after the other.
+    with trio.fail_after(10):
+        async with TaskGroup() as task_group:
+            protocol = protocol_class(
+                ASGIWrapper(app),
+                config,
+                WorkerContext(None),
+                task_group,
+                ConnectionState({}),
+                False,
+                ("127.0.0.1", 50000),
+                ("127.0.0.1", 8080),
+                send,
+            )
+            for request in requests:
+                await protocol.handle(RawData(data=request))
     return writes
 
 
