@@ -4,7 +4,9 @@ Callers hand it requests over a bounded channel (a full inbox makes them wait: b
 memory growth). It takes whatever is waiting, up to a batch limit, runs it all in one transaction
 and answers every caller only after COMMIT returned, so an acknowledgement means durable. One
 commit pays for 1 message or 1,000. A request that fails on its own (a constraint, a missing
-thread) is undone in its savepoint and fails alone; a database failure fails the batch, and the
+thread, any value the database refuses) is undone in its savepoint and fails alone; a refusal
+outside every savepoint undoes the batch, whose requests then commit one by one, so it still
+reaches only the request at fault. A database failure fails the batch, and the
 actor reconnects with backoff while refusing new requests at once instead of letting them hang.
 On PostgreSQL several lanes run side by side (`hub.storage.handle.Storage` routes a message to
 its thread's lane); each `StorageActor` here is one lane and knows nothing of the others.
@@ -27,7 +29,7 @@ from hub.storage.bulk import run_kind
 from hub.storage.engine import Engine, Writer
 from hub.storage.records import AuditEntry, SealedMessage
 from hub.storage.repository import insert_audit, isolated
-from hub.storage.sql import ConnectionLost, IntegrityError, Op
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, StatementError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,8 @@ class Request:
     def resolve(self, value: Any) -> None:
         if self.done.is_set():
             return  # already failed by its deadline; the caller has moved on
-        if isinstance(value, (HubError, IntegrityError)):
-            self.error = value if isinstance(value, HubError) else _integrity_error(value)
+        if isinstance(value, (HubError, StatementError)):
+            self.error = value if isinstance(value, HubError) else _refusal(value)
         else:
             self.value = value
         self.done.set()
@@ -182,6 +184,22 @@ class StorageActor:
             # timeout in the engine, so this cannot hang forever.
             with trio.CancelScope(shield=True):
                 outcomes = await self._writer.commit(lambda: _batch_op(self._engine, batch, now))
+        except StatementError as exc:
+            # A refusal that no request's savepoint caught (an access decision, the batch's
+            # audit rows): the transaction is undone and the connection is fine. Each request
+            # runs again in a transaction of its own, so only the one at fault fails.
+            self.stats.batches_failed += 1
+            if len(batch) == 1:
+                batch[0].fail(_refusal(exc))
+                return
+            log.warning(
+                "storage: a batch of %d was refused (%s); committing its requests one by one",
+                len(batch),
+                exc,
+            )
+            for request in batch:
+                await self._commit([request])
+            return
         except ConnectionLost as exc:
             self.stats.batches_failed += 1
             log.warning("storage: database unavailable, %d requests refused: %s", len(batch), exc)
@@ -300,9 +318,15 @@ def _kind(request: Request) -> str | None:
     return "message" if request.message is not None else request.bulk_kind
 
 
-def _integrity_error(error: IntegrityError) -> HubError:
-    if error.kind == "unique":
-        return Conflict("that already exists")
-    if error.kind == "foreign_key":
-        return Invalid("a referenced record does not exist")
-    return Invalid("a value was refused by a database constraint")
+def _refusal(error: StatementError) -> HubError:
+    """What the caller of a request the database refused hears."""
+    if isinstance(error, IntegrityError):
+        if error.kind == "unique":
+            return Conflict("that already exists")
+        if error.kind == "foreign_key":
+            return Invalid("a referenced record does not exist")
+        return Invalid("a value was refused by a database constraint")
+    log.warning("storage: the database refused a request: %s", error)
+    if error.bad_input:
+        return Invalid("a value of this request cannot be stored")
+    return HubError("internal storage error")

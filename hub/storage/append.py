@@ -21,7 +21,7 @@ import msgspec
 from hub.errors import Invalid
 from hub.storage.records import SealedMessage, StoredMessage, row_to
 from hub.storage.repository import append_messages_each, writable_thread_error
-from hub.storage.sql import IntegrityError, Op, execute
+from hub.storage.sql import Op, StatementError, execute
 
 
 class AppendDialect(Protocol):
@@ -57,12 +57,28 @@ _encode_json = msgspec.json.Encoder().encode
 def bulk_append(
     dialect: AppendDialect, messages: Sequence[SealedMessage], now: datetime
 ) -> Op[list[StoredMessage | Exception]]:
-    """The same outcome as `append_messages_each`, message for message, in a few statements."""
-    outcomes: list[Any] = [None] * len(messages)
+    """The same outcome as `append_messages_each`, message for message, in a few statements.
+    When the database refuses any statement of the bulk path (a row that must fail on its own,
+    a value it cannot take), the bulk path is undone and every message goes one by one, so the
+    refusal reaches only the message that caused it."""
     # The savepoint comes first, before the lookup's thread locks (a rollback to it lets them
     # go; the one-by-one path takes its own): with nothing between it and the transaction's
     # start, PostgreSQL sends it in BEGIN's round trip (hub.storage.postgres.engine).
     yield execute("SAVEPOINT bulk_append")
+    try:
+        outcomes = yield from _append_together(dialect, messages, now)
+    except StatementError:
+        yield execute("ROLLBACK TO SAVEPOINT bulk_append")
+        yield execute("RELEASE SAVEPOINT bulk_append")
+        return (yield from append_messages_each(messages, now))
+    yield execute("RELEASE SAVEPOINT bulk_append")
+    return outcomes
+
+
+def _append_together(
+    dialect: AppendDialect, messages: Sequence[SealedMessage], now: datetime
+) -> Op[list[StoredMessage | Exception]]:
+    outcomes: list[Any] = [None] * len(messages)
     existing_rows, thread_rows = yield from dialect.lookup(
         [m.sender_user_id for m in messages],
         [m.client_msg_id for m in messages],
@@ -103,31 +119,26 @@ def bulk_append(
             inserts.append((index, message, last_seq[message.thread_id]))
 
     if inserts:
-        try:
-            rows = yield from dialect.insert(
-                [
-                    (
-                        m.thread_id,
-                        seq,
-                        m.sender_user_id,
-                        m.sender_org_id,
-                        m.kind,
-                        m.body_ciphertext,
-                        m.body_nonce,
-                        m.key_version,
-                        m.client_msg_id,
-                        m.reply_to,
-                        _encode_json(m.metadata).decode(),
-                    )
-                    for _, m, seq in inserts
-                ],
-                [(t, last_seq[t]) for t in sorted({m.thread_id for _, m, _ in inserts})],
-                now,
-            )
-        except IntegrityError:
-            yield execute("ROLLBACK TO SAVEPOINT bulk_append")
-            yield execute("RELEASE SAVEPOINT bulk_append")
-            return (yield from append_messages_each(messages, now))
+        rows = yield from dialect.insert(
+            [
+                (
+                    m.thread_id,
+                    seq,
+                    m.sender_user_id,
+                    m.sender_org_id,
+                    m.kind,
+                    m.body_ciphertext,
+                    m.body_nonce,
+                    m.key_version,
+                    m.client_msg_id,
+                    m.reply_to,
+                    _encode_json(m.metadata).decode(),
+                )
+                for _, m, seq in inserts
+            ],
+            [(t, last_seq[t]) for t in sorted({m.thread_id for _, m, _ in inserts})],
+            now,
+        )
         ids = {(r["thread_id"], r["seq"]): r["id"] for r in rows}
         for index, message, seq in inserts:
             outcomes[index] = StoredMessage(
@@ -137,7 +148,6 @@ def bulk_append(
                 created_at=now,
             )
 
-    yield execute("RELEASE SAVEPOINT bulk_append")
     for index, first in repeats:
         original = outcomes[first]
         if isinstance(original, StoredMessage):

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from hub.storage import repository as repo
-from hub.storage.sql import IntegrityError, Op, execute, executemany
+from hub.storage.sql import Op, StatementError, execute, executemany
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ def run_kind(kind: str, items: Sequence[Any], now: datetime) -> Op[list[Any]]:
     yield execute("SAVEPOINT bulk")
     try:
         outcomes = yield from bulk(items, now)
-    except IntegrityError:
+    except StatementError:
         yield execute("ROLLBACK TO SAVEPOINT bulk")
         yield execute("RELEASE SAVEPOINT bulk")
         outcomes = []

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.sql import IntegrityError, Op, Query
+from hub.storage.sql import Op, Query, StatementError
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ class Stepper:
         self._op = op
         self.result: Any = None
 
-    def advance(self, value: Any = None, error: IntegrityError | None = None) -> Query | None:
+    def advance(self, value: Any = None, error: StatementError | None = None) -> Query | None:
         try:
             if error is not None:
                 return self._op.throw(error)

@@ -29,10 +29,10 @@ from hub.storage.records import (
     row_to,
 )
 from hub.storage.sql import (
-    IntegrityError,
     Nested,
     Op,
     RowShape,
+    StatementError,
     execute,
     executemany,
     fetch,
@@ -45,11 +45,12 @@ from hub.storage.sql import (
 
 def isolated(op: Op[Any]) -> Op[Any]:
     """Run `op` inside a savepoint: its failure is returned (not raised) and undone, so one bad
-    request in a group-commit batch fails alone instead of taking the batch down with it."""
+    request in a group-commit batch fails alone instead of taking the batch down with it. Any
+    statement the database refused counts, not only a broken constraint."""
     yield execute("SAVEPOINT request")
     try:
         value = yield from op
-    except (HubError, IntegrityError) as exc:
+    except (HubError, StatementError) as exc:
         yield execute("ROLLBACK TO SAVEPOINT request")
         value = exc
     yield execute("RELEASE SAVEPOINT request")

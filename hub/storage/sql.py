@@ -115,12 +115,25 @@ def script(sql: str) -> Query:
     return Query(sql, (), "script")
 
 
-class IntegrityError(Exception):
+class StatementError(Exception):
+    """The database refused one statement, not the connection: a value it cannot take (an
+    integer beyond bigint, U+0000 in text), or any other error that leaves the connection
+    usable. Engines translate their driver's errors into this and throw it into the operation,
+    so the storage actor can fail the one request that sent it, never its batch neighbours.
+    `bad_input` is true when the values were at fault (the caller hears `invalid`); otherwise it
+    is the hub's own fault (`internal`)."""
+
+    def __init__(self, message: str, *, bad_input: bool = False) -> None:
+        super().__init__(message)
+        self.bad_input = bad_input
+
+
+class IntegrityError(StatementError):
     """A constraint refused a row. Engines translate their driver's errors into this, so an
     operation can catch it (for example to resolve a duplicate) without knowing the engine."""
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, bad_input=True)
         self.kind = kind  # 'unique', 'foreign_key', 'check' or 'not_null'
 
 

@@ -33,7 +33,7 @@ from hub.storage.postgres.append import PostgresAppend
 from hub.storage.postgres.nested import POSTGRES
 from hub.storage.postgres.reads import ReadConnections
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query, StatementError
 
 T = TypeVar("T")
 
@@ -138,9 +138,28 @@ async def _drive(conn: Any, op: Op[T], pending: list[str] | None = None) -> T:
         except asyncpg.IntegrityConstraintViolationError as exc:
             kind = next((k for cls, k in _INTEGRITY_KINDS.items() if isinstance(exc, cls)), "check")
             query = stepper.advance(error=IntegrityError(kind, str(exc)))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            refused = _refused_statement(exc)
+            if refused is None:
+                raise
+            query = stepper.advance(error=refused)
         else:
             query = stepper.advance(result)
     return stepper.result
+
+
+def _refused_statement(exc: Exception) -> StatementError | None:
+    """The statement-level failure `exc` is, or None when it means the connection or the
+    transaction as a whole (unavailable, or to be retried). asyncpg refuses an argument it
+    cannot encode (an int beyond int64) before sending it, with an error that is both an
+    InterfaceError and a ValueError; the server refuses values in SQLSTATE class 22."""
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return StatementError(f"PostgreSQL refused an argument: {exc}", bad_input=True)
+    if isinstance(exc, _UNAVAILABLE) or isinstance(exc, RETRYABLE):
+        return None
+    bad_input = isinstance(exc, asyncpg.exceptions.DataError)
+    sqlstate = getattr(exc, "sqlstate", "?")
+    return StatementError(f"PostgreSQL {sqlstate}: {exc}", bad_input=bad_input)
 
 
 def _lost(exc: BaseException) -> ConnectionLost:

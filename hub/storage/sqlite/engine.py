@@ -24,7 +24,7 @@ from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper, script_statements
 from hub.storage.packed import nested_query
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query
+from hub.storage.sql import ConnectionLost, IntegrityError, Op, Query, StatementError
 from hub.storage.sqlite import (
     types,  # noqa: F401 (registers adapters and converters)
     worker,
@@ -116,6 +116,13 @@ def _drive(conn: sqlite3.Connection, op: Op[T]) -> T:
             result = _run(conn, query)
         except sqlite3.IntegrityError as exc:
             query = stepper.advance(error=IntegrityError(_integrity_kind(str(exc)), str(exc)))
+        except (sqlite3.Error, OverflowError) as exc:
+            if isinstance(exc, sqlite3.Error) and _is_unavailable(exc):
+                raise
+            # OverflowError: an int beyond SQLite's 64-bit INTEGER, refused while binding.
+            bad_input = isinstance(exc, OverflowError | sqlite3.DataError)
+            error = StatementError(f"SQLite: {type(exc).__name__}: {exc}", bad_input=bad_input)
+            query = stepper.advance(error=error)
         else:
             query = stepper.advance(result)
     return stepper.result
