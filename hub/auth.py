@@ -106,6 +106,9 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     if role not in ROLES:
         raise Unauthorized(f"invalid token: role must be one of {', '.join(ROLES)}")
     name = str(claims.get("name") or f"user {str(user_id)[:8]}")[:200]
+    if "\x00" in name:
+        # PostgreSQL cannot store it as the user's display name (hub.validation).
+        raise Unauthorized("invalid token: the name claim must not contain the NUL character")
     return Principal(user_id, org_id, role, name, float(claims["exp"]))
 
 

@@ -22,6 +22,19 @@ class Invalid(HubError):
     code = "invalid"
 
 
+class FieldInvalid(Invalid):
+    """A named field of a request failed validation: a 422 over REST with the field in the
+    details, `invalid` over WebSocket with the field in the message."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str, *, location: str = "body") -> None:
+        super().__init__(
+            f"{field}: {message}",
+            details=[{"field": field, "in": location, "message": message}],
+        )
+
+
 class Unauthorized(HubError):
     code = "unauthorized"
 

@@ -128,3 +128,13 @@ async def hub(settings: Settings, asyncio_bridge: None) -> AsyncIterator[Running
         running = await nursery.start(run_hub, settings, shutdown)
         yield running
         shutdown.set()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The fuzz tests' input counts per door (tests/fuzzcount.py), when any ran."""
+    from tests.fuzzcount import tried
+
+    if tried:
+        terminalreporter.write_sep("-", "fuzz inputs tried per door")
+        for door, n in sorted(tried.items()):
+            terminalreporter.write_line(f"{door}: {n}")

@@ -21,6 +21,7 @@ from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http import (
     audit,
+    bodies,
     errors,
     groups,
     identity,
@@ -65,6 +66,7 @@ def create_app(
         "started_at": time.monotonic(),
     }
     openapi.install(app, f"{BASE_PATH}/openapi.json")
+    bodies.install(app)
     errors.install(app)
     identity.install(app)
     for family in (service, groups, members, threads, messages, audit):

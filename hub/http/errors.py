@@ -23,7 +23,8 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from hub.auth import TokenExpired
-from hub.errors import HubError, Invalid, RateLimited
+from hub.errors import HubError, RateLimited
+from hub.validation import readable
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,6 @@ HTTP_CODES = {
 REALM = 'Bearer realm="vendor-connections"'
 
 
-class FieldInvalid(Invalid):
-    """A named field of the request failed validation: answered 422 with the field in details."""
-
-    status = 422
-
-    def __init__(self, field: str, message: str, *, location: str = "body") -> None:
-        super().__init__(
-            f"{field}: {message}",
-            details=[{"field": field, "in": location, "message": message}],
-        )
-
-
 def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details or []}})
     response.status_code = status
@@ -81,7 +70,7 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 def validation_details(error: Exception, location: str) -> tuple[str, list[dict[str, Any]]]:
     """Turn a msgspec validation message into (message, details naming the field)."""
-    text = str(error) or "invalid request"
+    text = readable(str(error)) or "invalid request"
     match = _AT.match(text)
     what = match.group("what") if match else text
     path = (match.group("path") or "") if match else ""

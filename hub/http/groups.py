@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from msgspec import UNSET
 from quart import Blueprint, current_app
 from quart_schema import validate_querystring, validate_request
 
@@ -40,6 +41,7 @@ from hub.http.schemas import (
 )
 from hub.storage import repository as repo
 from hub.storage.records import AuditEntry, Group
+from hub.validation import check_json_object
 
 blueprint = Blueprint("groups", __name__)
 
@@ -137,6 +139,7 @@ async def create_group(data: GroupCreate) -> tuple[GroupOut, int, dict[str, str]
     """
     principal = current_principal()
     may_create_group(principal)
+    check_json_object(data.settings, "settings")
     group_id = uuid.uuid4()
 
     def create(now: datetime):  # type: ignore[no-untyped-def]
@@ -256,6 +259,8 @@ async def update_group(group_id: str, data: GroupUpdate) -> GroupOut:
 
 
 async def _update_group(group_id: UUID, data: GroupUpdate) -> GroupOut:
+    if data.settings is not UNSET:
+        check_json_object(data.settings, "settings")
     await _authorize(group_id, "update_group")
     changes = update_fields(data, repo.GROUP_UPDATABLE)
 

@@ -16,13 +16,13 @@ from uuid import UUID
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.http.errors import FieldInvalid
 from hub.http.identity import audit, current_principal, current_router
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import MessageAck, MessageIn
 from hub.messaging import MessageRouter
 from hub.storage.records import NewMessage, StoredMessage
+from hub.validation import message_content
 
 blueprint = Blueprint("messages", __name__)
 
@@ -46,24 +46,6 @@ async def post_message(message: NewMessage, *, group_id: UUID | None = None) -> 
     )
 
 
-def _checked(data: MessageIn) -> tuple[str, dict]:
-    """Kind-specific rules msgspec cannot express: text needs a body; location needs both
-    coordinates, which are stored in the metadata."""
-    metadata = dict(data.metadata)
-    if data.kind == "location":
-        for name in ("latitude", "longitude"):
-            if getattr(data, name) is None:
-                raise FieldInvalid(name, "is required when kind is location")
-        metadata["latitude"], metadata["longitude"] = data.latitude, data.longitude
-        return data.body, metadata
-    if not data.body.strip():
-        raise FieldInvalid("body", "must not be empty for a text message")
-    for name in ("latitude", "longitude"):
-        if getattr(data, name) is not None:
-            raise FieldInvalid(name, "is only allowed when kind is location")
-    return data.body, metadata
-
-
 @blueprint.post("/threads/<thread_id>")
 @errors(400, 403, 404, 409, 422)
 @responds(MessageAck, 201)
@@ -79,7 +61,9 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     same thread (400 otherwise).
     """
     tid = path_id("thread_id", thread_id)
-    body, metadata = _checked(data)
+    body, metadata = message_content(
+        data.kind, data.body, data.metadata, data.latitude, data.longitude
+    )
     principal = current_principal()
     client_msg_id = data.client_msg_id or uuid.uuid4().hex
     stored = await post_message(

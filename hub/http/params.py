@@ -15,7 +15,8 @@ from uuid import UUID
 
 import msgspec
 
-from hub.http.errors import FieldInvalid
+from hub.errors import FieldInvalid
+from hub.validation import BIGINT_MAX
 
 _CURSOR_VERSION = 1
 
@@ -56,5 +57,7 @@ def _convert(value: Any, kind: type) -> Any:
     if kind is UUID:
         return UUID(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        if not -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
+            raise ValueError("integer out of range")
         return value
     raise ValueError(f"expected {kind.__name__}")

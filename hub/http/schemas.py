@@ -22,19 +22,30 @@ from hub.storage.records import (
     ThreadStatus,
     ThreadType,
 )
+from hub.validation import (
+    ClientKind,
+    ClientMsgId,
+    Latitude,
+    Longitude,
+    MessageBody,
+    MessageId,
+    PositiveSeq,
+    Seq,
+    text,
+)
 
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Title = Annotated[str, Meta(min_length=1, max_length=200)]
-Description = Annotated[str, Meta(max_length=5000)]
-Body = Annotated[str, Meta(max_length=10_000)]
-ClientMsgId = Annotated[str, Meta(min_length=1, max_length=100)]
-Cursor = Annotated[str, Meta(max_length=500)]
+# Every request string is bounded and free of U+0000 (hub.validation: PostgreSQL cannot store it).
+Name = text(min_length=1, max_length=200)
+Title = text(min_length=1, max_length=200)
+Description = text(max_length=5000)
+Cursor = text(max_length=500)
 Limit = Annotated[int, Meta(ge=1, le=200)]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
-Short = Annotated[str, Meta(max_length=200)]
-VendorType = Annotated[str, Meta(min_length=1, max_length=50)]
-Latitude = Annotated[float, Meta(ge=-90, le=90)]
-Longitude = Annotated[float, Meta(ge=-180, le=180)]
+Short = text(max_length=200)
+VendorType = text(min_length=1, max_length=50)
+Phone = text(max_length=50)
+Address = text(max_length=500)
+AuditAction = text(max_length=100)
 BulkSize = Meta(min_length=1, max_length=100)
 
 
@@ -64,9 +75,9 @@ class ClientIn(Request):
     partner_one_name: Name
     partner_two_name: Name | None = None
     email: Short | None = None
-    phone: Annotated[str, Meta(max_length=50)] | None = None
+    phone: Phone | None = None
     venue_name: Short | None = None
-    venue_address: Annotated[str, Meta(max_length=500)] | None = None
+    venue_address: Address | None = None
 
 
 class GroupCreate(Request):
@@ -203,7 +214,7 @@ class Invite(Request):
 
 
 class FirstMessage(Request):
-    body: Annotated[str, Meta(min_length=1, max_length=10_000)]
+    body: Annotated[MessageBody, Meta(min_length=1)]
     client_msg_id: ClientMsgId | None = None
 
 
@@ -280,8 +291,8 @@ class ThreadBulkResults(msgspec.Struct):
 
 
 class HistoryQuery(Request):
-    before_seq: Annotated[int, Meta(ge=1)] | None = None
-    after_seq: Annotated[int, Meta(ge=0)] | None = None
+    before_seq: PositiveSeq | None = None
+    after_seq: Seq | None = None
     limit: Limit = 50
 
 
@@ -322,10 +333,10 @@ class MessageIn(Request):
     """`kind=text` needs a non-empty body; `kind=location` needs latitude and longitude and may
     carry a body as its label. Repeating a `client_msg_id` returns the original message."""
 
-    body: Body = ""
-    kind: Literal["text", "location"] = "text"
+    body: MessageBody = ""
+    kind: ClientKind = "text"
     client_msg_id: ClientMsgId | None = None
-    reply_to: Annotated[int, Meta(ge=1)] | None = None
+    reply_to: MessageId | None = None
     metadata: dict[str, Any] = {}
     latitude: Latitude | None = None
     longitude: Longitude | None = None
@@ -346,7 +357,7 @@ class MessageAck(msgspec.Struct):
 class AuditQuery(Request):
     group_id: UUID | None = None
     actor: UUID | None = None
-    action: Annotated[str, Meta(max_length=100)] | None = None
+    action: AuditAction | None = None
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     cursor: Cursor | None = None
