@@ -42,6 +42,7 @@ from trio_websocket import (
 )
 
 from hub import protocol
+from hub.validation import ClientKind
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,14 @@ class HubClient:
         body: str,
         *,
         client_msg_id: str | None = None,
-        kind: protocol.MessageKind = "text",
+        kind: ClientKind = "text",
         reply_to: int | None = None,
         metadata: dict[str, Any] | None = None,
+        latitude: float | None = None,
+        longitude: float | None = None,
     ) -> protocol.Ack:
-        """Send a message and wait for its ack (`ack.message` has id, seq, created_at)."""
+        """Send a message and wait for its ack (`ack.message` has id, seq, created_at). A
+        location (`kind="location"`) takes `latitude` and `longitude`; `body` is its label."""
         frame = protocol.SendMessage(
             thread_id=thread_id,
             body=body,
@@ -167,6 +171,8 @@ class HubClient:
             kind=kind,
             reply_to=reply_to,
             metadata=metadata or {},
+            latitude=latitude,
+            longitude=longitude,
         )
         return await self._request(frame)
 

@@ -18,6 +18,17 @@ from uuid import UUID
 
 import msgspec
 
+from hub.validation import (
+    ClientKind,
+    ClientMsgId,
+    Latitude,
+    Longitude,
+    MessageBody,
+    MessageId,
+    Seq,
+    readable,
+)
+
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 MessageKind = Literal["text", "location", "system", "attachment"]
 ErrorCode = Literal[
@@ -32,9 +43,6 @@ ErrorCode = Literal[
 ]
 
 Ref = Annotated[str, msgspec.Meta(max_length=100)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
-Body = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
-ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 
 # Close codes (RFC 6455 leaves 4000-4999 to applications).
@@ -82,12 +90,17 @@ class LeaveThread(_Frame, tag="leave_thread"):
 
 
 class SendMessage(_Frame, tag="send_message"):
+    """A new message: the same fields and rules as REST's `POST /threads/{id}`
+    (hub.validation.message_content)."""
+
     thread_id: UUID
-    body: Body
     client_msg_id: ClientMsgId
-    kind: MessageKind = "text"
-    reply_to: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    body: MessageBody = ""
+    kind: ClientKind = "text"
+    reply_to: MessageId | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
     ref: Ref | None = None
 
 
@@ -268,7 +281,7 @@ def encode_bytes(frame: ServerFrame | ClientFrame) -> bytes:
 
 
 def _explain(exc: msgspec.DecodeError) -> str:
-    text = str(exc)
+    text = readable(str(exc))
     if text.startswith("Invalid value") and "`$.type`" in text:
         return f"unknown frame type: {text}"
     if text.startswith("JSON is malformed") or text.startswith("Input data was truncated"):

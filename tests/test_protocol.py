@@ -96,11 +96,14 @@ def test_any_json_object_decodes_to_a_frame_or_a_protocol_error(obj):
         pass
 
 
+_stored_text = st.characters(blacklist_characters="\x00")
+
+
 @given(
-    body=st.text(min_size=1, max_size=200),
-    client_msg_id=st.text(min_size=1, max_size=100),
+    body=st.text(_stored_text, min_size=1, max_size=200),
+    client_msg_id=st.text(_stored_text, min_size=1, max_size=100),
     ref=st.none() | st.text(max_size=100),
-    reply_to=st.none() | st.integers(min_value=1, max_value=2**62),
+    reply_to=st.none() | st.integers(min_value=1, max_value=2**63 - 1),
 )
 def test_send_message_survives_a_round_trip(body, client_msg_id, ref, reply_to):
     frame = protocol.SendMessage(
@@ -128,3 +131,24 @@ def test_new_message_frames_survive_a_round_trip(seq, body):
         ),
     )
     assert protocol.decode_server(protocol.encode(frame)) == frame
+
+
+@given(
+    field=st.sampled_from(["client_msg_id", "body"]),
+    text=st.text(max_size=20).map(lambda t: t + "\x00"),
+)
+def test_a_send_with_nul_in_stored_text_is_a_protocol_error_naming_the_field(field, text):
+    frame = {"type": "send_message", "thread_id": str(THREAD), "client_msg_id": "c", field: text}
+    with pytest.raises(protocol.ProtocolError, match=f"NUL.*{field}"):
+        protocol.decode_client(msgspec.json.encode(frame))
+
+
+@given(value=st.integers(min_value=2**63, max_value=2**80))
+def test_seqs_and_ids_beyond_bigint_are_protocol_errors(value):
+    for frame in (
+        {"type": "join_thread", "thread_id": str(THREAD), "since_seq": value},
+        {"type": "mark_read", "thread_id": str(THREAD), "seq": value},
+        {"type": "send_message", "thread_id": str(THREAD), "client_msg_id": "c", "reply_to": value},
+    ):
+        with pytest.raises(protocol.ProtocolError, match="<= 9223372036854775807"):
+            protocol.decode_client(msgspec.json.encode(frame))

@@ -33,6 +33,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -44,7 +45,8 @@ from hub.access import authorize_thread
 from hub.auth import Principal, TokenVerifier
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.storage import repository as repo
-from hub.storage.records import NewMessage
+from hub.storage.records import AuditEntry, NewMessage
+from hub.validation import message_content
 from hub.ws.errors import error_frame, internal_error
 from hub.ws.wire import FrameWriter, Pings, event_frame
 
@@ -57,6 +59,18 @@ ABUSE_LIMIT = 20  # invalid or refused frames ...
 ABUSE_WINDOW_S = 60.0  # ... within this window close the socket with 4008
 WORK_QUEUE = 64
 _session_numbers = itertools.count(1)
+
+
+USER_AGENT_MAX = 500  # as in REST audit rows
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a socket came from, for its audit rows: the address and the handshake's
+    User-Agent."""
+
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 class OutgoingQueue:
@@ -163,6 +177,7 @@ class Session:
         principal: Principal,
         supervisor: Supervisor,
         verifier: TokenVerifier,
+        peer: Peer | None = None,
     ) -> None:
         settings = supervisor.settings
         self.session_id = f"s{next(_session_numbers)}-{secrets.token_hex(4)}"
@@ -174,7 +189,9 @@ class Session:
         self.outgoing = OutgoingQueue(settings.ws_outgoing_queue)
         # thread -> the last seq queued to this socket (None: joined, nothing yet)
         self._subscriptions: dict[UUID, int | None] = {}
-        self._access: dict[tuple[UUID, str], float] = {}  # positive decisions -> expiry
+        self.peer = peer or Peer()
+        # positive decisions -> (expiry, the thread's group)
+        self._access: dict[tuple[UUID, str], tuple[float, UUID]] = {}
         self._work_send, self._work = trio.open_memory_channel[
             protocol.SendMessage | protocol.MarkRead | UUID
         ](WORK_QUEUE)
@@ -486,18 +503,36 @@ class Session:
             raise
 
     async def _send_message(self, frame: protocol.SendMessage) -> None:
-        await self._authorize(frame.thread_id, "post")
+        body, metadata = message_content(
+            frame.kind, frame.body, frame.metadata, frame.latitude, frame.longitude
+        )
+        group_id = await self._authorize(frame.thread_id, "post")
+        principal = self.principal
         message = NewMessage(
             thread_id=frame.thread_id,
-            sender_user_id=self.principal.user_id,
-            sender_org_id=self.principal.org_id,
+            sender_user_id=principal.user_id,
+            sender_org_id=principal.org_id,
             client_msg_id=frame.client_msg_id,
-            body=frame.body,
+            body=body,
             kind=frame.kind,
             reply_to=frame.reply_to,
-            metadata=frame.metadata,
+            metadata=metadata,
         )
-        stored = await self._supervisor.post_authorized(self.principal, message)
+        # The same audit row as a REST send (hub.http.messages), from the handshake's peer.
+        entry = AuditEntry(
+            action="message.send",
+            target_type="message",
+            target_id=frame.client_msg_id,
+            actor_user_id=principal.user_id,
+            actor_org_id=principal.org_id,
+            group_id=group_id,
+            ip=self.peer.ip,
+            user_agent=self.peer.user_agent,
+            details={"thread_id": str(frame.thread_id), "kind": frame.kind, "via": "websocket"},
+        )
+        stored = await self._supervisor.post_authorized(
+            principal, message, audit=lambda stored: () if stored.duplicate else [entry]
+        )
         self.send(
             protocol.Ack(
                 ref=frame.ref,
@@ -532,23 +567,29 @@ class Session:
 
     # --- access, errors, abuse -------------------------------------------------------------------
 
-    async def _authorize(self, thread_id: UUID, action: str) -> None:
+    async def _authorize(self, thread_id: UUID, action: str) -> UUID:
         """hub.access decides; a positive answer is remembered for `ws_access_cache_s` so the
         hot path (every send) stays off the database. It is forgotten on leave, on a token
-        refresh and on any refusal for that thread."""
+        refresh and on any refusal for that thread. Returns the thread's group."""
         key = (thread_id, action)
         now = trio.current_time()
-        expiry = self._access.get(key)
-        if expiry is not None and expiry > now:
-            return
+        remembered = self._access.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
         try:
-            await authorize_thread(self._supervisor.storage, self.principal, thread_id, action)  # type: ignore[arg-type]
+            access = await authorize_thread(
+                self._supervisor.storage,
+                self.principal,
+                thread_id,
+                action,  # type: ignore[arg-type]
+            )
         except HubError:
             self._forget_access(thread_id)
             raise
         if len(self._access) > 1000:
             self._access.clear()
-        self._access[key] = now + self._settings.ws_access_cache_s
+        self._access[key] = (now + self._settings.ws_access_cache_s, access.group_id)
+        return access.group_id
 
     def forget_access(self, thread_ids: Sequence[UUID]) -> None:
         """Drop remembered access decisions (the supervisor calls this on a membership change)."""

@@ -21,10 +21,16 @@ import logging
 from functools import partial
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import (
+    ConnectionClosed,
+    Endpoint,
+    WebSocketConnection,
+    WebSocketRequest,
+    serve_websocket,
+)
 
 from hub import protocol
-from hub.actors.session import Session
+from hub.actors.session import USER_AGENT_MAX, Peer, Session
 from hub.actors.supervisor import Supervisor
 from hub.auth import Principal, TokenVerifier
 from hub.errors import HubError, Overloaded, Unauthorized
@@ -101,7 +107,7 @@ class WebSocketServer:
             return
         finally:
             self._handshaking -= 1
-        session = Session(ws, principal, self._supervisor, self._verifier)
+        session = Session(ws, principal, self._supervisor, self._verifier, _peer(ws, headers))
         try:
             self._supervisor.admit(session)
         except Overloaded as exc:
@@ -160,6 +166,17 @@ class WebSocketServer:
             # No list configured: development accepts any origin; production accepts none.
             return not self._settings.production
         return origin.rstrip("/") in allowed
+
+
+def _peer(ws: WebSocketConnection, headers: dict[bytes, bytes]) -> Peer:
+    """The socket's address and User-Agent, as REST audit rows record them."""
+    try:
+        remote = ws.remote
+    except OSError:  # already gone
+        remote = ""
+    ip = str(remote.address) if isinstance(remote, Endpoint) else None
+    user_agent = headers.get(b"user-agent", b"").decode("latin-1")[:USER_AGENT_MAX]
+    return Peer(ip=ip, user_agent=user_agent or None)
 
 
 async def _refuse(ws: WebSocketConnection, error: protocol.Error, code: int, reason: str) -> None:

@@ -193,7 +193,9 @@ _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.sampled
 _int = st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from(
     [0, -1, 2**31, 2**63 - 1, 2**63, 2**64]
 )
-_scalar = st.none() | st.booleans() | _int | st.floats(allow_nan=False) | _text
+_scalar = (
+    st.none() | st.booleans() | _int | st.floats(allow_nan=False, allow_infinity=False) | _text
+)
 _json = st.recursive(
     _scalar,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
