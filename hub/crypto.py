@@ -3,16 +3,22 @@
 The master key (HUB_ENCRYPTION_KEY) never touches a message: it only wraps the data keys stored in
 `message_encryption_keys`. Rotating makes a new data key; old ones stay to decrypt old rows, so a
 rotation never rewrites history. Every ciphertext carries associated data that binds it to its
-thread (or attachment), so a row copied elsewhere fails to decrypt instead of leaking.
+thread (or attachment), so a row copied elsewhere fails to decrypt instead of leaking. A
+message's body and its metadata are sealed, each with a nonce of its own; which other columns
+stay in plaintext, and why, is written in docs/storage.md.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import os
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -20,6 +26,9 @@ from hub.errors import HubError, WrongMasterKey
 
 ALGORITHM = "AES-256-GCM"
 NONCE_SIZE = 12
+# The one key of a stored metadata object that holds the sealed original (KeyRing.seal_metadata).
+SEALED_METADATA = "$sealed"
+_encode_json = msgspec.json.Encoder().encode
 
 
 class DecryptionFailed(HubError):
@@ -85,6 +94,35 @@ class KeyRing:
     def open_message(self, thread_id: UUID, sealed: Sealed) -> str:
         return self._open(_message_aad(thread_id), sealed).decode()
 
+    def seal_metadata(self, thread_id: UUID, metadata: dict[str, Any]) -> dict[str, Any]:
+        """A message's metadata as stored: sealed like its body (a location's coordinates are as
+        private as the words beside them) inside a one-key JSON envelope, with a nonce of its
+        own. Empty metadata stays `{}`: nothing to hide, and most messages pay nothing."""
+        if not metadata:
+            return {}
+        sealed = self._seal(_metadata_aad(thread_id), _encode_json(metadata))
+        return {
+            SEALED_METADATA: {
+                "v": sealed.key_version,
+                "n": base64.b64encode(sealed.nonce).decode(),
+                "c": base64.b64encode(sealed.ciphertext).decode(),
+            }
+        }
+
+    def open_metadata(self, thread_id: UUID, stored: dict[str, Any]) -> dict[str, Any]:
+        """The metadata `seal_metadata` stored; rows written before metadata was sealed hold
+        it as it came, and are returned as they are."""
+        envelope = stored.get(SEALED_METADATA)
+        if envelope is None:
+            return stored
+        try:
+            sealed = Sealed(
+                base64.b64decode(envelope["c"]), base64.b64decode(envelope["n"]), envelope["v"]
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise DecryptionFailed("sealed metadata is malformed") from None
+        return msgspec.json.decode(self._open(_metadata_aad(thread_id), sealed))
+
     def seal_blob(self, attachment_id: UUID, content: bytes) -> Sealed:
         return self._seal(_blob_aad(attachment_id), content)
 
@@ -114,6 +152,11 @@ def _wrap_aad(version: int) -> bytes:
 def _message_aad(thread_id: UUID) -> bytes:
     """Remembered: a page of history opens many messages of one thread."""
     return b"vch:message:" + thread_id.bytes
+
+
+@functools.lru_cache(maxsize=4096)
+def _metadata_aad(thread_id: UUID) -> bytes:
+    return b"vch:metadata:" + thread_id.bytes
 
 
 def _blob_aad(attachment_id: UUID) -> bytes:

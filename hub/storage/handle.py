@@ -229,8 +229,9 @@ class Storage:
         return await self.open_rows(rows)
 
     def seal(self, message: NewMessage) -> SealedMessage:
-        assert self.keyring is not None
-        sealed = self.keyring.seal_message(message.thread_id, message.body)
+        keyring = self.keyring
+        assert keyring is not None
+        sealed = keyring.seal_message(message.thread_id, message.body)
         return SealedMessage(
             thread_id=message.thread_id,
             sender_user_id=message.sender_user_id,
@@ -241,7 +242,7 @@ class Storage:
             body_nonce=sealed.nonce,
             key_version=sealed.key_version,
             reply_to=message.reply_to,
-            metadata=message.metadata,
+            metadata=keyring.seal_metadata(message.thread_id, message.metadata),
         )
 
     async def open_rows(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
@@ -272,7 +273,7 @@ class Storage:
                         Sealed(bytes(row["body_ciphertext"]), nonce, row["key_version"]),
                     ),
                     client_msg_id=row["client_msg_id"],
-                    metadata=row["metadata"],
+                    metadata=keyring.open_metadata(row["thread_id"], row["metadata"]),
                     created_at=row["created_at"],
                     reply_to=row["reply_to"],
                     edited_at=row["edited_at"],

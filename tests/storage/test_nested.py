@@ -68,7 +68,9 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
     assert (await page(after_seq=8))["messages"] == []
     reply = (await page(after_seq=0))["messages"][1]
     assert reply == plain[1]
-    assert reply["reply_to"] == first.id and reply["metadata"]["tags"] == ["rain", None, 3]
+    assert reply["reply_to"] == first.id and list(reply["metadata"]) == ["$sealed"]
+    [opened] = await storage.open_rows([reply])
+    assert opened.metadata["tags"] == ["rain", None, 3]
     assert isinstance(reply["body_ciphertext"], bytes) and reply["created_at"].tzinfo is not None
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 
+import msgspec
 import pytest
 import trio
 
@@ -15,7 +17,7 @@ from hub.storage import repository as repo
 from hub.storage.migrations import migrate, migrations_of
 from hub.storage.sql import execute, fetch, fetchval
 from tests.conftest import make_settings
-from tests.factories import new_group, new_member, new_thread, send
+from tests.factories import message, new_group, new_member, new_thread, send
 
 
 def _read(sql: str, *args):
@@ -61,6 +63,38 @@ async def test_bodies_are_stored_encrypted(storage, settings):
     assert b"Florist" not in bytes(row["body_ciphertext"])
     assert row["key_version"] == storage.keyring.active_version
     assert len(bytes(row["body_nonce"])) == 12
+
+
+async def test_metadata_is_stored_sealed_and_read_back_whole(storage, settings):
+    """A location's coordinates are sealed like the body beside them (issue 16, item 16)."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    metadata = {"latitude": 51.50135, "longitude": -0.14189, "label": "Gate B"}
+    plain = message(thread, alice, "Meet here")
+    await storage.append_message(msgspec.structs.replace(plain, kind="location", metadata=metadata))
+    await send(storage, thread, alice, "no metadata")
+
+    located, bare = await storage.read(_read("SELECT * FROM thread_messages ORDER BY seq"))
+    stored = json.dumps(located["metadata"])
+    assert "51.50135" not in stored and "Gate B" not in stored
+    assert list(located["metadata"]) == ["$sealed"]
+    assert bare["metadata"] == {}  # nothing to seal, nothing stored
+    [opened, _] = await storage.messages(thread.id)
+    assert opened.metadata == metadata
+
+
+async def test_metadata_copied_to_another_thread_fails_to_decrypt(storage, settings):
+    alice = await new_member(storage, settings)
+    group = await new_group(storage, alice)
+    source, target = (
+        await new_thread(storage, group, alice),
+        await new_thread(storage, group, alice),
+    )
+    sealed = storage.keyring.seal_metadata(source.id, {"gate": "4512"})
+
+    with pytest.raises(DecryptionFailed):
+        storage.keyring.open_metadata(target.id, sealed)
+    assert storage.keyring.open_metadata(source.id, sealed) == {"gate": "4512"}
 
 
 async def test_a_body_copied_to_another_thread_fails_to_decrypt(storage, settings):
