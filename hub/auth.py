@@ -1,8 +1,9 @@
 """Who is calling: JWT verification for every entry (REST and WebSocket), and dev token minting.
 
 The identity provider is external; the hub trusts a token's claims once its signature, expiry and
-(when configured) audience and issuer check out. HS256 with HUB_JWT_SECRET by default; RS256 or
-ES256 when HUB_JWT_PUBLIC_KEY names a PEM file.
+(when configured) audience and issuer check out. HS256 with HUB_JWT_SECRET by default; when
+HUB_JWT_PUBLIC_KEY names a PEM file, only the algorithm its key is for: RS256 for an RSA key,
+ES256 for an EC P-256 key.
 """
 
 from __future__ import annotations
@@ -11,16 +12,25 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import jwt
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from hub.config import Settings
-from hub.errors import Unauthorized
+from hub.errors import ConfigError, Unauthorized
 
 ROLES = ("owner", "admin", "manager", "vendor")
-_ASYMMETRIC = ["RS256", "ES256"]
+IDENTITY_PROVIDER_TOKENS = (
+    "HUB_JWT_PUBLIC_KEY is set, so the hub accepts only tokens your identity provider signs "
+    "(RS256/ES256) and cannot mint one: `hub token` signs with HUB_JWT_SECRET. Get a token "
+    "from the identity provider, or unset HUB_JWT_PUBLIC_KEY to use development tokens"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +63,9 @@ class TokenVerifier:
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._cache_size = cache_size
         if settings.jwt_public_key_file is not None:
-            self._key: Any = settings.jwt_public_key_file.read_bytes()
-            self._algorithms = _ASYMMETRIC
+            self._key: Any
+            self._key, algorithm = load_public_key(settings.jwt_public_key_file)
+            self._algorithms = [algorithm]
         else:
             self._key = settings.jwt_secret
             self._algorithms = ["HS256"]
@@ -93,7 +104,40 @@ class TokenVerifier:
             raise TokenExpired("the token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
+        except jwt.PyJWTError:
+            # Not an InvalidTokenError, such as InvalidKeyError: still the token's fault (the key
+            # was loaded and checked at startup), so a refusal, never a 500.
+            raise Unauthorized("invalid token: it cannot be verified with the hub's key") from None
         return principal_from_claims(claims)
+
+
+def load_public_key(path: Path) -> tuple[Any, str]:
+    """The identity provider's key from a PEM file (a public key or a certificate) and the one
+    algorithm it verifies.
+
+    Checked once at startup, so a wrong file stops `hub serve` with a line naming it instead of
+    refusing every token. Allowing one algorithm per key also means a token whose header names
+    another (ES256 against an RSA key, HS256 keyed with the public PEM) is refused outright."""
+    try:
+        data = path.read_bytes()
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            key: Any = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = load_pem_public_key(data)
+    except OSError as exc:
+        raise ConfigError(f"HUB_JWT_PUBLIC_KEY: cannot read {path}: {exc.strerror}") from None
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(
+            f"HUB_JWT_PUBLIC_KEY: {path} is not a PEM public key or certificate"
+        ) from None
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, "RS256"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, "ES256"
+    raise ConfigError(
+        f"HUB_JWT_PUBLIC_KEY: {path} holds a {type(key).__name__.removeprefix('_')}; the hub "
+        "verifies RS256 (an RSA key) or ES256 (an EC key on P-256)"
+    )
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -121,11 +165,12 @@ def issue_token(
     name: str | None = None,
     ttl_s: int = 3600,
 ) -> str:
-    """A signed HS256 token, for development, tests and the bench."""
+    """A signed HS256 token, for development, tests and the bench.
+
+    The hub holds only the public half of an identity provider's key, so with HUB_JWT_PUBLIC_KEY
+    set it cannot mint a token it would accept: ConfigError saying so."""
     if settings.jwt_public_key_file is not None:
-        raise Unauthorized(
-            "HUB_JWT_PUBLIC_KEY is set: tokens come from your identity provider, not `hub token`"
-        )
+        raise ConfigError(IDENTITY_PROVIDER_TOKENS)
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     now = int(time.time())

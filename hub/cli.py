@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser(
         "token",
         help="print a signed development token",
-        description="Print a JWT signed with HUB_JWT_SECRET, for development, tests and benches.",
+        description="Print a JWT signed with HUB_JWT_SECRET, for development, tests and benches. "
+        "Not with HUB_JWT_PUBLIC_KEY: then tokens come from your identity provider.",
     )
     token.add_argument("--user", type=uuid.UUID, required=True, help="user id (UUID), the sub")
     token.add_argument("--org", type=uuid.UUID, required=True, help="organization id (UUID)")
@@ -196,7 +197,13 @@ def _print_banner(settings: Settings, running: Any) -> None:
         f"  REST:      {running.rest_url}",
         f"  WebSocket: {running.ws_url}",
     ]
-    if not settings.production:
+    if settings.jwt_public_key_file is not None:
+        # The hub holds only the identity provider's public key: it cannot mint a token.
+        lines.append(
+            f"  tokens:    from your identity provider (HUB_JWT_PUBLIC_KEY="
+            f"{settings.jwt_public_key_file}); no development token"
+        )
+    elif not settings.production:
         user, org = (
             uuid.uuid5(uuid.NAMESPACE_URL, "dev-user"),
             uuid.uuid5(uuid.NAMESPACE_URL, "dev-org"),

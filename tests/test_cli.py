@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
+import json
 import os
+import re
 import secrets
+import signal
 import subprocess
 import sys
 import uuid
+from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
+import trio
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from hub import protocol
+from tests.identity_provider import hs256_with_key, idp_claims, public_pem
+from tests.realtime.helpers import close_code, raw_socket, receive
 
 HUB = [sys.executable, "-m", "hub"]
 
@@ -117,3 +130,115 @@ def test_startup_problems_are_one_clear_line(tmp_path, env, message):
 
 def _key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def test_serve_with_an_identity_providers_key_in_development_keeps_serving(tmp_path):
+    # Before, the banner tried to mint its development token, could not (the hub has only the
+    # public key), and `hub serve` exited 2 right after starting.
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "idp.pem"
+    pem.write_bytes(public_pem(private_key))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    environ.update(
+        HUB_JWT_PUBLIC_KEY=str(pem),
+        HUB_VAR_DIR=str(tmp_path / "var"),
+        HUB_DATABASE_URL=f"sqlite:///{tmp_path}/hub.db",
+        HUB_HTTP_PORT="0",
+        HUB_WS_PORT="0",
+    )
+    output = bytearray()
+    banner_or_exit = trio.Event()
+
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                [*HUB, "serve"],
+                cwd=tmp_path,
+                env=environ,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        )
+
+        async def read_output() -> None:
+            # Read to the end so the server never blocks on a full pipe.
+            async for chunk in process.stdout:
+                output.extend(chunk)
+                if b"  tokens:" in output:
+                    banner_or_exit.set()
+            banner_or_exit.set()
+
+        nursery.start_soon(read_output)
+        with trio.fail_after(60):
+            await banner_or_exit.wait()
+        text = output.decode(errors="replace")
+        assert "tokens:    from your identity provider" in text, text
+        assert "token:     ey" not in text
+        rest = re.search(r"REST:\s+(\S+)", text).group(1)
+        ws_url = re.search(r"WebSocket:\s+(\S+)", text).group(1)
+
+        signed = jwt.encode(idp_claims(role="owner"), private_key, algorithm="RS256")
+        other_type = jwt.encode(
+            idp_claims(), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256"
+        )
+        confused = hs256_with_key(idp_claims(), public_pem(private_key))
+        answers = [
+            await trio.to_thread.run_sync(_get, rest + "/groups", token)
+            for token in (signed, other_type, confused)
+        ]
+
+        async with raw_socket(ws_url, signed) as ws:
+            ready = await receive(ws)
+        async with raw_socket(ws_url, other_type) as ws:
+            refused = await close_code(ws)
+
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            status = await process.wait()
+
+    assert answers[0][0] == 200 and "items" in answers[0][1], answers[0]
+    # An ES256 token against an RSA key used to escape the verifier as a 500.
+    assert [(code, body["error"]["code"]) for code, body in answers[1:]] == [
+        (401, "unauthorized"),
+        (401, "unauthorized"),
+    ]
+    assert isinstance(ready, protocol.Ready)
+    assert refused == protocol.CLOSE_UNAUTHORIZED
+    assert status == 0, output.decode(errors="replace")
+
+
+def test_token_with_an_identity_providers_key_says_why_it_cannot_mint(tmp_path):
+    pem = tmp_path / "idp.pem"
+    pem.write_bytes(public_pem(ec.generate_private_key(ec.SECP256R1())))
+
+    result = run(
+        "token",
+        "--user",
+        str(uuid.uuid4()),
+        "--org",
+        str(uuid.uuid4()),
+        "--role",
+        "owner",
+        cwd=tmp_path,
+        env={"HUB_JWT_PUBLIC_KEY": str(pem), "HUB_ENCRYPTION_KEY": _key()},
+    )
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "hub: HUB_JWT_PUBLIC_KEY is set, so the hub accepts only tokens your identity provider"
+        " signs (RS256/ES256) and cannot mint one: `hub token` signs with HUB_JWT_SECRET. Get a"
+        " token from the identity provider, or unset HUB_JWT_PUBLIC_KEY to use development tokens"
+    ]
+
+
+def _get(url: str, token: str) -> tuple[int, Any]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path, headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        conn.close()
