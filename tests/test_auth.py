@@ -10,15 +10,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import strategies as st
 
 from hub.auth import TokenExpired, TokenVerifier, issue_token
 from hub.config import Settings
 from hub.errors import ConfigError, Unauthorized
+from tests import fuzzcount
 from tests.conftest import make_settings
 from tests.identity_provider import hs256_with_key, idp_claims, public_pem
 
@@ -255,3 +258,59 @@ def test_issue_token_explains_that_it_cannot_mint_for_an_identity_provider(tmp_p
         issue_token(
             idp_settings(tmp_path, rsa_key), user_id=uuid.uuid4(), org_id=uuid.uuid4(), role="owner"
         )
+
+
+_claim = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.sampled_from(["owner", "vendor", "\u0000", str(uuid.uuid4())])
+    | st.lists(st.text(max_size=5), max_size=3)
+    | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    claims=st.fixed_dictionaries(
+        {},
+        optional={
+            "sub": _claim | st.just(str(uuid.uuid4())),
+            "org_id": _claim | st.just(str(uuid.uuid4())),
+            "role": _claim,
+            "name": _claim,
+            "exp": _claim | st.just(int(time.time()) + 3600),
+            "aud": _claim,
+            "iss": _claim,
+        },
+    )
+)
+def test_any_signed_claims_give_a_principal_or_unauthorized(tmp_path_factory, claims):
+    """Whatever a token signed with the hub's own secret claims, verification answers with a
+    principal the storage can take or with `Unauthorized`, never another exception (a 500)."""
+    settings = make_settings("sqlite:///unused.db", tmp_path_factory.mktemp("var"))
+    try:
+        token = jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    except (TypeError, ValueError):
+        hypothesis.reject()  # PyJWT will not sign these claims; nobody can send them signed
+    fuzzcount.count("tokens")
+    try:
+        principal = TokenVerifier(settings).verify(token)
+    except Unauthorized:
+        return
+    assert "\x00" not in principal.name and len(principal.name) <= 200
+    assert principal.role in ("owner", "admin", "manager", "vendor")
+
+
+@hypothesis.settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],  # read only
+)
+@hypothesis.given(token=st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.hex()))
+def test_any_token_text_is_unauthorized_not_a_crash(settings, token):
+    fuzzcount.count("tokens")
+    with pytest.raises(Unauthorized):
+        TokenVerifier(settings).verify(token)
