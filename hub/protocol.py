@@ -48,6 +48,9 @@ Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 # Close codes (RFC 6455 leaves 4000-4999 to applications).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # the server is shutting down; reconnect later
+CLOSE_PROTOCOL_ERROR = 1002  # a frame broke RFC 6455 (bad opcode, unmasked, bad fragment...)
+CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame: the protocol is JSON text only
+CLOSE_INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8
 CLOSE_TOO_BIG = 1009  # a frame beyond the hard transport limit (16 x the frame limit)
 CLOSE_HEARTBEAT_TIMEOUT = 4000  # the peer did not answer pings in time
 CLOSE_UNAUTHORIZED = 4001  # missing, bad or expired token; do not reconnect with it
@@ -254,11 +257,22 @@ _ref_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
 
+# What decoding a frame may raise besides a well-formed answer: msgspec's own errors (bad JSON,
+# wrong fields; ValidationError is a DecodeError), RecursionError for JSON nested deeper than the
+# interpreter's recursion limit allows (msgspec counts each nesting level against it, so about
+# 1,000 levels minus the caller's stack depth), and UnicodeEncodeError for a `str` holding lone
+# surrogates (which cannot come off the wire, since the transport checks UTF-8, but can be passed
+# in).
+_UNDECODABLE = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
+
+
 def decode_client(data: str | bytes) -> ClientFrame:
-    """One client frame, or ProtocolError saying what is wrong (with the frame's ref if any)."""
+    """One client frame, or ProtocolError saying what is wrong (with the frame's ref if any).
+
+    No input raises anything else: a frame is the first thing an unauthenticated peer controls."""
     try:
         return _client_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raise ProtocolError(_explain(exc), _salvage_ref(data)) from None
 
 
@@ -266,7 +280,7 @@ def decode_server(data: str | bytes) -> ServerFrame:
     """One server frame (for the client); ProtocolError if the server sent nonsense."""
     try:
         return _server_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raise ProtocolError(_explain(exc)) from None
 
 
@@ -280,7 +294,11 @@ def encode_bytes(frame: ServerFrame | ClientFrame) -> bytes:
     return _encoder.encode(frame)
 
 
-def _explain(exc: msgspec.DecodeError) -> str:
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "malformed JSON: nested too deeply"
+    if isinstance(exc, UnicodeEncodeError):
+        return "malformed text: not valid Unicode (a lone surrogate)"
     text = readable(str(exc))
     if text.startswith("Invalid value") and "`$.type`" in text:
         return f"unknown frame type: {text}"
@@ -292,6 +310,6 @@ def _explain(exc: msgspec.DecodeError) -> str:
 def _salvage_ref(data: str | bytes) -> str | None:
     try:
         value = _ref_decoder.decode(data).get("ref")
-    except msgspec.DecodeError:
+    except _UNDECODABLE:
         return None
     return value if isinstance(value, str) and len(value) <= 100 else None

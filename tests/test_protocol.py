@@ -152,3 +152,22 @@ def test_seqs_and_ids_beyond_bigint_are_protocol_errors(value):
     ):
         with pytest.raises(protocol.ProtocolError, match="<= 9223372036854775807"):
             protocol.decode_client(msgspec.json.encode(frame))
+
+
+@pytest.mark.parametrize("depth", [990, 1000, 5000, 100_000])
+@pytest.mark.parametrize(
+    "opener", ["[", '{"a":', '{"type":"send_message","metadata":{"m":'], ids=["list", "obj", "meta"]
+)
+def test_json_nested_too_deeply_is_a_protocol_error_not_a_recursion_error(depth, opener):
+    # msgspec raises RecursionError near the interpreter's recursion limit (about 1,000 levels,
+    # less the caller's stack); a frame is the first thing an unauthenticated peer controls.
+    for text in (opener * depth, opener * depth + "1" + "]" * depth):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.decode_client(text)
+        with pytest.raises(protocol.ProtocolError):
+            protocol.decode_server(text)
+
+
+def test_a_string_with_a_lone_surrogate_is_a_protocol_error():
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_client('{"type":"ping","ref":"\ud800"}')

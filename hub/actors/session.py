@@ -375,10 +375,20 @@ class Session:
             self._nursery.cancel_scope.cancel()
 
     async def _receive(self, raw: str | bytes) -> None:
+        if isinstance(raw, bytes):
+            # The protocol is JSON text; a binary frame is refused as RFC 6455 says (1003).
+            self.send(
+                protocol.Error(
+                    code="invalid",
+                    message="binary frames are not accepted: every frame is a JSON text frame",
+                )
+            )
+            self.close(protocol.CLOSE_UNSUPPORTED_DATA, "binary frame")
+            return
         limit = self._settings.ws_max_frame
         # trio-websocket hands over text; the limit is in UTF-8 bytes (encode only when it could
         # matter).
-        size = len(raw) if isinstance(raw, bytes) or len(raw) * 4 <= limit else len(raw.encode())
+        size = len(raw) if len(raw) * 4 <= limit else len(raw.encode())
         if size > limit:
             self._refuse(
                 protocol.Error(
@@ -556,13 +566,34 @@ class Session:
         self._supervisor.receipt(frame.thread_id, user_id, receipt.last_read_seq, self.session_id)
 
     async def _refresh(self, frame: protocol.Auth) -> None:
+        """A new token for the same user. If it changes the organization or the role, every
+        subscription is authorized again for the new principal first; those it may no longer
+        read end with `error not_found` (the answer a join would get) before the ack."""
         principal = self._verifier.verify(frame.token)
-        if principal.user_id != self.principal.user_id:
+        previous = self.principal
+        if principal.user_id != previous.user_id:
             raise Unauthorized("a refreshed token must be for the same user")
         await self._supervisor.ensure_identity(principal)
+        refused: list[tuple[UUID, HubError]] = []
+        if (principal.org_id, principal.role) != (previous.org_id, previous.role):
+            for thread_id in list(self._subscriptions):
+                try:
+                    await authorize_thread(self._supervisor.storage, principal, thread_id, "read")
+                except HubError as exc:
+                    # Fail closed: a decision that could not be taken (storage) ends the
+                    # subscription too; the client may join again.
+                    refused.append((thread_id, exc))
+        # From here to the leaves nothing awaits: the socket changes principal and loses the
+        # refused subscriptions in one step. The thread actors read `principal` from this
+        # session, so typing, presence and revocations use the new one from now on.
         self.principal = principal
         self._access.clear()  # role or organization may have changed
+        for thread_id, _ in refused:
+            self._subscriptions.pop(thread_id, None)
         self._supervisor.timers.set_expiry(self, principal.expires_at)
+        for thread_id, exc in refused:
+            await self._supervisor.leave(self.session_id, thread_id)
+            self.send(error_frame(exc, thread_id=thread_id))
         self.send(protocol.Ack(ref=frame.ref, expires_at=principal.expires_at))
 
     # --- access, errors, abuse -------------------------------------------------------------------

@@ -3,8 +3,15 @@
 Everything before a session exists happens here: the path, the Origin check (403), the total
 connection limit (503), authentication (the `Authorization: Bearer` header, or a first `auth`
 frame within `ws_auth_timeout_s`; a bad or missing token gets `error unauthorized` and close
-4001), the identity upsert, and the per-user connection limit (`error overloaded`, close 4029).
-Then the session actor owns the socket.
+4001, a first frame that does not decode `error invalid` and 4001, a binary one 1003), the
+identity upsert, and the per-user connection limit (`error overloaded`, close 4029). Then the
+session actor owns the socket.
+
+Every connection ends within `ws_close_timeout_s` of its close: the close frame goes out, the
+peer's answer is awaited that long, and then the TCP connection is dropped whatever the peer
+does (`hub.ws.wire.drop_connection`). A frame that breaks RFC 6455 is answered with close 1002
+(1007 for a text frame that is not UTF-8) before the connection goes
+(`hub.ws.wire.fix_close_handling`).
 
 trio-websocket closes a connection with 1009 when a message exceeds its `max_message_size`; the
 protocol wants oversized frames answered with `invalid` on a live connection, so the transport
@@ -33,8 +40,9 @@ from hub import protocol
 from hub.actors.session import USER_AGENT_MAX, Peer, Session
 from hub.actors.supervisor import Supervisor
 from hub.auth import Principal, TokenVerifier
-from hub.errors import HubError, Overloaded, Unauthorized
+from hub.errors import HubError, Invalid, Overloaded, Unauthorized
 from hub.ws.errors import error_frame
+from hub.ws.wire import drop_connection, fix_close_handling
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,7 @@ class WebSocketServer:
             connections.cancel_scope.deadline = trio.current_time() + settings.ws_close_timeout_s
 
     async def _handle(self, request: WebSocketRequest) -> None:
+        fix_close_handling(request)
         if request.path.split("?", 1)[0] != WS_PATH:
             await request.reject(404, body=b"not found")
             return
@@ -93,72 +102,117 @@ class WebSocketServer:
             await request.reject(503, extra_headers=[(b"retry-after", b"5")], body=b"busy")
             return
         self._handshaking += 1
+        handshaking = True
         try:
             ws = await request.accept()
+        except ConnectionClosed:
+            self._handshaking -= 1
+            return
+        try:
             principal = await self._authenticate(ws, headers.get(b"authorization"))
             if principal is None:
                 return
             try:
                 await self._supervisor.ensure_identity(principal)
             except HubError as exc:
-                await _refuse(ws, error_frame(exc), protocol.CLOSE_INTERNAL, "try again")
+                await self._refuse(ws, error_frame(exc), protocol.CLOSE_INTERNAL, "try again")
                 return
-        except ConnectionClosed:
-            return
-        finally:
             self._handshaking -= 1
+            handshaking = False
+            await self._serve(ws, principal, headers)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            # The one place an unexpected failure of a connection is caught, before or after
+            # authentication: it must end this socket, never the server (it would otherwise
+            # escape into the handler nursery every connection shares).
+            log.exception("websocket connection failed; closing it with 1011")
+            with trio.move_on_after(self._settings.ws_close_timeout_s):
+                await ws.aclose(protocol.CLOSE_INTERNAL, "internal error")
+        finally:
+            if handshaking:
+                self._handshaking -= 1
+            with trio.CancelScope(shield=True):
+                await drop_connection(ws, self._settings.ws_close_timeout_s)
+
+    async def _serve(
+        self, ws: WebSocketConnection, principal: Principal, headers: dict[bytes, bytes]
+    ) -> None:
         session = Session(ws, principal, self._supervisor, self._verifier, _peer(ws, headers))
         try:
             self._supervisor.admit(session)
         except Overloaded as exc:
-            await _refuse(
+            await self._refuse(
                 ws, error_frame(exc), protocol.CLOSE_TOO_MANY_CONNECTIONS, "too many connections"
             )
             return
         try:
             await session.run()
-        except Exception:
-            # The one place a session's unexpected failure is caught: it must end this socket,
-            # never the server (it would otherwise escape into the shared handler nursery).
-            log.exception("session %s failed; closing its socket", session.session_id)
-            with trio.move_on_after(1):
-                await ws.aclose(protocol.CLOSE_INTERNAL, "internal error")
         finally:
             self._supervisor.release(session)
 
     async def _authenticate(
         self, ws: WebSocketConnection, authorization: bytes | None
     ) -> Principal | None:
-        """The caller's principal, or None after refusing them with 4001."""
+        """The caller's principal, or None after refusing them (4001; 1003 for binary)."""
         token: str | None = None
         if authorization is not None:
             scheme, _, value = authorization.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and value.strip():
                 token = value.strip()
-        if token is None:
-            token = await self._first_frame_token(ws)
         try:
             if token is None:
-                raise Unauthorized(
-                    "authenticate with an Authorization: Bearer header or a first auth frame "
-                    f"within {self._settings.ws_auth_timeout_s:g}s"
-                )
+                token = await self._first_frame_token(ws)
             return self._verifier.verify(token)
-        except Unauthorized as exc:
-            await _refuse(ws, error_frame(exc), protocol.CLOSE_UNAUTHORIZED, "unauthorized")
-            return None
-
-    async def _first_frame_token(self, ws: WebSocketConnection) -> str | None:
-        with trio.move_on_after(self._settings.ws_auth_timeout_s):
-            raw = await ws.get_message()
-            if len(raw) > self._settings.ws_max_frame:
-                return None
-            try:
-                frame = protocol.decode_client(raw)
-            except protocol.ProtocolError:
-                return None
-            return frame.token if isinstance(frame, protocol.Auth) else None
+        except _BinaryFrame as exc:
+            await self._refuse(
+                ws, error_frame(exc), protocol.CLOSE_UNSUPPORTED_DATA, "binary frame"
+            )
+        except (Invalid, Unauthorized) as exc:
+            await self._refuse(ws, error_frame(exc), protocol.CLOSE_UNAUTHORIZED, "unauthorized")
         return None
+
+    async def _first_frame_token(self, ws: WebSocketConnection) -> str:
+        """The token of the first frame; Unauthorized if it is not an `auth` frame or does
+        not come in time, Invalid if it cannot be decoded at all."""
+        timeout_s = self._settings.ws_auth_timeout_s
+        raw: str | bytes | None = None
+        with trio.move_on_after(timeout_s):
+            raw = await ws.get_message()
+        if raw is None:
+            raise Unauthorized(
+                "authenticate with an Authorization: Bearer header or a first auth frame "
+                f"within {timeout_s:g}s"
+            )
+        if isinstance(raw, bytes):
+            raise _BinaryFrame(BINARY_REFUSED)
+        limit = self._settings.ws_max_frame
+        if len(raw) > limit and len(raw.encode()) > limit:
+            raise Invalid(f"first frame larger than {limit} bytes")
+        try:
+            frame = protocol.decode_client(raw)
+        except protocol.ProtocolError as exc:
+            raise Invalid(f"first frame: {exc.message}; it must be an auth frame") from None
+        if not isinstance(frame, protocol.Auth):
+            raise Unauthorized(
+                f"the first frame was {_frame_type(frame)}: authenticate with an auth frame "
+                "or an Authorization: Bearer header first"
+            )
+        return frame.token
+
+    async def _refuse(
+        self, ws: WebSocketConnection, error: protocol.Error, code: int, reason: str
+    ) -> None:
+        """Send `error` and close with `code`, all within the close timeout: a peer that does
+        not read, or never answers the close frame, loses the connection then (and the caller
+        drops it), instead of holding a descriptor and a handshake slot."""
+        with trio.move_on_after(self._settings.ws_close_timeout_s):
+            try:
+                await ws.send_message(protocol.encode(error))
+            except ConnectionClosed:
+                pass
+            finally:
+                await ws.aclose(code, reason)
 
     def _origin_allowed(self, origin: str) -> bool:
         allowed = self._settings.ws_origins
@@ -179,9 +233,12 @@ def _peer(ws: WebSocketConnection, headers: dict[bytes, bytes]) -> Peer:
     return Peer(ip=ip, user_agent=user_agent or None)
 
 
-async def _refuse(ws: WebSocketConnection, error: protocol.Error, code: int, reason: str) -> None:
-    try:
-        await ws.send_message(protocol.encode(error))
-        await ws.aclose(code, reason)
-    except ConnectionClosed:
-        pass
+BINARY_REFUSED = "binary frames are not accepted: every frame is a JSON text frame"
+
+
+class _BinaryFrame(Invalid):
+    """A binary frame where the protocol has only text: refused with close 1003."""
+
+
+def _frame_type(frame: protocol.ClientFrame) -> str:
+    return type(frame).__struct_config__.tag  # type: ignore[attr-defined,no-any-return]

@@ -23,6 +23,15 @@ a waiting task per socket, and those tasks are what the shared session timer (hu
 replaces. `Pings` puts itself where `ping()` would put its `trio.Event`: in `_pings`, which
 trio-websocket's reader task consults on every pong. That is a fourth undocumented attribute,
 read from the same pinned version.
+
+Two more workarounds for how trio-websocket 0.12 ends connections live here, each in one small
+function named for its problem: `fix_close_handling` (a frame that breaks RFC 6455 must get a
+1002 or 1007 close frame before the TCP connection goes, and a ping that arrives after the
+server's close frame must not end the process) and `drop_connection` (a close must end the TCP
+connection within the close timeout, whatever the peer does). They touch three more
+undocumented attributes of the same pinned version (`WebSocketRequest._connection`,
+`WebSocketConnection._wsproto`, and `_stream`/`_stream_lock` again);
+tests/realtime/test_transport.py fails if their shape changes.
 """
 
 from __future__ import annotations
@@ -31,9 +40,14 @@ import itertools
 import math
 import os
 import struct
+from collections.abc import Generator
+from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+from wsproto import WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Event, Ping, Pong
 
 from hub import protocol
 
@@ -166,3 +180,82 @@ class FrameWriter:
             raise ConnectionClosed(self._ws.closed) from None
         finally:
             self._lock.release()
+
+
+class _CloseHandling:
+    """A wsproto `WSConnection` with two of trio-websocket 0.12's closing bugs worked around.
+
+    1. A protocol violation goes unanswered. When a peer's frame breaks RFC 6455, wsproto
+       yields a `CloseConnection` with the code to send (1002, or 1007 for bad UTF-8) but leaves
+       the connection OPEN: wsproto's contract is that the application answers every
+       CloseConnection. trio-websocket answers a close only in state REMOTE_CLOSING (that of a
+       close the peer sent; `_handle_close_connection_event`), so it dropped the TCP connection
+       without a close frame. This wrapper reports such a close as REMOTE_CLOSING until it is
+       answered; trio-websocket then sends it and closes as it does for a peer's close.
+    2. A late control frame kills the server. trio-websocket's reader task answers every ping
+       with a pong (and an oversized message with a 1009 close) without looking at the state;
+       once the close handshake has started, wsproto refuses to make those frames and raises
+       LocalProtocolError, which escapes the reader task into the handler nursery every
+       connection shares, ending the process. A peer had only to send a ping after the server's
+       close frame (say after a 4001). Here such a frame becomes no bytes at all: after a close
+       frame nothing more may be sent (RFC 6455 5.5.1).
+
+    Everything else goes straight to wsproto's public API. Delete it when trio-websocket handles
+    both itself (neither is fixed as of 0.12.2)."""
+
+    def __init__(self, inner: WSConnection) -> None:
+        self._inner = inner
+        self._violation = False
+
+    @property
+    def state(self) -> ConnectionState:
+        state = self._inner.state
+        if self._violation and state is ConnectionState.OPEN:
+            return ConnectionState.REMOTE_CLOSING
+        return state
+
+    def events(self) -> Generator[Event, None, None]:
+        for event in self._inner.events():
+            if isinstance(event, CloseConnection) and self._inner.state is ConnectionState.OPEN:
+                # A peer's own close frame moves wsproto to REMOTE_CLOSING before it is
+                # yielded; one yielded in OPEN is wsproto's verdict on a broken frame.
+                self._violation = True
+            yield event
+
+    def send(self, event: Event) -> bytes:
+        if isinstance(event, Ping | Pong | CloseConnection) and self._inner.state in _CLOSED:
+            return b""
+        return self._inner.send(event)
+
+    def receive_data(self, data: bytes | None) -> None:
+        self._inner.receive_data(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+_CLOSED = (ConnectionState.LOCAL_CLOSING, ConnectionState.CLOSED)
+
+
+def fix_close_handling(request: WebSocketRequest) -> None:
+    """Put `_CloseHandling` under the connection behind `request`: protocol violations get
+    their close code (1002 or 1007) before the TCP connection goes, and a ping after the close
+    frame cannot end the server.
+
+    Called before `accept()`, so no frame can be parsed before the wrapper is in place."""
+    connection = request._connection
+    connection._wsproto = _CloseHandling(connection._wsproto)
+
+
+async def drop_connection(ws: WebSocketConnection, timeout_s: float) -> None:
+    """End the TCP connection: let a write in progress (a close frame) finish for up to
+    `timeout_s`, then close the stream.
+
+    trio-websocket's `aclose()` returns at once when a close reason is already recorded,
+    without closing the stream, and its handler then waits for its reader task. That task may
+    be stuck writing the answer to a peer's close to a peer that no longer reads, so without
+    this the connection (a descriptor and a slot) would stay open for ever."""
+    with trio.move_on_after(timeout_s):
+        async with ws._stream_lock:
+            pass
+    await trio.aclose_forcefully(ws._stream)
