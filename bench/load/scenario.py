@@ -67,8 +67,8 @@ class Scenario:
             raise ValueError("--senders must be between 1 and --sockets")
         if self.swarm_processes < 1 or self.swarm_processes > self.threads:
             raise ValueError("--swarm-processes must be between 1 and the number of threads")
-        if not 1 <= self.message_bytes <= 20_000:
-            raise ValueError("--message-bytes must be between 1 and 20000 (the hub's body limit)")
+        if not 1 <= self.message_bytes <= 10_000:
+            raise ValueError("--message-bytes must be between 1 and 10000 (the hub's body limit)")
         if self.address_count > 250:
             raise ValueError("--source-addresses must be at most 250 (127.0.0.2-127.0.0.251)")
         if self.client not in ("wire", "trio-websocket"):
