@@ -286,8 +286,11 @@ class Session:
         self._put(frame, essential=essential)
 
     def deliver_message(self, thread_id: UUID, seq: int, frame: bytes) -> None:
-        if thread_id in self._subscriptions:
-            self._subscriptions[thread_id] = seq
+        if thread_id not in self._subscriptions:
+            # Left, or refused on a token refresh, while this was on its way from the actor:
+            # the socket must not see the thread's traffic past its leave.
+            return
+        self._subscriptions[thread_id] = seq
         self._put(frame, essential=True)
 
     def _put(self, frame: bytes, *, essential: bool) -> None:
