@@ -293,7 +293,7 @@ def get_thread(thread_id: UUID) -> Op[Thread]:
 
 MESSAGE_BY_CLIENT_ID = """
 SELECT id, thread_id, seq, created_at FROM thread_messages
-WHERE sender_user_id = $1 AND client_msg_id = $2
+WHERE thread_id = $1 AND sender_user_id = $2 AND client_msg_id = $3
 """
 
 INSERT_MESSAGE = """
@@ -313,13 +313,15 @@ def writable_thread_error(thread_id: UUID, status: str | None) -> HubError:
 
 def append_message(message: SealedMessage, now: datetime) -> Op[StoredMessage]:
     """Store one message with the next seq of its thread, or return the original when this
-    sender already stored this client_msg_id.
+    sender already stored this client_msg_id in this thread.
 
     The seq comes from bumping `messaging_threads.last_seq` inside the write transaction: the
     row lock serializes writers, also across hub processes sharing one PostgreSQL, and a rolled
     back message gives its seq back, so seqs stay gap-free.
     """
-    existing = yield fetchrow(MESSAGE_BY_CLIENT_ID, message.sender_user_id, message.client_msg_id)
+    existing = yield fetchrow(
+        MESSAGE_BY_CLIENT_ID, message.thread_id, message.sender_user_id, message.client_msg_id
+    )
     if existing is not None:
         return row_to({**existing, "duplicate": True}, StoredMessage)
     seq = yield fetchval(
