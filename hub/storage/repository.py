@@ -439,9 +439,21 @@ def message_rows(
     return rows if before_seq is None else list(reversed(rows))
 
 
-def oldest_seq(thread_id: UUID) -> Op[int | None]:
-    value = yield fetchval("SELECT min(seq) FROM thread_messages WHERE thread_id = $1", thread_id)
-    return value
+def history_kept_since(thread_id: UUID, since_seq: int) -> Op[bool]:
+    """Whether every message the thread ever had after `since_seq` is still stored, so that a
+    replay from there misses none. Seqs are gap-free, so the thread's last_seq says how many
+    there were; a thread whose messages retention deleted, even all of them, is not kept.
+    (The oldest stored seq alone cannot tell "none deleted" from "all deleted".)"""
+    last_seq = yield fetchval("SELECT last_seq FROM messaging_threads WHERE id = $1", thread_id)
+    if last_seq is None or last_seq <= since_seq:
+        return True  # nothing after since_seq ever existed
+    kept = yield fetchval(
+        "SELECT count(*) FROM thread_messages WHERE thread_id = $1 AND seq > $2 AND seq <= $3",
+        thread_id,
+        since_seq,
+        last_seq,
+    )
+    return kept == last_seq - since_seq
 
 
 # --- read receipts and presence ------------------------------------------------------------------

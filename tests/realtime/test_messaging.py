@@ -10,6 +10,7 @@ from hub import protocol
 from hub.errors import StorageUnavailable
 from hub.storage import repository as repo
 from hub.storage.records import NewMessage
+from hub.storage.sql import execute
 from tests.factories import new_thread
 
 
@@ -170,6 +171,39 @@ async def test_a_join_whose_history_is_gone_says_it_was_not_recovered(world, ali
         assert ack.recovered is False
         [message] = await bob.drain(world.thread.id, 3)
         assert message.seq == 3
+
+
+async def test_a_join_after_retention_deleted_every_message_says_it_was_not_recovered(world, alice):
+    for i in range(3):
+        await alice.send(world.thread.id, f"note {i}")
+
+    def retention():  # every message of the thread is past its retention
+        yield execute("DELETE FROM thread_messages WHERE thread_id = $1", world.thread.id)
+
+    await world.hub.storage.write(lambda now: retention())
+    async with hub_client.connect(world.hub.ws_url, world.bob.token) as bob:
+        ack = await bob.join(world.thread.id, since_seq=1)
+        marker = await alice.send(world.thread.id, "after retention")
+        messages = await bob.drain(world.thread.id, marker.message.seq)
+
+    assert (ack.recovered, ack.last_seq) == (False, 3)
+    # Nothing was left to replay: the first message the socket gets is the live one.
+    assert [(m.seq, m.body) for m in messages] == [(4, "after retention")]
+
+
+async def test_a_join_from_the_last_seq_of_an_emptied_thread_is_recovered(world, alice):
+    """Retention took messages the client already has: it missed nothing."""
+    for i in range(2):
+        await alice.send(world.thread.id, f"note {i}")
+
+    def retention():
+        yield execute("DELETE FROM thread_messages WHERE thread_id = $1", world.thread.id)
+
+    await world.hub.storage.write(lambda now: retention())
+    async with hub_client.connect(world.hub.ws_url, world.bob.token) as bob:
+        ack = await bob.join(world.thread.id, since_seq=2)
+
+    assert (ack.recovered, ack.last_seq) == (True, 2)
 
 
 async def test_a_kill_of_the_client_side_mid_stream_loses_nothing_and_duplicates_nothing(
