@@ -489,8 +489,9 @@ class Session:
         await self._authorize(frame.thread_id, "read")
         recovered = True
         if frame.since_seq is not None:
-            oldest = await self._supervisor.storage.read(repo.oldest_seq(frame.thread_id))
-            recovered = oldest is None or oldest <= frame.since_seq + 1
+            recovered = await self._supervisor.storage.read(
+                repo.history_kept_since(frame.thread_id, frame.since_seq)
+            )
         self._subscriptions[frame.thread_id] = frame.since_seq
         try:
             await self._supervisor.join(

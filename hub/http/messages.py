@@ -4,8 +4,9 @@ Every message goes through the message router in `app.extensions["hub"]["router"
 straight to storage: with the realtime layer running, the router is its supervisor, so a message
 posted here reaches the thread's live WebSocket subscribers exactly like one sent over a socket.
 
-Idempotency: a repeated `client_msg_id` from the same sender returns the original message with
-200 (the first store answers 201), so a client retrying after a timeout never makes a duplicate.
+Idempotency: a repeated `client_msg_id` from the same sender in the same thread returns the
+original message with 200 (the first store answers 201), so a client retrying after a timeout
+never makes a duplicate.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     """Send a message to a thread (any active member).
 
     201 with the stored message's id, seq and created_at. Repeating a `client_msg_id` (per
-    sender) answers 200 with the original message and stores nothing. Without a
+    sender and thread) answers 200 with the original message and stores nothing. Without a
     `client_msg_id` the server makes one, and retries cannot be recognised.
     `kind=location` needs `latitude` and `longitude`. `reply_to` must be a message id of the
     same thread (400 otherwise).

@@ -6,8 +6,10 @@ and answers every caller only after COMMIT returned, so an acknowledgement means
 commit pays for 1 message or 1,000. A request that fails on its own (a constraint, a missing
 thread, any value the database refuses) is undone in its savepoint and fails alone; a refusal
 outside every savepoint undoes the batch, whose requests then commit one by one, so it still
-reaches only the request at fault. A database failure fails the batch, and the
-actor reconnects with backoff while refusing new requests at once instead of letting them hang.
+reaches only the request at fault. A database failure fails the batch, and the actor reconnects
+with backoff while refusing new requests instead of letting them hang; a request arriving
+meanwhile makes it try again at once (at most every `retry_interval_s`), so writes succeed as
+soon as the database is back rather than after the backoff.
 On PostgreSQL several lanes run side by side (`hub.storage.handle.Storage` routes a message to
 its thread's lane); each `StorageActor` here is one lane and knows nothing of the others.
 """
@@ -98,6 +100,7 @@ class StorageActor:
         batch_max: int = 1000,
         flush_timeout_s: float = 10.0,
         backoff_max_s: float = 5.0,
+        retry_interval_s: float = 0.1,
         upkeep: bool = True,
     ) -> None:
         self._engine = engine
@@ -106,7 +109,11 @@ class StorageActor:
         self._batch_max = batch_max
         self._flush_timeout_s = flush_timeout_s
         self._backoff_max_s = backoff_max_s
+        self._retry_interval_s = retry_interval_s
         self._writer: Writer | None = None
+        # Requests that arrived while disconnected and made the reconnect that succeeded: they
+        # open the next batch.
+        self._held: list[Request] = []
         self.stats = StorageStats()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -145,11 +152,14 @@ class StorageActor:
                     await self._writer.aclose()
 
     async def _next_batch(self) -> list[Request]:
-        try:
-            first = await self._inbox.receive()
-        except trio.EndOfChannel:
-            return []
-        batch = [first]
+        # A held request may have been failed by its deadline while the reconnect ran.
+        batch = [r for r in self._held if not r.done.is_set()]
+        self._held = []
+        if not batch:
+            try:
+                batch = [await self._inbox.receive()]
+            except trio.EndOfChannel:
+                return []
         while len(batch) < self._batch_max:
             try:
                 batch.append(self._inbox.receive_nowait())
@@ -162,7 +172,8 @@ class StorageActor:
 
     async def _flush_remaining(self) -> None:
         while True:
-            batch = []
+            batch = [r for r in self._held if not r.done.is_set()]
+            self._held = []
             while len(batch) < self._batch_max:
                 try:
                     batch.append(self._inbox.receive_nowait())
@@ -234,26 +245,64 @@ class StorageActor:
                 await writer.aclose()
 
     async def _reconnect(self, waiting: list[Request]) -> None:
-        """Reconnect with exponential backoff; refuse requests at once while disconnected."""
+        """Reconnect, refusing requests while the database cannot be reached.
+
+        Idle, attempts back off exponentially (50 ms up to `backoff_max_s`). A request that
+        arrives makes an attempt of its own, no sooner than `retry_interval_s` after the last
+        one, and is stored if it succeeds: without it, sends went on failing for up to the
+        backoff after the database was back. Attempts run one at a time in this task, so a
+        flood of requests during an outage costs the database at most one connection attempt
+        per retry interval; requests arriving while one runs wait in the inbox (backpressure).
+        """
         error = StorageUnavailable("the database is unavailable; reconnecting")
         for request in waiting:
             request.fail(error)
         delay = 0.05
-        while True:
-            try:
-                self._writer = await self._engine.connect_writer()
-            except ConnectionLost as exc:
-                log.warning("storage: reconnect failed, next try in %.2fs: %s", delay, exc)
-            else:
-                self.stats.connected = True
-                self.stats.reconnects += 1
-                log.info("storage: reconnected to the database")
-                return
-            with trio.move_on_after(delay):
-                async for request in self._inbox:
+        held: list[Request] = []
+        try:
+            while True:
+                attempted_at = trio.current_time()
+                if await self._connect(on_demand=bool(held), next_try_s=delay):
+                    self._held, held = held, []
+                    return
+                for request in held:
                     request.fail(error)
-                return  # the inbox closed: shutting down, nothing left to reconnect for
-            delay = min(delay * 2, self._backoff_max_s)
+                held = []
+                with trio.move_on_at(attempted_at + delay):
+                    try:
+                        held.append(await self._inbox.receive())
+                    except trio.EndOfChannel:
+                        return  # the inbox closed: shutting down, nothing to reconnect for
+                if held:
+                    # Not before the retry interval is over; whoever arrives by then rides
+                    # along, up to a batch.
+                    with trio.move_on_at(attempted_at + self._retry_interval_s):
+                        while len(held) < self._batch_max:
+                            try:
+                                held.append(await self._inbox.receive())
+                            except trio.EndOfChannel:
+                                break  # try once more for the ones held, then stop
+                delay = min(delay * 2, self._backoff_max_s)
+        finally:
+            for request in held:  # cancelled, or the inbox closed, while holding them
+                request.fail(error)
+
+    async def _connect(self, *, on_demand: bool, next_try_s: float) -> bool:
+        try:
+            self._writer = await self._engine.connect_writer()
+        except ConnectionLost as exc:
+            # A request-made attempt fails as often as requests come; the backoff's say so.
+            log.log(
+                logging.DEBUG if on_demand else logging.WARNING,
+                "storage: reconnect failed, next try in %.2fs or at the next request: %s",
+                next_try_s,
+                exc,
+            )
+            return False
+        self.stats.connected = True
+        self.stats.reconnects += 1
+        log.info("storage: reconnected to the database")
+        return True
 
 
 def _batch_op(engine: Engine, batch: list[Request], now: datetime) -> Op[list[Any]]:

@@ -1,12 +1,13 @@
 """Appending a batch of messages in a handful of statements, whatever the batch size.
 
-The algorithm is written once: find client_msg_ids already stored, lock the batch's threads and
-read their last seq (one lookup), hand out the next seqs in arrival order, insert every new row
-and bump the threads (one insert). Each engine supplies the few statements whose syntax differs
-(`AppendDialect`): PostgreSQL passes arrays through `unnest`, SQLite expands placeholder lists
-and uses `executemany`. When some row must fail on its own (a sender that does not exist, a
-concurrent twin of a client_msg_id), the bulk insert is rolled back and every message goes
-through the one-by-one path instead, so the outcome per message is the same either way.
+The algorithm is written once: find client_msg_ids already stored in their threads, lock the
+batch's threads and read their last seq (one lookup), hand out the next seqs in arrival order,
+insert every new row and bump the threads (one insert). Each engine supplies the few statements
+whose syntax differs (`AppendDialect`): PostgreSQL passes arrays through `unnest`, SQLite
+expands placeholder lists and uses `executemany`. When some row must fail on its own (a sender
+that does not exist, a concurrent twin of a client_msg_id), the bulk insert is rolled back and
+every message goes through the one-by-one path instead, so the outcome per message is the same
+either way.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ from hub.storage.records import SealedMessage, StoredMessage, row_to
 from hub.storage.repository import append_messages_each, writable_thread_error
 from hub.storage.sql import Op, StatementError, execute
 
+# What makes a message idempotent: (thread_id, sender_user_id, client_msg_id). A sender may reuse
+# a client_msg_id in another thread and gets a new message there (migration 0004).
+MessageKey = tuple[UUID, UUID, str]
+
 
 class AppendDialect(Protocol):
     def lookup(
-        self, senders: list[UUID], client_msg_ids: list[str], thread_ids: list[UUID]
+        self, keys: list[MessageKey], thread_ids: list[UUID]
     ) -> Op[tuple[list[dict], list[dict]]]:
         """Two row lists. First, the rows (id, thread_id, seq, created_at, sender_user_id,
-        client_msg_id) already stored for these (sender, client_msg_id) pairs; a superset is
-        fine, the caller matches pairs exactly. Second, (id, status, last_seq) of these threads,
-        locked against other writers until commit."""
+        client_msg_id) already stored under these keys; a superset is fine, the caller matches
+        keys exactly. Second, (id, status, last_seq) of these threads, locked against other
+        writers until commit."""
         ...
 
     def reply_targets(self, message_ids: list[int]) -> Op[list[dict]]:
@@ -80,11 +85,9 @@ def _append_together(
 ) -> Op[list[StoredMessage | Exception]]:
     outcomes: list[Any] = [None] * len(messages)
     existing_rows, thread_rows = yield from dialect.lookup(
-        [m.sender_user_id for m in messages],
-        [m.client_msg_id for m in messages],
-        sorted({m.thread_id for m in messages}),
+        [_key_of(m) for m in messages], sorted({m.thread_id for m in messages})
     )
-    existing = {(r["sender_user_id"], r["client_msg_id"]): r for r in existing_rows}
+    existing = {(r["thread_id"], r["sender_user_id"], r["client_msg_id"]): r for r in existing_rows}
     threads = {r["id"]: r for r in thread_rows}
     reply_ids = sorted({m.reply_to for m in messages if m.reply_to is not None})
     reply_threads: dict[int, UUID] = {}
@@ -93,11 +96,11 @@ def _append_together(
         reply_threads = {r["id"]: r["thread_id"] for r in rows}
 
     last_seq = {thread_id: row["last_seq"] for thread_id, row in threads.items()}
-    first_of: dict[tuple[UUID, str], int] = {}
+    first_of: dict[MessageKey, int] = {}
     repeats: list[tuple[int, int]] = []
     inserts: list[tuple[int, SealedMessage, int]] = []
     for index, message in enumerate(messages):
-        key = (message.sender_user_id, message.client_msg_id)
+        key = _key_of(message)
         thread = threads.get(message.thread_id)
         if key in existing:
             outcomes[index] = row_to({**existing[key], "duplicate": True}, StoredMessage)
@@ -155,3 +158,7 @@ def _append_together(
         else:
             outcomes[index] = original
     return outcomes
+
+
+def _key_of(message: SealedMessage) -> MessageKey:
+    return (message.thread_id, message.sender_user_id, message.client_msg_id)

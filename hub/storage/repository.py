@@ -293,7 +293,7 @@ def get_thread(thread_id: UUID) -> Op[Thread]:
 
 MESSAGE_BY_CLIENT_ID = """
 SELECT id, thread_id, seq, created_at FROM thread_messages
-WHERE sender_user_id = $1 AND client_msg_id = $2
+WHERE thread_id = $1 AND sender_user_id = $2 AND client_msg_id = $3
 """
 
 INSERT_MESSAGE = """
@@ -313,13 +313,15 @@ def writable_thread_error(thread_id: UUID, status: str | None) -> HubError:
 
 def append_message(message: SealedMessage, now: datetime) -> Op[StoredMessage]:
     """Store one message with the next seq of its thread, or return the original when this
-    sender already stored this client_msg_id.
+    sender already stored this client_msg_id in this thread.
 
     The seq comes from bumping `messaging_threads.last_seq` inside the write transaction: the
     row lock serializes writers, also across hub processes sharing one PostgreSQL, and a rolled
     back message gives its seq back, so seqs stay gap-free.
     """
-    existing = yield fetchrow(MESSAGE_BY_CLIENT_ID, message.sender_user_id, message.client_msg_id)
+    existing = yield fetchrow(
+        MESSAGE_BY_CLIENT_ID, message.thread_id, message.sender_user_id, message.client_msg_id
+    )
     if existing is not None:
         return row_to({**existing, "duplicate": True}, StoredMessage)
     seq = yield fetchval(
@@ -437,9 +439,21 @@ def message_rows(
     return rows if before_seq is None else list(reversed(rows))
 
 
-def oldest_seq(thread_id: UUID) -> Op[int | None]:
-    value = yield fetchval("SELECT min(seq) FROM thread_messages WHERE thread_id = $1", thread_id)
-    return value
+def history_kept_since(thread_id: UUID, since_seq: int) -> Op[bool]:
+    """Whether every message the thread ever had after `since_seq` is still stored, so that a
+    replay from there misses none. Seqs are gap-free, so the thread's last_seq says how many
+    there were; a thread whose messages retention deleted, even all of them, is not kept.
+    (The oldest stored seq alone cannot tell "none deleted" from "all deleted".)"""
+    last_seq = yield fetchval("SELECT last_seq FROM messaging_threads WHERE id = $1", thread_id)
+    if last_seq is None or last_seq <= since_seq:
+        return True  # nothing after since_seq ever existed
+    kept = yield fetchval(
+        "SELECT count(*) FROM thread_messages WHERE thread_id = $1 AND seq > $2 AND seq <= $3",
+        thread_id,
+        since_seq,
+        last_seq,
+    )
+    return kept == last_seq - since_seq
 
 
 # --- read receipts and presence ------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from hub import client as hub_client
 from hub.auth import TokenVerifier
 from hub.http.app import create_app
 from hub.messaging import DirectRouter
 from hub.storage import repository as repo
-from tests.factories import new_group, new_thread, send
+from tests.factories import add_member, new_group, new_member, new_thread, send
 from tests.http.conftest import Api
+from tests.http.test_server import call
 
 
 async def test_a_sent_message_is_stored_and_acknowledged_with_its_seq(api, vendor, thread, storage):
@@ -160,3 +162,33 @@ async def test_a_send_decides_access_in_its_write_without_a_read_of_its_own(
     assert reads == []
     [entry] = await storage.read(repo.audit_rows(action="message.send"))
     assert entry.group_id == thread.group_id
+
+
+async def test_a_client_msg_id_is_idempotent_per_thread_over_the_wire(hub, settings):
+    """Through the served port: the id reused in another thread is a new message there, which
+    subscribers get; the repeat in that thread is the original, 200, and delivered to nobody."""
+    owner = await new_member(hub.storage, settings, name="Olivia Owner")
+    vendor = await new_member(hub.storage, settings, role="vendor")
+    group = await new_group(hub.storage, owner)
+    await add_member(hub.storage, group, vendor, invited_by=owner)
+    first = await new_thread(hub.storage, group, owner, title="Ceremony")
+    other = await new_thread(hub.storage, group, owner, title="Catering")
+    body = {"body": "Arriving 2pm", "client_msg_id": "c1"}
+    async with hub_client.connect(hub.ws_url, owner.token) as watcher:
+        for thread in (first, other):
+            await watcher.join(thread.id)
+
+        in_first = await call(hub, "POST", f"/threads/{first.id}", vendor, body)
+        [seen_in_first] = await watcher.drain(first.id, 1)
+        in_other = await call(hub, "POST", f"/threads/{other.id}", vendor, body)
+        again = await call(hub, "POST", f"/threads/{other.id}", vendor, body)
+        _, marker, _ = await call(hub, "POST", f"/threads/{other.id}", vendor, {"body": "marker"})
+        seen_in_other = await watcher.drain(other.id, marker["seq"])
+
+    assert [reply[0] for reply in (in_first, in_other, again)] == [201, 201, 200]
+    assert in_other[1]["id"] != in_first[1]["id"]
+    assert (in_other[1]["duplicate"], again[1]["duplicate"]) == (False, True)
+    assert again[1]["id"] == in_other[1]["id"]
+    assert seen_in_first.body == "Arriving 2pm"
+    assert [m.body for m in seen_in_other] == ["Arriving 2pm", "marker"]
+    assert [m.body for m in await hub.storage.messages(other.id)] == ["Arriving 2pm", "marker"]

@@ -10,6 +10,8 @@ from hub import protocol
 from hub.errors import StorageUnavailable
 from hub.storage import repository as repo
 from hub.storage.records import NewMessage
+from hub.storage.sql import execute
+from tests.factories import new_thread
 
 
 async def test_a_sent_message_is_acknowledged_only_once_it_is_stored(world, alice):
@@ -44,6 +46,30 @@ async def test_a_repeated_client_msg_id_gets_the_original_ack_and_no_second_mess
     await alice.send(world.thread.id, "marker")
     messages = await bob.drain(world.thread.id, 2)
     assert [m.body for m in messages] == ["Tent at 3pm", "marker"]
+
+
+async def test_a_client_msg_id_reused_in_another_thread_is_a_new_message_there(world, alice, bob):
+    group = await world.hub.storage.read(repo.get_group(world.thread.group_id))
+    other = await new_thread(world.hub.storage, group, world.alice, title="Catering")
+    for thread_id in (world.thread.id, other.id):
+        await bob.join(thread_id)
+
+    first = await alice.send(world.thread.id, "Tent at 3pm", client_msg_id="m-1")
+    [in_first] = await bob.drain(world.thread.id, 1)
+    second = await alice.send(other.id, "Menu is final", client_msg_id="m-1")
+    again = await alice.send(other.id, "Menu is final", client_msg_id="m-1")
+    marker = await alice.send(other.id, "marker")
+    in_other = await bob.drain(other.id, marker.message.seq)
+
+    assert (first.duplicate, second.duplicate) == (None, None)
+    assert second.message.id != first.message.id
+    assert (again.message.id, again.duplicate) == (second.message.id, True)
+    assert in_first.body == "Tent at 3pm"
+    assert [m.body for m in in_other] == ["Menu is final", "marker"]
+    assert [m.body for m in await world.hub.storage.messages(other.id)] == [
+        "Menu is final",
+        "marker",
+    ]
 
 
 async def test_concurrent_senders_are_delivered_once_each_in_seq_order(world, alice, bob):
@@ -145,6 +171,39 @@ async def test_a_join_whose_history_is_gone_says_it_was_not_recovered(world, ali
         assert ack.recovered is False
         [message] = await bob.drain(world.thread.id, 3)
         assert message.seq == 3
+
+
+async def test_a_join_after_retention_deleted_every_message_says_it_was_not_recovered(world, alice):
+    for i in range(3):
+        await alice.send(world.thread.id, f"note {i}")
+
+    def retention():  # every message of the thread is past its retention
+        yield execute("DELETE FROM thread_messages WHERE thread_id = $1", world.thread.id)
+
+    await world.hub.storage.write(lambda now: retention())
+    async with hub_client.connect(world.hub.ws_url, world.bob.token) as bob:
+        ack = await bob.join(world.thread.id, since_seq=1)
+        marker = await alice.send(world.thread.id, "after retention")
+        messages = await bob.drain(world.thread.id, marker.message.seq)
+
+    assert (ack.recovered, ack.last_seq) == (False, 3)
+    # Nothing was left to replay: the first message the socket gets is the live one.
+    assert [(m.seq, m.body) for m in messages] == [(4, "after retention")]
+
+
+async def test_a_join_from_the_last_seq_of_an_emptied_thread_is_recovered(world, alice):
+    """Retention took messages the client already has: it missed nothing."""
+    for i in range(2):
+        await alice.send(world.thread.id, f"note {i}")
+
+    def retention():
+        yield execute("DELETE FROM thread_messages WHERE thread_id = $1", world.thread.id)
+
+    await world.hub.storage.write(lambda now: retention())
+    async with hub_client.connect(world.hub.ws_url, world.bob.token) as bob:
+        ack = await bob.join(world.thread.id, since_seq=2)
+
+    assert (ack.recovered, ack.last_seq) == (True, 2)
 
 
 async def test_a_kill_of_the_client_side_mid_stream_loses_nothing_and_duplicates_nothing(

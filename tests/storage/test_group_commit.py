@@ -363,6 +363,62 @@ async def test_a_row_the_database_refuses_in_the_bulk_insert_fails_alone(storage
     assert (await storage.read(repo.get_thread(thread.id))).last_seq == 2
 
 
+@pytest.mark.parametrize("path", ["bulk", "one by one"])
+async def test_a_client_msg_id_is_idempotent_per_thread_within_one_batch(
+    storage, settings, engine, path
+):
+    """Both append paths: the bulk one, and the one-by-one fallback a row refused by the bulk
+    insert (a sender unknown to the database) sends the whole run through."""
+    alice = await new_member(storage, settings)
+    group = await new_group(storage, alice)
+    first, other = await new_thread(storage, group, alice), await new_thread(storage, group, alice)
+    earlier = await storage.append_message(message(first, alice, "earlier", "stored-before"))
+    batch = [
+        Request(message=sealed(storage, first.id, alice, "in first", "reused")),
+        Request(message=sealed(storage, other.id, alice, "in other", "reused")),
+        Request(message=sealed(storage, first.id, alice, "in first", "reused")),
+        Request(message=sealed(storage, other.id, alice, "not a repeat", "stored-before")),
+        Request(message=sealed(storage, first.id, alice, "earlier", "stored-before")),
+    ]
+    if path == "one by one":
+        stranger = dataclasses.replace(
+            alice, principal=dataclasses.replace(alice.principal, user_id=uuid.uuid4())
+        )
+        batch.append(Request(message=sealed(storage, other.id, stranger, "from nobody")))
+
+    actor = await run_batch(engine, batch)
+
+    assert actor.stats.commits == 1
+    in_first, in_other, repeat, not_a_repeat, earlier_again = (r.value for r in batch[:5])
+    assert [m.duplicate for m in (in_first, in_other, not_a_repeat)] == [False, False, False]
+    assert (repeat.id, repeat.duplicate) == (in_first.id, True)
+    assert (earlier_again.id, earlier_again.duplicate) == (earlier.id, True)
+    assert [m.body for m in await storage.messages(first.id)] == ["earlier", "in first"]
+    assert [m.body for m in await storage.messages(other.id)] == ["in other", "not a repeat"]
+    if path == "one by one":
+        assert isinstance(batch[-1].error, Invalid)
+
+
+async def test_a_batch_repeating_more_ids_than_one_lookup_statement_holds_stores_nothing(
+    storage, settings, engine
+):
+    """SQLite looks stored ids up in statements of a bounded number of keys."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    ids = [f"c{i}" for i in range(700)]
+    originals = await run_batch(
+        engine, [Request(message=sealed(storage, thread.id, alice, i, i)) for i in ids]
+    )
+    repeats = [Request(message=sealed(storage, thread.id, alice, i, i)) for i in ids]
+
+    await run_batch(engine, repeats)
+
+    assert originals.stats.commits == 1
+    assert all(r.value.duplicate for r in repeats)
+    assert [r.value.seq for r in repeats] == list(range(1, 701))
+    assert await storage.read(repo.count_messages(thread.id)) == 700
+
+
 async def test_a_transaction_that_fails_at_its_last_statement_is_undone_and_the_writer_goes_on(
     storage, engine
 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import gc
 import weakref
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import trio
@@ -59,6 +60,96 @@ async def test_postgres_outage_refuses_writes_then_recovers_without_losing_acked
         assert bodies == ["before the outage", "after the outage"]
         assert (acked.seq, after.seq) == (1, 2)
         assert storage.stats.reconnects >= 1
+
+
+class PostgresProxy:
+    """A TCP proxy between the hub and PostgreSQL that the test cuts and restores: cut, it drops
+    every connection it carries and closes each new one at once (counting them), as a database
+    that is down does; restored, it carries connections again."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self._url = target
+        self.up = True
+        self.refused = 0
+        self._refused_changed = trio.Event()
+        self._pipes: set[trio.CancelScope] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The database URL, through the proxy."""
+        parts = urlsplit(self._url)
+        return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{self.port}"))
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._carry, listeners)
+
+    def cut(self) -> None:
+        self.up = False
+        for scope in self._pipes:
+            scope.cancel()
+
+    async def wait_refused(self, count: int) -> None:
+        while self.refused < count:
+            await self._refused_changed.wait()
+
+    async def _carry(self, client: trio.SocketStream) -> None:
+        async with client:
+            if not self.up:
+                self.refused += 1
+                self._refused_changed.set()
+                self._refused_changed = trio.Event()
+                return
+            with trio.CancelScope() as scope:
+                self._pipes.add(scope)
+                try:
+                    async with await trio.open_tcp_stream(*self._target) as server:
+                        async with trio.open_nursery() as pumps:
+                            pumps.start_soon(self._pump, client, server, pumps.cancel_scope)
+                            pumps.start_soon(self._pump, server, client, pumps.cancel_scope)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass  # one side went away: so does the other
+                finally:
+                    self._pipes.discard(scope)
+
+    @staticmethod
+    async def _pump(
+        source: trio.SocketStream, sink: trio.SocketStream, pipe: trio.CancelScope
+    ) -> None:
+        async for chunk in source:
+            await sink.send_all(chunk)
+        pipe.cancel()  # end of stream on one side ends the pipe
+
+
+@pytest.mark.postgres
+async def test_a_write_just_after_postgres_is_back_is_stored_without_waiting_out_the_backoff(
+    postgres_url, tmp_path, nursery
+):
+    proxy = PostgresProxy(postgres_url)
+    await nursery.start(proxy.serve)
+    settings = make_settings(proxy.url, tmp_path / "var", HUB_STORAGE_TIMEOUT_S="2")
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        await storage.append_message(message(thread, alice, "before the outage"))
+
+        proxy.cut()
+        with pytest.raises(StorageUnavailable):
+            await storage.append_message(message(thread, alice, "during", "during-1"))
+        with trio.fail_after(30):
+            # Six refused attempts (50 ms, 100 ms, ... apart): the backoff now waits 1.6 s.
+            await proxy.wait_refused(6)
+        proxy.up = True
+        after = await storage.append_message(message(thread, alice, "after the outage"))
+
+        assert after.seq == 2
+        bodies = [m.body for m in await storage.messages(thread.id)]
+        assert bodies == ["before the outage", "after the outage"]
 
 
 async def test_two_hub_processes_on_one_postgres_keep_seqs_gap_free(postgres_settings, tmp_path):

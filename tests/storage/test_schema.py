@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import uuid
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
@@ -15,7 +17,7 @@ from hub.errors import WrongMasterKey
 from hub.storage import open_storage
 from hub.storage import repository as repo
 from hub.storage.migrations import migrate, migrations_of
-from hub.storage.sql import execute, fetch, fetchval
+from hub.storage.sql import IntegrityError, execute, fetch, fetchval
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread, send
 
@@ -224,3 +226,124 @@ async def test_every_table_of_the_schema_exists(storage):
             return (yield fetchval(f"SELECT count(*) FROM {table}"))
 
         assert await storage.read(count()) >= 0
+
+
+async def test_scoping_client_msg_ids_per_thread_keeps_every_row_and_id(engine, tmp_path):
+    """Migration client_msg_id_per_thread on a database holding messages, a reply, an attachment
+    and a deleted last message: every row keeps its id and its links (SQLite rebuilds the
+    table), no id is handed out twice, and the new key refuses only a repeat in one thread."""
+    everything = migrations_of(engine)
+    [version] = [m.version for m in everything if m.name == "client_msg_id_per_thread"]
+    before = tmp_path / "migrations-before"
+    before.mkdir()
+    for path in sorted(engine.migrations_dir.glob("*.sql"))[: version - 1]:
+        (before / path.name).write_text(path.read_text())
+    engine.migrations_dir = before  # this engine object only
+    await migrate(engine)
+    world = await _commit(engine, _old_world)
+
+    del engine.migrations_dir  # back to the engine's own folder
+    applied = await migrate(engine)
+
+    assert "client_msg_id_per_thread" in [m.name for m in applied]
+    rows = await engine.read(
+        _read("SELECT id, thread_id, seq, client_msg_id, reply_to FROM thread_messages ORDER BY id")
+    )
+    first, second, reply = world["ids"]
+    assert [(r["id"], r["seq"], r["reply_to"]) for r in rows] == [
+        (first, 1, None),
+        (second, 2, None),
+        (reply, 3, first),
+    ]
+    [attachment] = await engine.read(_read("SELECT message_id FROM message_attachments"))
+    assert attachment["message_id"] == second
+    # The same sender's "c1" in another thread is new; in the same thread it is refused.
+    new_id = await _commit(engine, lambda: _insert_message(world, world["other"], 1, "c1"))
+    assert new_id > world["deleted"]
+    with pytest.raises(IntegrityError):
+        await _commit(engine, lambda: _insert_message(world, world["thread"], 5, "c1"))
+
+
+async def _commit(engine, make_op):
+    writer = await engine.connect_writer()
+    try:
+        return await writer.commit(make_op)
+    finally:
+        await writer.aclose()
+
+
+def _old_world():
+    """Rows written with raw SQL, as a database made before the migration holds them."""
+    now = datetime.now(UTC)
+    world = {"org": uuid.uuid4(), "user": uuid.uuid4(), "group": uuid.uuid4()}
+    world.update(thread=uuid.uuid4(), other=uuid.uuid4())
+    yield execute(
+        "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ($1, 'o', $2, $2)",
+        world["org"],
+        now,
+    )
+    yield execute(
+        "INSERT INTO user_profiles (id, organization_id, username, display_name, role, "
+        "created_at, updated_at) VALUES ($1, $2, 'u', 'U', 'owner', $3, $3)",
+        world["user"],
+        world["org"],
+        now,
+    )
+    yield execute(
+        "INSERT INTO vendor_connection_groups (id, owner_organization_id, name, created_by, "
+        "created_at, updated_at) VALUES ($1, $2, 'g', $3, $4, $4)",
+        world["group"],
+        world["org"],
+        world["user"],
+        now,
+    )
+    for thread_id in (world["thread"], world["other"]):
+        yield execute(
+            "INSERT INTO messaging_threads (id, group_id, title, created_by, created_at, "
+            "updated_at) VALUES ($1, $2, 't', $3, $4, $4)",
+            thread_id,
+            world["group"],
+            world["user"],
+            now,
+        )
+    yield execute(
+        "INSERT INTO message_encryption_keys (version, wrapped_key, status, created_at) "
+        "VALUES (1, $1, 'active', $2)",
+        b"wrapped",
+        now,
+    )
+    first = yield from _insert_message(world, world["thread"], 1, "c1")
+    second = yield from _insert_message(world, world["thread"], 2, "c2")
+    reply = yield from _insert_message(world, world["thread"], 3, "c3", reply_to=first)
+    deleted = yield from _insert_message(world, world["thread"], 4, "c4")
+    yield execute("DELETE FROM thread_messages WHERE id = $1", deleted)
+    yield execute(
+        "INSERT INTO message_attachments (id, thread_id, message_id, uploader_user_id, filename, "
+        "content_type, size_bytes, sha256, storage_key, key_version, nonce, created_at) "
+        "VALUES ($1, $2, $3, $4, 'a.pdf', 'application/pdf', 1, 'x', 'k', 1, $5, $6)",
+        uuid.uuid4(),
+        world["thread"],
+        second,
+        world["user"],
+        b"nonce",
+        now,
+    )
+    return {**world, "ids": [first, second, reply], "deleted": deleted}
+
+
+def _insert_message(world, thread_id, seq, client_msg_id, reply_to=None):
+    return (
+        yield fetchval(
+            "INSERT INTO thread_messages (thread_id, seq, sender_user_id, sender_org_id, "
+            "body_ciphertext, body_nonce, key_version, client_msg_id, reply_to, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8) RETURNING id",
+            thread_id,
+            seq,
+            world["user"],
+            world["org"],
+            b"sealed",
+            client_msg_id,
+            reply_to,
+            datetime.now(UTC),
+        )
+    )

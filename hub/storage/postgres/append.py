@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from hub.storage.append import INSERT_COLUMNS
+from hub.storage.append import INSERT_COLUMNS, MessageKey
 from hub.storage.sql import Op, fetch
 
 # Every statement here is written so that its plan probes indexes whatever the planner knows of
@@ -23,7 +23,8 @@ from hub.storage.sql import Op, fetch
 # `id = ANY(...)` on the updated table gives the update an index to start from;
 # tests/storage/test_write_plans.py checks the plans.
 
-# The batch's existing (sender, client_msg_id) rows and its threads, locked, in one round trip.
+# The batch's existing (thread, sender, client_msg_id) rows and its threads, locked, in one round
+# trip.
 # Threads are locked in id order: two hub processes appending to overlapping threads take the
 # locks in the same order and cannot deadlock on each other. NO KEY UPDATE because the bump
 # changes no key: the lock still excludes every other append to the thread (that keeps seqs
@@ -33,7 +34,7 @@ from hub.storage.sql import Op, fetch
 _LOOKUP = """
 WITH locked AS (
     SELECT id, status, last_seq FROM messaging_threads
-    WHERE id = ANY($3::uuid[]) ORDER BY id FOR NO KEY UPDATE
+    WHERE id = ANY($4::uuid[]) ORDER BY id FOR NO KEY UPDATE
 )
 SELECT 'thread' AS kind, NULL::bigint AS id, l.id AS thread_id, l.status, l.last_seq,
        NULL::bigint AS seq, NULL::timestamptz AS created_at, NULL::uuid AS sender_user_id,
@@ -42,10 +43,11 @@ FROM locked AS l
 UNION ALL
 SELECT 'message', m.id, m.thread_id, NULL, NULL, m.seq, m.created_at, m.sender_user_id,
        m.client_msg_id
-FROM unnest($1::uuid[], $2::text[]) AS k (sender_user_id, client_msg_id)
+FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k (thread_id, sender_user_id, client_msg_id)
 CROSS JOIN LATERAL (
     SELECT id, thread_id, seq, created_at, sender_user_id, client_msg_id FROM thread_messages
-    WHERE sender_user_id = k.sender_user_id AND client_msg_id = k.client_msg_id
+    WHERE thread_id = k.thread_id AND sender_user_id = k.sender_user_id
+      AND client_msg_id = k.client_msg_id
     LIMIT 1
 ) AS m
 """
@@ -76,9 +78,10 @@ SELECT id, thread_id, seq FROM inserted
 
 class PostgresAppend:
     def lookup(
-        self, senders: list[UUID], client_msg_ids: list[str], thread_ids: list[UUID]
+        self, keys: list[MessageKey], thread_ids: list[UUID]
     ) -> Op[tuple[list[dict], list[dict]]]:
-        rows = yield fetch(_LOOKUP, senders, client_msg_ids, thread_ids)
+        columns = [list(column) for column in zip(*keys, strict=True)]
+        rows = yield fetch(_LOOKUP, *columns, thread_ids)
         existing = [r for r in rows if r["kind"] == "message"]
         threads = [
             {"id": r["thread_id"], "status": r["status"], "last_seq": r["last_seq"]}

@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any
 from uuid import UUID
 
-from hub.storage.append import INSERT_COLUMNS
+from hub.storage.append import INSERT_COLUMNS, MessageKey
 from hub.storage.sql import Op, execute, fetch, fetchval
 from hub.storage.sqlite.types import timestamp
 
@@ -28,6 +28,7 @@ _INSERT_WIDTH = 12  # INSERT_COLUMNS and created_at
 # texts (128 rows, and each shorter remainder) stay in the connection's statement cache.
 _ROWS_PER_INSERT = 128
 _ROWS_PER_BUMP = 500
+_KEYS_PER_LOOKUP = 500  # 3 values a key
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
@@ -36,6 +37,19 @@ def _insert(rows: int) -> str:
         f"({_placeholders(_INSERT_WIDTH, 1 + i * _INSERT_WIDTH)})" for i in range(rows)
     )
     return f"INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at) VALUES {values}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=_KEYS_PER_LOOKUP)
+def _existing(keys: int) -> str:
+    # A join against the keys as a VALUES list probes the unique index once per key. Three IN
+    # lists would probe every combination of their values, and `(a, b, c) IN (VALUES ...)`
+    # scans the table (SQLite 3.40's plans).
+    values = ", ".join(f"({_placeholders(3, 1 + 3 * i)})" for i in range(keys))
+    return (
+        "SELECT m.id, m.thread_id, m.seq, m.created_at, m.sender_user_id, m.client_msg_id "  # noqa: S608
+        f"FROM (VALUES {values}) AS k JOIN thread_messages AS m ON m.thread_id = k.column1 "
+        "AND m.sender_user_id = k.column2 AND m.client_msg_id = k.column3"
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -58,26 +72,18 @@ def _placeholders(count: int, start: int = 1) -> str:
 
 class SqliteAppend:
     def lookup(
-        self, senders: list[UUID], client_msg_ids: list[str], thread_ids: list[UUID]
+        self, keys: list[MessageKey], thread_ids: list[UUID]
     ) -> Op[tuple[list[dict], list[dict]]]:
         # Statements cost no round trip here; two plain ones read better than one union.
-        existing = yield from self._existing(senders, client_msg_ids)
+        existing = yield from self._existing(keys)
         threads = yield from self._threads(thread_ids)
         return existing, threads
 
-    def _existing(self, senders: list[UUID], client_msg_ids: list[str]) -> Op[list[dict]]:
-        unique_senders, unique_ids = sorted(set(senders)), sorted(set(client_msg_ids))
-        sender_list = _placeholders(len(unique_senders))
-        id_list = _placeholders(len(unique_ids), len(unique_senders) + 1)
-        return (
-            yield fetch(
-                "SELECT id, thread_id, seq, created_at, sender_user_id, client_msg_id "  # noqa: S608
-                f"FROM thread_messages WHERE sender_user_id IN ({sender_list}) "
-                f"AND client_msg_id IN ({id_list})",
-                *unique_senders,
-                *unique_ids,
-            )
-        )
+    def _existing(self, keys: list[MessageKey]) -> Op[list[dict]]:
+        rows: list[dict] = []
+        for chunk in _chunks(sorted(set(keys)), _KEYS_PER_LOOKUP):
+            rows += yield fetch(_existing(len(chunk)), *chain.from_iterable(chunk))
+        return rows
 
     def _threads(self, thread_ids: list[UUID]) -> Op[list[dict]]:
         return (
