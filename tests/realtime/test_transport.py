@@ -25,6 +25,7 @@ from wsproto.frame_protocol import CloseReason
 from hub import protocol
 from hub.auth import issue_token
 from hub.ws import wire
+from tests import fuzzcount
 from tests.realtime import rawws
 from tests.realtime.helpers import raw_socket, receive, send
 from tests.realtime.rawws import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, RawSocket, frame
@@ -367,7 +368,7 @@ async def test_fuzz_no_first_frame_gets_anything_but_its_documented_refusal(worl
 
     await _in_thread(first_frame)
     await _in_thread(rawws.still_serving, url, token)
-    print(f"\nfirst-frame fuzz: {len(tried)} inputs")
+    fuzzcount.count("WebSocket frames before authentication", len(tried))
     assert len(tried) >= 300
 
 
@@ -395,7 +396,7 @@ async def test_fuzz_no_frame_on_a_live_socket_gets_1011_or_internal(world):
 
     await _in_thread(live_frame)
     await _in_thread(rawws.still_serving, url, token)
-    print(f"\nlive-frame fuzz: {len(tried)} inputs")
+    fuzzcount.count("WebSocket frames after authentication", len(tried))
     assert len(tried) >= 300
 
 
@@ -509,5 +510,5 @@ async def test_fuzz_raw_frames_get_their_rfc_6455_close_code(world):
 
     await _in_thread(raw)
     await _in_thread(rawws.still_serving, url, token)
-    print(f"\nraw-frame fuzz: {len(tried)} inputs")
+    fuzzcount.count("WebSocket raw frame sequences", len(tried))
     assert len(tried) >= 300
