@@ -8,7 +8,8 @@
     audit     /audit
 
 Cross-cutting pieces run around every route: `identity` (JWT, identity upsert, rate limits),
-`errors` (the one JSON error shape), `openapi` (schema generation).
+`errors` (the one JSON error shape), `openapi` (schema generation); and around the whole app,
+at the ASGI interface, `framing` (ambiguous request framing, bodies the app left unread).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hub.config import Settings
 from hub.http import (
     audit,
     errors,
+    framing,
     groups,
     identity,
     members,
@@ -49,6 +51,7 @@ def create_app(
     """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
     REST-posted messages reach live subscribers; storing directly otherwise)."""
     app = QuartTrio(__name__, static_folder=None)
+    app.asgi_app = framing.FramingGuard(app.asgi_app)  # type: ignore[method-assign]
     routing.install(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
