@@ -16,6 +16,7 @@ its inbox and commits what it had accepted before the process exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -58,7 +59,11 @@ async def run_hub(
             await actors.start(supervisor.run)
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
-                    serve_http, app, settings.http_host, settings.http_port, shutdown
+                    functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),
+                    app,
+                    settings.http_host,
+                    settings.http_port,
+                    shutdown,
                 )
                 ws_url = await servers.start(WebSocketServer(supervisor, verifier).run, shutdown)
                 running = Running(

@@ -1,15 +1,18 @@
-"""The REST port byte for byte: bodies the app never read, and ambiguous framing, over raw
-TCP against the running hub (issue 16, items 3 and 6)."""
+"""The REST port byte for byte: bodies the app never read, ambiguous framing and stalled clients,
+over raw TCP against the running hub (issue 16, items 3 and 6)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import trio
 
-from hub.app import Running
+from hub.app import Running, run_hub
 from hub.http.app import BASE_PATH
+from tests.conftest import make_settings
 from tests.factories import new_member
 from tests.http.wire import Connection, chunked, request
 
@@ -116,3 +119,42 @@ async def test_transfer_encoding_in_http_1_0_is_refused(hub: Running):
         assert await conn.closed_by_server()
     assert response is not None and response.status == 400
     assert "HTTP/1.0" in json.loads(response.body)["error"]["message"]
+
+
+@pytest.fixture
+async def impatient_hub(database_url, tmp_path) -> AsyncIterator[tuple[Running, Any]]:
+    """The whole hub with a two-second idle timeout (and storage timeout below it)."""
+    settings = make_settings(
+        database_url, tmp_path / "var", HUB_HTTP_IDLE_TIMEOUT_S="2", HUB_STORAGE_TIMEOUT_S="1.5"
+    )
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(run_hub, settings, shutdown)
+        yield running, settings
+        shutdown.set()
+
+
+@pytest.mark.parametrize("stall", ["inside the head", "inside the body", "idle after an answer"])
+async def test_a_connection_that_stops_sending_is_closed_after_the_idle_timeout(
+    impatient_hub, stall
+):
+    hub, settings = impatient_hub
+    member = await new_member(hub.storage, settings)
+    conn = await Connection.open(hub.rest_url)
+    if stall == "inside the head":
+        assert await conn.send(b"GET /healthz HTTP/1.1\r\nHost: hub.test\r\n")
+    elif stall == "inside the body":
+        headers = [
+            ("Authorization", f"Bearer {member.token}"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", "1000"),
+        ]
+        assert await conn.send(request("POST", f"{BASE_PATH}/groups", headers, b'{"name": '))
+    else:
+        assert await conn.send(request("GET", f"{BASE_PATH}/healthz"))
+        answered = await conn.response()
+        assert answered is not None and answered.status == 200
+    # The hub's defaults keep connections 30 s; this one must go after about two.
+    with trio.fail_after(GUARD_S):
+        assert await conn.response() is None
+        assert conn.eof
