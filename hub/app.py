@@ -27,6 +27,7 @@ from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
+from hub.http.service import Readiness
 from hub.storage import Storage, open_storage
 from hub.ws.server import WebSocketServer
 
@@ -54,7 +55,9 @@ async def run_hub(
     verifier = TokenVerifier(settings)
     async with open_storage(settings) as storage:
         supervisor = Supervisor(settings, storage)
-        app = create_app(settings, storage, verifier, router=supervisor)
+        app = create_app(
+            settings, storage, verifier, router=supervisor, readiness=Readiness(shutdown)
+        )
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)
             async with trio.open_nursery() as servers:

@@ -1,6 +1,7 @@
 """The REST application: one Quart-Trio app, route families in their own modules.
 
-    service   /healthz, /docs (public) and /openapi.json (quart-schema, public)
+    service   /healthz, /readyz at the root; /healthz, /docs and /openapi.json (quart-schema)
+              under the base; all public
     groups    /groups, /groups/{group_id}
     members   invitations (invite, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
@@ -47,9 +48,11 @@ def create_app(
     verifier: TokenVerifier,
     *,
     router: MessageRouter | None = None,
+    readiness: service.Readiness | None = None,
 ) -> QuartTrio:
     """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
-    REST-posted messages reach live subscribers; storing directly otherwise)."""
+    REST-posted messages reach live subscribers; storing directly otherwise); `readiness` tells
+    `/readyz` when the hub is shutting down."""
     app = QuartTrio(__name__, static_folder=None)
     app.asgi_app = framing.FramingGuard(app.asgi_app)  # type: ignore[method-assign]
     routing.install(app)
@@ -65,11 +68,13 @@ def create_app(
             {"read": settings.rate_read, "write": settings.rate_write, "send": settings.rate_send}
         ),
         "base_path": BASE_PATH,
+        "readiness": readiness or service.Readiness(),
         "started_at": time.monotonic(),
     }
     openapi.install(app, f"{BASE_PATH}/openapi.json")
     errors.install(app)
     identity.install(app)
+    app.register_blueprint(service.root)
     for family in (service, groups, members, threads, messages, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
