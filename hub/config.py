@@ -184,9 +184,10 @@ def load_settings(
 def _http_idle_timeout(source: Mapping[str, str]) -> float:
     """How long a REST connection may send nothing while the hub waits for its bytes. Hypercorn
     keeps reading while the app works on a complete request, so this also bounds how long an
-    answer may take: it must leave room for the slowest, a storage wait."""
-    idle = _positive_float(source, "HUB_HTTP_IDLE_TIMEOUT_S", 30.0)
+    answer may take: it must leave room for the slowest, a storage wait. Unset, it is 30 s, or
+    5 s more than the storage timeout when that is longer."""
     storage = _positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0)
+    idle = _positive_float(source, "HUB_HTTP_IDLE_TIMEOUT_S", max(30.0, storage + 5.0))
     if idle <= storage:
         raise ConfigError(
             f"HUB_HTTP_IDLE_TIMEOUT_S ({idle:g}) must exceed HUB_STORAGE_TIMEOUT_S ({storage:g}):"

@@ -26,6 +26,12 @@ def test_defaults_are_the_embedded_development_setup(tmp_path):
     assert settings.http_idle_timeout_s == 30.0
 
 
+def test_the_idle_timeout_follows_a_longer_storage_timeout_unless_set(tmp_path):
+    base = {"HUB_VAR_DIR": str(tmp_path), "HUB_STORAGE_TIMEOUT_S": "40"}
+    assert load_settings(base).http_idle_timeout_s == 45.0
+    assert load_settings({**base, "HUB_HTTP_IDLE_TIMEOUT_S": "41"}).http_idle_timeout_s == 41.0
+
+
 def test_missing_secrets_in_development_are_generated_once_with_private_mode(tmp_path, caplog):
     first = load_settings({"HUB_VAR_DIR": str(tmp_path)})
     second = load_settings({"HUB_VAR_DIR": str(tmp_path)})
