@@ -117,6 +117,9 @@ class _Exchange:
         # nothing unbounded: the socket write is one Hypercorn shields itself, and `drop_rest`
         # keeps the queue it puts the disconnect into from being full.
         with trio.CancelScope(shield=True):
+            if self._body.ended:  # the queue has room for the disconnect: nothing to keep moving
+                await self._send(message)
+                return
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._body.drop_rest)
                 await self._send(message)
