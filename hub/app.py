@@ -16,6 +16,7 @@ its inbox and commits what it had accepted before the process exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
+from hub.http.service import Readiness
 from hub.storage import Storage, open_storage
 from hub.ws.server import WebSocketServer
 
@@ -53,12 +55,18 @@ async def run_hub(
     verifier = TokenVerifier(settings)
     async with open_storage(settings) as storage:
         supervisor = Supervisor(settings, storage)
-        app = create_app(settings, storage, verifier, router=supervisor)
+        app = create_app(
+            settings, storage, verifier, router=supervisor, readiness=Readiness(shutdown)
+        )
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
-                    serve_http, app, settings.http_host, settings.http_port, shutdown
+                    functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),
+                    app,
+                    settings.http_host,
+                    settings.http_port,
+                    shutdown,
                 )
                 ws_url = await servers.start(WebSocketServer(supervisor, verifier).run, shutdown)
                 running = Running(

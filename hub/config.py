@@ -46,6 +46,7 @@ class Settings:
     storage_writers: int = 1
     storage_inbox_size: int = 4096
     storage_timeout_s: float = 5.0
+    http_idle_timeout_s: float = 30.0
     log_level: str = "INFO"
     # REST token buckets per user and route class: (tokens per second, burst).
     rate_read: tuple[float, float] = (20.0, 100.0)
@@ -171,12 +172,28 @@ def load_settings(
         storage_writers=_positive_int(source, "HUB_STORAGE_WRITERS", 1),
         storage_inbox_size=_positive_int(source, "HUB_STORAGE_INBOX_SIZE", 4096),
         storage_timeout_s=_positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0),
+        http_idle_timeout_s=_http_idle_timeout(source),
         log_level=_log_level(source),
         rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
         rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
         **_realtime(source),
     )
+
+
+def _http_idle_timeout(source: Mapping[str, str]) -> float:
+    """How long a REST connection may send nothing while the hub waits for its bytes. Hypercorn
+    keeps reading while the app works on a complete request, so this also bounds how long an
+    answer may take: it must leave room for the slowest, a storage wait. Unset, it is 30 s, or
+    5 s more than the storage timeout when that is longer."""
+    storage = _positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0)
+    idle = _positive_float(source, "HUB_HTTP_IDLE_TIMEOUT_S", max(30.0, storage + 5.0))
+    if idle <= storage:
+        raise ConfigError(
+            f"HUB_HTTP_IDLE_TIMEOUT_S ({idle:g}) must exceed HUB_STORAGE_TIMEOUT_S ({storage:g}):"
+            " connections would be dropped while they wait for an answer"
+        )
+    return idle
 
 
 def _realtime(source: Mapping[str, str]) -> dict[str, float | int]:

@@ -23,6 +23,13 @@ def test_defaults_are_the_embedded_development_setup(tmp_path):
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
     assert (settings.ws_host, settings.ws_port) == ("127.0.0.1", 8081)
     assert settings.max_file_size == 100 * 1024 * 1024
+    assert settings.http_idle_timeout_s == 30.0
+
+
+def test_the_idle_timeout_follows_a_longer_storage_timeout_unless_set(tmp_path):
+    base = {"HUB_VAR_DIR": str(tmp_path), "HUB_STORAGE_TIMEOUT_S": "40"}
+    assert load_settings(base).http_idle_timeout_s == 45.0
+    assert load_settings({**base, "HUB_HTTP_IDLE_TIMEOUT_S": "41"}).http_idle_timeout_s == 41.0
 
 
 def test_missing_secrets_in_development_are_generated_once_with_private_mode(tmp_path, caplog):
@@ -66,6 +73,8 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_WS_ORIGINS", "planner.example", "is not an origin"),
         ("HUB_ENV", "staging", "HUB_ENV must be one of"),
         ("HUB_STORAGE_TIMEOUT_S", "-1", "must be positive"),
+        ("HUB_HTTP_IDLE_TIMEOUT_S", "0", "must be positive"),
+        ("HUB_HTTP_IDLE_TIMEOUT_S", "5", "must exceed HUB_STORAGE_TIMEOUT_S"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):

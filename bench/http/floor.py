@@ -91,7 +91,7 @@ def make_app() -> QuartTrio:
 
 
 async def main(host: str, port: int) -> None:
-    await serve_http(make_app(), host, port, trio.Event())
+    await serve_http(make_app(), host, port, trio.Event(), idle_timeout_s=30.0)
 
 
 if __name__ == "__main__":

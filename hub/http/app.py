@@ -1,6 +1,7 @@
 """The REST application: one Quart-Trio app, route families in their own modules.
 
-    service   /healthz, /docs (public) and /openapi.json (quart-schema, public)
+    service   /healthz, /readyz at the root; /healthz, /docs and /openapi.json (quart-schema)
+              under the base; all public
     groups    /groups, /groups/{group_id}
     members   invitations (invite, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
@@ -8,7 +9,8 @@
     audit     /audit
 
 Cross-cutting pieces run around every route: `identity` (JWT, identity upsert, rate limits),
-`errors` (the one JSON error shape), `openapi` (schema generation).
+`errors` (the one JSON error shape), `openapi` (schema generation); and around the whole app,
+at the ASGI interface, `framing` (ambiguous request framing, bodies the app left unread).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hub.http import (
     audit,
     bodies,
     errors,
+    framing,
     groups,
     identity,
     members,
@@ -46,10 +49,13 @@ def create_app(
     verifier: TokenVerifier,
     *,
     router: MessageRouter | None = None,
+    readiness: service.Readiness | None = None,
 ) -> QuartTrio:
     """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
-    REST-posted messages reach live subscribers; storing directly otherwise)."""
+    REST-posted messages reach live subscribers; storing directly otherwise); `readiness` tells
+    `/readyz` when the hub is shutting down."""
     app = QuartTrio(__name__, static_folder=None)
+    app.asgi_app = framing.FramingGuard(app.asgi_app)  # type: ignore[method-assign]
     routing.install(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
@@ -63,12 +69,14 @@ def create_app(
             {"read": settings.rate_read, "write": settings.rate_write, "send": settings.rate_send}
         ),
         "base_path": BASE_PATH,
+        "readiness": readiness or service.Readiness(),
         "started_at": time.monotonic(),
     }
     openapi.install(app, f"{BASE_PATH}/openapi.json")
     bodies.install(app)
     errors.install(app)
     identity.install(app)
+    app.register_blueprint(service.root)
     for family in (service, groups, members, threads, messages, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app

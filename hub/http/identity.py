@@ -26,7 +26,13 @@ from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
 from hub.storage.records import AuditEntry
 
-PUBLIC_ENDPOINTS = {"service.healthz", "service.docs", "openapi"}
+PUBLIC_ENDPOINTS = {
+    "health.liveness",
+    "health.readiness",
+    "service.healthz",
+    "service.docs",
+    "openapi",
+}
 SEND_ENDPOINTS = {"messages.send_message"}
 _USER_AGENT_MAX = 500
 

@@ -386,6 +386,11 @@ class AuditPage(msgspec.Struct):
 # --- service -------------------------------------------------------------------------------------
 
 
+class Liveness(msgspec.Struct):
+    status: str
+    uptime_s: float
+
+
 class Health(msgspec.Struct):
     status: str
     database: str

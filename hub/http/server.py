@@ -20,9 +20,17 @@ async def serve_http(
     port: int,
     shutdown: trio.Event,
     *,
+    idle_timeout_s: float,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until `shutdown` is set; reports the bound base URL once listening."""
+    """Serve until `shutdown` is set; reports the bound base URL once listening.
+
+    `idle_timeout_s` bounds every wait for the client's next bytes: a keep-alive connection
+    between requests (Hypercorn's keep-alive timeout), a request head or body that stops
+    arriving (its read timeout, which alone ends reading but leaves the socket to the keep-alive
+    timer while no request is in flight, hence both), and also the wait for the app's answer to
+    a complete request, as Hypercorn reads on meanwhile; `hub.config` makes it exceed the
+    storage timeout for that reason."""
     coalesce.install()
     config = Config()
     config.bind = [f"{host}:{port}"]
@@ -30,7 +38,8 @@ async def serve_http(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     config.include_server_header = False
-    config.keep_alive_timeout = 30.0
+    config.keep_alive_timeout = idle_timeout_s
+    config.read_timeout = idle_timeout_s  # type: ignore[assignment]  # typed int, used as seconds
 
     async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)

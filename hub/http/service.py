@@ -1,5 +1,12 @@
 """Service endpoints, open to anyone: health, and the human-readable API docs page.
 
+Health lives in two places. At the root of the HTTP port, where orchestrators look:
+`/healthz` is liveness (the process serves requests; it asks nothing of the database, so a
+database outage does not get the hub restarted) and `/readyz` is readiness (the hub should be
+sent traffic: not shutting down, every storage writer connected, the database answering within
+2 s; otherwise 503 naming the reason). Under the API base, `/api/vendor-connections/healthz` stays
+as documented: 200 when the database answers.
+
 The docs page is rendered on the server from the same OpenAPI document `/openapi.json` serves,
 so it needs no JavaScript or CDN and cannot disagree with the schema.
 """
@@ -10,15 +17,30 @@ import html
 import time
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, current_app
 from quart_schema import security_scheme
 
 from hub.errors import HubError, StorageUnavailable
+from hub.http.errors import error_response
 from hub.http.openapi import responds
-from hub.http.schemas import ErrorBody, Health
+from hub.http.schemas import ErrorBody, Health, Liveness
 from hub.storage.sql import Op, fetchval
 
 blueprint = Blueprint("service", __name__)
+root = Blueprint("health", __name__)
+
+
+class Readiness:
+    """What readiness needs to know that the storage cannot tell: whether the hub has begun to
+    shut down. Whoever runs the hub hands it the shutdown event the servers stop on."""
+
+    def __init__(self, shutdown: trio.Event | None = None) -> None:
+        self._shutdown = shutdown if shutdown is not None else trio.Event()
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown.is_set()
 
 
 def _ping() -> Op[Any]:
@@ -40,6 +62,40 @@ async def healthz() -> Health:
     except HubError:
         raise StorageUnavailable("the database is unreachable") from None
     return Health(status="ok", database=storage.engine.name, uptime_s=uptime)
+
+
+@root.get("/healthz")
+@security_scheme([])
+@responds(Liveness)
+async def liveness() -> Liveness:
+    """Liveness: 200 whenever the process serves requests; the database is not consulted."""
+    hub = current_app.extensions["hub"]
+    return Liveness(status="ok", uptime_s=round(time.monotonic() - hub["started_at"], 3))
+
+
+@root.get("/readyz")
+@security_scheme([])
+@responds(Health)
+@responds(ErrorBody, 503)
+async def readiness() -> Health | Response:
+    """Readiness: 200 when the hub is not shutting down, every storage writer is connected and
+    the database answers within 2 s; else 503 with code `not_ready` and the reason."""
+    hub = current_app.extensions["hub"]
+    storage = hub["storage"]
+    reason = None
+    if hub["readiness"].shutting_down:
+        reason = "the hub is shutting down"
+    elif not storage.stats.connected:
+        reason = "the storage writer is not connected to the database"
+    else:
+        try:
+            await storage.read(_ping(), timeout_s=2.0)
+        except HubError:
+            reason = "the database is unreachable"
+    if reason is not None:
+        return error_response(503, "not_ready", reason)
+    uptime = round(time.monotonic() - hub["started_at"], 3)
+    return Health(status="ready", database=storage.engine.name, uptime_s=uptime)
 
 
 @blueprint.get("/docs")

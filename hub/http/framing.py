@@ -1,0 +1,180 @@
+"""Request framing the HTTP server leaves to the app: bodies the app never read, and requests
+whose length is stated twice. `FramingGuard` wraps the app at the ASGI interface.
+
+A response sent before its request's body was read (a 401, a 413, a 404) wedged the connection
+for good. Hypercorn hands the app `http.disconnect` from inside the app's last `send`, as the
+response ends and the stream closes; quart-trio cancels its request nursery when it receives
+that message, and the cancellation lands in Hypercorn's close of the connection a moment later
+(`TCPServer._close` awaits `send_eof`, a checkpoint, unshielded). The connection was then
+neither closed nor recycled: the rest of the body was read into nothing, the next request was
+never answered, and no timer ran (the keep-alive timer stops while a request is in flight; the
+read timeout covers only waiting for bytes). Bodies that had fully arrived before the answer
+escaped, because then the connection is recycled without a checkpoint on the way.
+
+So here:
+
+* The last `send` of a response runs shielded from the app's cancellation, beside a task that
+  keeps taking the body from the app's bounded queue (Hypercorn puts `http.disconnect` into it
+  before that `send` returns, and nothing else would read it once the app is done).
+* A body the app left unread is read and dropped before the response goes out, up to
+  `DISCARD_BYTES` more within `DISCARD_S`: the connection then stays open for the next request,
+  as most servers do for a small remainder.
+* Past that bound the response says `Connection: close`; after its bytes are out, the rest of
+  the body is dropped for up to `LINGER_BYTES` or `LINGER_S` (so a client that writes its whole
+  body before it reads gets the answer rather than a reset), and the connection closes.
+
+h11 reads a request with both `Content-Length` and `Transfer-Encoding` as chunked and keeps the
+connection, so whatever followed the chunked terminator was served as a second request: request
+smuggling through any proxy that frames by `Content-Length`. Such a request, and an HTTP/1.0
+request with `Transfer-Encoding`, is refused with 400 and `Connection: close` before the app
+sees it (RFC 9112 §6.1, §6.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import msgspec
+import trio
+
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+DISCARD_BYTES = 256 * 1024
+DISCARD_S = 1.0
+LINGER_BYTES = 16 * 1024 * 1024
+LINGER_S = 2.0
+
+
+class RequestBody:
+    """One request's body as the app receives it: how much has arrived and whether it ended.
+
+    The app and `discard` may both be receiving; every message is counted whoever takes it."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.received = 0
+        self.ended = False
+        self._progress = trio.Event()
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.ended = self.ended or not message.get("more_body", False)
+        else:  # http.disconnect: nothing more will arrive
+            self.ended = True
+        self._progress.set()
+        self._progress = trio.Event()
+        return message
+
+    async def discard(self, max_bytes: int, timeout_s: float) -> bool:
+        """Read and drop the body until it ends, `max_bytes` more arrive or `timeout_s` pass;
+        True if it ended."""
+        if self.ended:
+            return True
+        limit = self.received + max_bytes
+        with trio.move_on_after(timeout_s):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.drop_rest)
+                while not self.ended and self.received <= limit:
+                    await self._progress.wait()
+                nursery.cancel_scope.cancel()
+        return self.ended
+
+    async def drop_rest(self) -> None:
+        while not self.ended:
+            await self.receive()
+
+
+class _Exchange:
+    """One request's responses pass through here on their way to the server."""
+
+    def __init__(self, body: RequestBody, send: Send) -> None:
+        self._body = body
+        self._send = send
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            if not self._body.ended and not await self._body.discard(DISCARD_BYTES, DISCARD_S):
+                message = _closing(message)
+            await self._send(message)
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            if not self._body.ended:
+                await self._body.discard(LINGER_BYTES, LINGER_S)
+            await self._finish(message)
+        else:
+            await self._send(message)
+
+    async def _finish(self, message: Message) -> None:
+        # The response's last send closes or recycles the connection inside Hypercorn and, on
+        # the way, delivers `http.disconnect` to the app, on which quart-trio cancels the very
+        # task that is sending (see the module docstring). Shielded, it finishes; it waits on
+        # nothing unbounded: the socket write is one Hypercorn shields itself, and `drop_rest`
+        # keeps the queue it puts the disconnect into from being full.
+        with trio.CancelScope(shield=True):
+            if self._body.ended:  # the queue has room for the disconnect: nothing to keep moving
+                await self._send(message)
+                return
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._body.drop_rest)
+                await self._send(message)
+                nursery.cancel_scope.cancel()
+
+    async def refuse(self, status: int, code: str, message: str) -> None:
+        """Answer in the hub's error shape and close the connection, without the app."""
+        # The body first: once a closing head is out, h11 expects nothing more from the client,
+        # and if Hypercorn's reader then meets bytes pipelined after the body (a smuggled
+        # request) it drops the connection at once, answer and all. With the body taken first,
+        # the reader is parked on those bytes until the answer has gone.
+        await self._body.discard(LINGER_BYTES, LINGER_S)
+        payload = msgspec.json.encode({"error": {"code": code, "message": message, "details": []}})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+            (b"connection", b"close"),
+        ]
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+        await self._finish({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _closing(message: Message) -> Message:
+    headers = list(message.get("headers", []))
+    if not any(name.lower() == b"connection" for name, _ in headers):
+        headers.append((b"connection", b"close"))
+    return {**message, "headers": headers}
+
+
+def framing_error(http_version: str, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """Why a request's body length cannot be trusted, or None when its framing is sound."""
+    names = {name.lower() for name, _ in headers}
+    if b"transfer-encoding" not in names:
+        return None
+    if b"content-length" in names:
+        return "a request may not carry both Content-Length and Transfer-Encoding"
+    if http_version == "1.0":
+        return "an HTTP/1.0 request may not carry Transfer-Encoding"
+    return None
+
+
+class FramingGuard:
+    """ASGI middleware: refuse ambiguous framing, and never leave a request's body half read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = RequestBody(receive)
+        exchange = _Exchange(body, send)
+        problem = framing_error(scope.get("http_version", "1.1"), scope["headers"])
+        if problem is not None:
+            await exchange.refuse(400, "invalid", problem)
+            return
+        await self.app(scope, body.receive, exchange.send)
