@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import trio
 
+from hub.app import Running, run_hub
 from hub.auth import TokenVerifier
 from hub.http.app import BASE_PATH, create_app
 from hub.storage import Storage, open_storage
@@ -133,3 +135,19 @@ async def tight_api(database_url, tmp_path) -> AsyncIterator[tuple[Api, Any, Any
     )
     async with open_storage(settings) as storage:
         yield Api(create_app(settings, storage, TokenVerifier(settings))), storage, settings
+
+
+@pytest.fixture
+async def roomy_hub(database_url, tmp_path, asyncio_bridge) -> AsyncIterator[tuple[Running, Any]]:
+    """The whole hub on loopback, with budgets large enough that generated requests are not
+    rate limited; its storage is readable from the test (the asyncio bridge, on PostgreSQL)."""
+    settings = make_settings(
+        database_url,
+        tmp_path / "var",
+        **{f"HUB_RATE_{kind}_BURST": "100000" for kind in ("READ", "WRITE", "SEND")},
+    )
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(run_hub, settings, shutdown)
+        yield running, settings
+        shutdown.set()

@@ -8,67 +8,22 @@ field (400 for a body that is not usable JSON, 401 for the token), decided befor
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import hypothesis
 import msgspec
-import pytest
 import trio
 from hypothesis import strategies as st
 
-from hub.app import Running, run_hub
+from hub.app import Running
 from hub.auth import issue_token
 from tests import fuzzcount
-from tests.conftest import make_settings
 from tests.factories import Member, add_member, new_group, new_member, new_thread
+from tests.http.blocking import call, exchange
 
 BEYOND_BIGINT = 2**63
-
-
-def _exchange(url: str, method: str, path: str, token: str | None, body: bytes | None):
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.request(method, parts.path + path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"null")
-    finally:
-        conn.close()
-
-
-async def call(
-    hub: Running, method: str, path: str, token: str | None, body: Any = None, *, raw=None
-):
-    payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    # A limiter of its own: threads from Trio's default one would be the worker threads the
-    # hub's SQLite engine needs to answer these very requests.
-    limiter = trio.CapacityLimiter(1)
-    return await trio.to_thread.run_sync(
-        _exchange, hub.rest_url, method, path, token, payload, limiter=limiter
-    )
-
-
-@pytest.fixture
-async def open_hub(database_url, tmp_path, asyncio_bridge) -> AsyncIterator[tuple[Running, Any]]:
-    """The whole hub with budgets large enough that no request here is rate limited."""
-    settings = make_settings(
-        database_url,
-        tmp_path / "var",
-        **{f"HUB_RATE_{kind}_BURST": "100000" for kind in ("READ", "WRITE", "SEND")},
-    )
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        running = await nursery.start(run_hub, settings, shutdown)
-        yield running, settings
-        shutdown.set()
 
 
 async def _world(hub: Running, settings) -> tuple[Member, Member, Any]:
@@ -87,8 +42,8 @@ def _nested(depth: int) -> bytes:
     return b'{"body": "deep", "metadata": {"a": ' + b"[" * depth + b"]" * depth + b"}}"
 
 
-async def test_values_storage_cannot_take_are_422s_naming_their_field(open_hub):
-    hub, settings = open_hub
+async def test_values_storage_cannot_take_are_422s_naming_their_field(roomy_hub):
+    hub, settings = roomy_hub
     owner, _, thread = await _world(hub, settings)
     token = owner.token
     audit_cursor = base64.urlsafe_b64encode(msgspec.json.encode([1, "audit", BEYOND_BIGINT]))
@@ -116,7 +71,7 @@ async def test_values_storage_cannot_take_are_422s_naming_their_field(open_hub):
         ),
     ]
     for method, path, body, field in cases:
-        status, reply = await call(hub, method, path, token, body)
+        status, reply, _ = await call(hub, method, path, token, body)
         assert (status, _field_of(reply)) == (422, field), (path, body, reply)
         assert reply["error"]["code"] == "invalid"
     nul = (await call(hub, "POST", "/groups", token, {"name": "a\u0000b"}))[1]
@@ -124,12 +79,14 @@ async def test_values_storage_cannot_take_are_422s_naming_their_field(open_hub):
     assert await hub.storage.messages(thread.id) == []
 
 
-async def test_a_body_nested_a_thousand_deep_is_a_400_not_a_500(open_hub):
-    hub, settings = open_hub
+async def test_a_body_nested_a_thousand_deep_is_a_400_not_a_500(roomy_hub):
+    hub, settings = roomy_hub
     owner, _, thread = await _world(hub, settings)
 
-    status, reply = await call(hub, "POST", f"/threads/{thread.id}", owner.token, raw=_nested(1000))
-    shallow, _ = await call(hub, "POST", f"/threads/{thread.id}", owner.token, raw=_nested(900))
+    status, reply, _ = await call(
+        hub, "POST", f"/threads/{thread.id}", owner.token, raw=_nested(1000)
+    )
+    shallow, _, _ = await call(hub, "POST", f"/threads/{thread.id}", owner.token, raw=_nested(900))
 
     assert (status, reply["error"]["code"]) == (400, "invalid")
     assert "nested too deeply" in reply["error"]["message"]
@@ -137,22 +94,22 @@ async def test_a_body_nested_a_thousand_deep_is_a_400_not_a_500(open_hub):
     assert await hub.storage.messages(thread.id) == []
 
 
-async def test_a_token_whose_name_holds_nul_is_refused_as_unauthorized(open_hub):
-    hub, settings = open_hub
+async def test_a_token_whose_name_holds_nul_is_refused_as_unauthorized(roomy_hub):
+    hub, settings = roomy_hub
     token = issue_token(
         settings, user_id=uuid.uuid4(), org_id=uuid.uuid4(), role="owner", name="Eve\u0000"
     )
 
-    status, reply = await call(hub, "GET", "/groups", token)
+    status, reply, _ = await call(hub, "GET", "/groups", token)
 
     assert (status, reply["error"]["code"]) == (401, "unauthorized")
     assert "name claim" in reply["error"]["message"]
 
 
-async def test_hostile_sends_do_not_fail_the_innocent_messages_beside_them(open_hub):
+async def test_hostile_sends_do_not_fail_the_innocent_messages_beside_them(roomy_hub):
     """The issue's trial: innocent members send while one member sends values the databases
     refuse. Every innocent message is stored; every hostile one is refused at the door."""
-    hub, settings = open_hub
+    hub, settings = roomy_hub
     owner, vendor, thread = await _world(hub, settings)
     hostile = [
         {"body": "x", "reply_to": BEYOND_BIGINT},
@@ -163,14 +120,14 @@ async def test_hostile_sends_do_not_fail_the_innocent_messages_beside_them(open_
     hostile_status: list[int] = []
 
     async def innocent(i: int) -> None:
-        status, _ = await call(
+        status, _, _ = await call(
             hub, "POST", f"/threads/{thread.id}", owner.token, {"body": f"ok {i}"}
         )
         innocent_status.append(status)
 
     async def attacker(i: int) -> None:
         body = hostile[i % len(hostile)]
-        status, _ = await call(hub, "POST", f"/threads/{thread.id}", vendor.token, body)
+        status, _, _ = await call(hub, "POST", f"/threads/{thread.id}", vendor.token, body)
         hostile_status.append(status)
 
     async with trio.open_nursery() as nursery:
@@ -243,15 +200,25 @@ def _rest_fuzz(hub: Running, token: str, thread_id: str, group_id: str, examples
         _text | _int.map(str),
         max_size=3,
     )
-    requests = st.one_of(
-        message.map(lambda b: ("POST", f"/threads/{thread_id}", b, None)),
-        group.map(lambda b: ("POST", "/groups", b, None)),
-        thread.map(lambda b: ("POST", "/threads", b, None)),
-        queries.map(lambda q: ("GET", f"/threads/{thread_id}", None, q)),
-        queries.map(lambda q: ("GET", "/threads", None, q)),
-        queries.map(lambda q: ("GET", "/audit", None, q)),
-    )
+    doors = {
+        "REST bodies": st.one_of(
+            message.map(lambda b: ("POST", f"/threads/{thread_id}", b, None)),
+            group.map(lambda b: ("POST", "/groups", b, None)),
+            thread.map(lambda b: ("POST", "/threads", b, None)),
+        ),
+        "REST query strings": st.one_of(
+            queries.map(lambda q: ("GET", f"/threads/{thread_id}", None, q)),
+            queries.map(lambda q: ("GET", "/threads", None, q)),
+            queries.map(lambda q: ("GET", "/audit", None, q)),
+        ),
+    }
     failures: list[str] = []
+    for door, requests in doors.items():
+        _fuzz_door(hub, token, door, requests, examples, failures)
+    return failures
+
+
+def _fuzz_door(hub: Running, token: str, door: str, requests, examples: int, failures: list[str]):
 
     @hypothesis.settings(
         max_examples=examples,
@@ -263,21 +230,19 @@ def _rest_fuzz(hub: Running, token: str, thread_id: str, group_id: str, examples
     @hypothesis.given(request=requests)
     def run(request) -> None:
         method, path, body, query = request
-        door = "REST bodies" if body is not None or method == "POST" else "REST query strings"
         if query:
             path += "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
         raw = None if body is None else msgspec.json.encode(body)
-        status, reply = _exchange(hub.rest_url, method, path, token, raw)
+        status, reply, _ = exchange(hub.rest_url, method, path, token, raw)
         fuzzcount.count(door)
         if status >= 500 or (status >= 400 and "error" not in (reply or {})):
             failures.append(f"{method} {path} {body!r} -> {status} {reply}")
 
     run()
-    return failures
 
 
-async def test_generated_bodies_and_query_strings_never_get_a_5xx(open_hub):
-    hub, settings = open_hub
+async def test_generated_bodies_and_query_strings_never_get_a_5xx(roomy_hub):
+    hub, settings = roomy_hub
     owner, _, thread = await _world(hub, settings)
 
     failures = await trio.to_thread.run_sync(
@@ -286,5 +251,7 @@ async def test_generated_bodies_and_query_strings_never_get_a_5xx(open_hub):
 
     assert failures == []
     # And the hub still serves an innocent message afterwards.
-    status, _ = await call(hub, "POST", f"/threads/{thread.id}", owner.token, {"body": "still up"})
+    status, _, _ = await call(
+        hub, "POST", f"/threads/{thread.id}", owner.token, {"body": "still up"}
+    )
     assert status == 201

@@ -8,8 +8,8 @@ from hub.http.app import create_app
 from hub.messaging import DirectRouter
 from hub.storage import repository as repo
 from tests.factories import add_member, new_group, new_member, new_thread, send
+from tests.http.blocking import call
 from tests.http.conftest import Api
-from tests.http.test_server import call
 
 
 async def test_a_sent_message_is_stored_and_acknowledged_with_its_seq(api, vendor, thread, storage):

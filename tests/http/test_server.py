@@ -3,56 +3,13 @@
 
 from __future__ import annotations
 
-import http.client
-import json
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import urlsplit
-
 import hypothesis
-import pytest
 import schemathesis
 import trio
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from hub.app import Running, run_hub
-from tests.conftest import make_settings
-from tests.factories import Member, add_member, new_group, new_member, new_thread
-
-
-def _request(url: str, method: str, path: str, token: str | None, body: Any = None):
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        payload = None if body is None else json.dumps(body)
-        conn.request(method, parts.path + path, body=payload, headers=headers)
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"null"), response.headers
-    finally:
-        conn.close()
-
-
-async def call(hub: Running, method: str, path: str, member: Member | None = None, body=None):
-    token = member.token if member else None
-    return await trio.to_thread.run_sync(_request, hub.rest_url, method, path, token, body)
-
-
-@pytest.fixture
-async def roomy_hub(database_url, tmp_path) -> AsyncIterator[tuple[Running, Any]]:
-    """The whole hub with budgets large enough that generated requests are not rate limited."""
-    settings = make_settings(
-        database_url,
-        tmp_path / "var",
-        **{f"HUB_RATE_{kind}_BURST": "100000" for kind in ("READ", "WRITE", "SEND")},
-    )
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        running = await nursery.start(run_hub, settings, shutdown)
-        yield running, settings
-        shutdown.set()
+from tests.factories import add_member, new_group, new_member, new_thread
+from tests.http.blocking import call
 
 
 async def test_a_message_posted_over_http_is_read_back_by_another_member(hub, settings):

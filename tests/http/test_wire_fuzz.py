@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from hub.app import Running
 from hub.http.app import BASE_PATH
+from tests import fuzzcount
 from tests.factories import new_member
 from tests.http.wire import Connection, Malformed, chunked, request
 
@@ -232,6 +233,6 @@ async def test_generated_requests_get_a_well_formed_answer_or_a_close_never_a_5x
     member = await new_member(hub.storage, settings)
     outcomes: Counter = Counter()
     await trio.to_thread.run_sync(_run, hub.rest_url, member.token, outcomes)
-    print(f"\nREST wire fuzz: {outcomes['inputs']} inputs; outcomes {dict(outcomes)}")
+    fuzzcount.count("REST raw requests (head, framing, body)", outcomes["inputs"])
     assert outcomes["inputs"] >= EXAMPLES
     await _healthy(hub.rest_url)
