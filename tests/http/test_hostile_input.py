@@ -220,13 +220,7 @@ def _rest_fuzz(hub: Running, token: str, thread_id: str, group_id: str, examples
 
 def _fuzz_door(hub: Running, token: str, door: str, requests, examples: int, failures: list[str]):
 
-    @hypothesis.settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    )
+    @fuzzcount.against_a_server(examples)
     @hypothesis.given(request=requests)
     def run(request) -> None:
         method, path, body, query = request

@@ -8,6 +8,7 @@ import schemathesis
 import trio
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from tests import fuzzcount
 from tests.factories import add_member, new_group, new_member, new_thread
 from tests.http.blocking import call
 
@@ -79,13 +80,7 @@ def _fuzz(spec: dict, base_url: str, token: str, examples: int) -> tuple[list[st
 
 
 def _operation_test(operation, base_url, token, examples, failures, called):
-    @hypothesis.settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    )
+    @fuzzcount.against_a_server(examples)
     @hypothesis.given(case=operation.as_strategy())
     def run(case) -> None:
         response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {token}"})

@@ -210,13 +210,7 @@ async def _healthy(url: str) -> None:
 
 
 def _run(url: str, token: str, outcomes: Counter) -> None:
-    @hypothesis.settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    )
+    @fuzzcount.against_a_server(EXAMPLES)
     @hypothesis.given(case=CASES)
     def check(case: Case) -> None:
         outcomes["inputs"] += 1

@@ -200,13 +200,7 @@ async def test_generated_sends_are_answered_never_internal_and_never_end_the_soc
     `internal`; the abuse limit is lifted by the sheer number of good frames in between."""
     frames: list[dict[str, Any]] = []
 
-    @hypothesis.settings(
-        max_examples=200,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    )
+    @fuzzcount.against_a_server(200)
     @hypothesis.given(fields=_fields)
     def collect(fields) -> None:
         frames.append(_send(world.thread.id, **fields))
