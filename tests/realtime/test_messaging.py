@@ -109,21 +109,6 @@ async def test_a_message_posted_through_the_router_arrives_live(world, bob):
     assert message.body == "Posted over REST"
 
 
-def test_the_rest_app_is_given_the_realtime_router():
-    from hub.actors.supervisor import Supervisor
-    from hub.http.app import create_app
-
-    sentinel = object.__new__(Supervisor)
-    app = create_app(_settings_stub(), None, None, router=sentinel)  # type: ignore[arg-type]
-    assert app.extensions["hub"]["router"] is sentinel
-
-
-def _settings_stub():
-    from tests.conftest import make_settings
-
-    return make_settings("sqlite:///unused.db", "/tmp/hub-test-var")
-
-
 async def test_a_message_the_database_could_not_store_gets_an_error_and_no_ack(
     world, alice, bob, monkeypatch
 ):
