@@ -5,6 +5,7 @@ from __future__ import annotations
 from hub import client as hub_client
 from hub import protocol
 from hub.storage import repository as repo
+from tests.factories import new_thread
 
 
 async def test_a_joining_user_is_announced_to_the_others_and_listed_in_the_ack(world, alice, bob):
@@ -28,12 +29,23 @@ async def test_typing_reaches_the_other_user(world, alice, bob):
 
 
 async def test_a_presence_update_reaches_every_thread_the_user_joined(world, alice, bob):
-    await alice.join(world.thread.id)
-    await bob.join(world.thread.id)
-    ack = await bob.set_presence("busy")
+    """Every thread any of the user's sessions joined: here one on the laptop, one on the phone."""
+    group = await world.hub.storage.read(repo.get_group(world.thread.group_id))
+    other = await new_thread(world.hub.storage, group, world.alice, title="Catering")
+    for thread_id in (world.thread.id, other.id):
+        await alice.join(thread_id)
+    async with hub_client.connect(world.hub.ws_url, world.bob.token) as bob_phone:
+        await bob.join(world.thread.id)
+        await bob_phone.join(other.id)
+
+        ack = await bob.set_presence("busy")
+        heard = [await alice.next_event(protocol.Presence) for _ in range(2)]
+
     assert ack.status == "busy"
-    presence = await alice.next_event(protocol.Presence)
-    assert (presence.user_id, presence.status) == (world.bob.user_id, "busy")
+    assert {(p.thread_id, p.user_id, p.status) for p in heard} == {
+        (world.thread.id, world.bob.user_id, "busy"),
+        (other.id, world.bob.user_id, "busy"),
+    }
 
 
 async def test_a_read_mark_is_persisted_and_reaches_the_others(world, alice, bob):
