@@ -69,13 +69,27 @@ def test_server_frames_leave_out_absent_fields():
     assert msgspec.json.decode(text) == {"type": "ack", "ref": "r1", "thread_id": str(THREAD)}
 
 
+def _invalid_frame_as_the_client_reads_it(error: protocol.ProtocolError) -> protocol.Error:
+    """The `invalid` error the session answers a frame it cannot decode with, sent and read back:
+    whatever the peer sent, the answer must encode and decode unchanged."""
+    sent = protocol.Error(code="invalid", message=error.message, ref=error.ref)
+    received = protocol.decode_server(protocol.encode(sent))
+    assert received == sent
+    return received
+
+
 @given(st.binary(max_size=300))
 def test_any_bytes_decode_to_a_frame_or_a_protocol_error(data):
+    """No other exception, a frame that survives a round trip, or an error frame the client
+    can read (with no ref, or one short enough to echo)."""
     try:
         frame = protocol.decode_client(data)
-    except protocol.ProtocolError:
+    except protocol.ProtocolError as exc:
+        error = _invalid_frame_as_the_client_reads_it(exc)
+        assert error.message
+        assert error.ref is None or len(error.ref) <= 100
         return
-    assert isinstance(frame, protocol.ClientFrame)
+    assert protocol.decode_client(protocol.encode(frame)) == frame
 
 
 json_values = (
@@ -90,10 +104,20 @@ json_values = (
 
 @given(st.dictionaries(st.sampled_from(["type", "thread_id", "ref", "body", "seq"]), json_values))
 def test_any_json_object_decodes_to_a_frame_or_a_protocol_error(obj):
+    """A frame of the type the object names, holding exactly the values it sent; or an error
+    frame the client can read that echoes the object's ref when it sent a string one, so the
+    client can tell which request failed."""
     try:
-        protocol.decode_client(msgspec.json.encode(obj))
-    except protocol.ProtocolError:
-        pass
+        frame = protocol.decode_client(msgspec.json.encode(obj))
+    except protocol.ProtocolError as exc:
+        error = _invalid_frame_as_the_client_reads_it(exc)
+        assert error.message
+        sent_ref = obj.get("ref")
+        assert error.ref == (sent_ref if isinstance(sent_ref, str) else None)
+        return
+    assert type(frame).__struct_config__.tag == obj["type"]
+    fields = {key: value for key, value in obj.items() if key != "type"}
+    assert {key: msgspec.to_builtins(getattr(frame, key)) for key in fields} == fields
 
 
 _stored_text = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
