@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("development", "production")
 DEFAULT_DATABASE_URL = "sqlite:///var/hub.db"
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +39,6 @@ class Settings:
     jwt_issuer: str | None
     encryption_key: bytes
     ws_origins: tuple[str, ...]
-    max_file_size: int
     var_dir: Path
     storage_batch_max: int = 1000
     storage_writers: int = 1
@@ -166,7 +164,6 @@ def load_settings(
         jwt_issuer=source.get("HUB_JWT_ISSUER") or None,
         encryption_key=encryption_key,
         ws_origins=origins,
-        max_file_size=_positive_int(source, "HUB_MAX_FILE_SIZE", 100 * MIB),
         var_dir=var_dir,
         storage_batch_max=_positive_int(source, "HUB_STORAGE_BATCH_MAX", 1000),
         storage_writers=_positive_int(source, "HUB_STORAGE_WRITERS", 1),

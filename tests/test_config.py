@@ -22,7 +22,6 @@ def test_defaults_are_the_embedded_development_setup(tmp_path):
     assert settings.database_url == "sqlite:///var/hub.db"
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
     assert (settings.ws_host, settings.ws_port) == ("127.0.0.1", 8081)
-    assert settings.max_file_size == 100 * 1024 * 1024
     assert settings.http_idle_timeout_s == 30.0
 
 
