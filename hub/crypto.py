@@ -3,9 +3,9 @@
 The master key (HUB_ENCRYPTION_KEY) never touches a message: it only wraps the data keys stored in
 `message_encryption_keys`. Rotating makes a new data key; old ones stay to decrypt old rows, so a
 rotation never rewrites history. Every ciphertext carries associated data that binds it to its
-thread (or attachment), so a row copied elsewhere fails to decrypt instead of leaking. A
-message's body and its metadata are sealed, each with a nonce of its own; which other columns
-stay in plaintext, and why, is written in docs/storage.md.
+thread, so a row copied elsewhere fails to decrypt instead of leaking. A message's body and its
+metadata are sealed, each with a nonce of its own; which other columns stay in plaintext, and
+why, is written in docs/storage.md.
 """
 
 from __future__ import annotations
@@ -123,12 +123,6 @@ class KeyRing:
             raise DecryptionFailed("sealed metadata is malformed") from None
         return msgspec.json.decode(self._open(_metadata_aad(thread_id), sealed))
 
-    def seal_blob(self, attachment_id: UUID, content: bytes) -> Sealed:
-        return self._seal(_blob_aad(attachment_id), content)
-
-    def open_blob(self, attachment_id: UUID, sealed: Sealed) -> bytes:
-        return self._open(_blob_aad(attachment_id), sealed)
-
     def _seal(self, aad: bytes, plaintext: bytes) -> Sealed:
         nonce = os.urandom(NONCE_SIZE)
         ciphertext = self._aeads[self.active_version].encrypt(nonce, plaintext, aad)
@@ -157,7 +151,3 @@ def _message_aad(thread_id: UUID) -> bytes:
 @functools.lru_cache(maxsize=4096)
 def _metadata_aad(thread_id: UUID) -> bytes:
     return b"vch:metadata:" + thread_id.bytes
-
-
-def _blob_aad(attachment_id: UUID) -> bytes:
-    return b"vch:attachment:" + attachment_id.bytes
