@@ -234,9 +234,6 @@ class HubClient:
         if self._stream is not None:
             await self._stream.aclose()
 
-    async def wait_connected(self) -> None:
-        await self._connected.wait()
-
     async def aclose(self) -> None:
         self._closing = True
         ws = self._ws
