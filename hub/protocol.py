@@ -149,13 +149,19 @@ class PresenceEntry(msgspec.Struct, omit_defaults=True):
     status: PresenceStatus = "online"
 
 
-class MessageAck(msgspec.Struct):
+class AckedMessage(msgspec.Struct):
+    """The stored message an `ack` to `send_message` confirms (REST answers with
+    `hub.http.schemas.MessageAck`)."""
+
     id: int
     seq: int
     created_at: datetime
 
 
-class MessageOut(msgspec.Struct):
+class LiveMessage(msgspec.Struct):
+    """A message as a `new_message` frame delivers it to live subscribers (REST pages carry
+    `hub.http.schemas.MessageOut`)."""
+
     id: int
     seq: int
     sender_id: UUID
@@ -184,7 +190,7 @@ class Ack(_Frame, tag="ack"):
     last_seq: int | None = None
     presence: list[PresenceEntry] | None = None
     recovered: bool | None = None
-    message: MessageAck | None = None
+    message: AckedMessage | None = None
     duplicate: bool | None = None
     seq: int | None = None
     status: PresenceStatus | None = None
@@ -193,7 +199,7 @@ class Ack(_Frame, tag="ack"):
 
 class NewMessage(_Frame, tag="new_message"):
     thread_id: UUID
-    message: MessageOut
+    message: LiveMessage
 
 
 class UserJoined(_Frame, tag="user_joined"):

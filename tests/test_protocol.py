@@ -140,7 +140,7 @@ def test_send_message_survives_a_round_trip(body, client_msg_id, ref, reply_to):
 def test_new_message_frames_survive_a_round_trip(seq, body):
     frame = protocol.NewMessage(
         thread_id=THREAD,
-        message=protocol.MessageOut(
+        message=protocol.LiveMessage(
             id=seq,
             seq=seq,
             sender_id=THREAD,

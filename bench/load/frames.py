@@ -22,13 +22,13 @@ class BenchMetadata(msgspec.Struct):
     t: float = 0.0
 
 
-class MessageOut(msgspec.Struct):
+class LiveMessage(msgspec.Struct):
     seq: int
     client_msg_id: str
     metadata: BenchMetadata = msgspec.field(default_factory=BenchMetadata)
 
 
-class MessageAck(msgspec.Struct):
+class AckedMessage(msgspec.Struct):
     seq: int
 
 
@@ -39,12 +39,12 @@ class Ready(_Frame, tag="ready"):
 class Ack(_Frame, tag="ack"):
     ref: str | None = None
     last_seq: int | None = None
-    message: MessageAck | None = None
+    message: AckedMessage | None = None
 
 
 class NewMessage(_Frame, tag="new_message"):
     thread_id: str
-    message: MessageOut
+    message: LiveMessage
 
 
 class Error(_Frame, tag="error"):

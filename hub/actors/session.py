@@ -551,7 +551,7 @@ class Session:
             protocol.Ack(
                 ref=frame.ref,
                 thread_id=frame.thread_id,
-                message=protocol.MessageAck(
+                message=protocol.AckedMessage(
                     id=stored.id, seq=stored.seq, created_at=stored.created_at
                 ),
                 duplicate=True if stored.duplicate else None,

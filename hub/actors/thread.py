@@ -475,7 +475,7 @@ class ThreadActor:
         sender = message.sender_user_id
         if self._typing.pop(sender, None) is not None:
             self._broadcast_typing(sender, False)
-        out = protocol.MessageOut(
+        out = protocol.LiveMessage(
             id=stored.id,
             seq=stored.seq,
             sender_id=sender,
@@ -639,7 +639,7 @@ class ThreadActor:
             if len(self._names) > 10_000:
                 self._names.clear()
             self._names[message.sender_user_id] = name
-        out = protocol.MessageOut(
+        out = protocol.LiveMessage(
             id=message.id,
             seq=message.seq,
             sender_id=message.sender_user_id,

@@ -16,7 +16,7 @@ from hub import protocol
 
 def test_new_message_from_the_hub_decodes_with_its_send_time():
     thread_id = uuid.uuid4()
-    out = protocol.MessageOut(
+    out = protocol.LiveMessage(
         id=7,
         seq=3,
         sender_id=uuid.uuid4(),
@@ -45,7 +45,7 @@ def test_message_ack_from_the_hub_decodes_with_its_seq():
     ack = protocol.Ack(
         ref="w0s1m1",
         thread_id=uuid.uuid4(),
-        message=protocol.MessageAck(id=7, seq=3, created_at=datetime.now(UTC)),
+        message=protocol.AckedMessage(id=7, seq=3, created_at=datetime.now(UTC)),
     )
     frame = frames.decode_server(protocol.encode(ack))
     assert isinstance(frame, frames.Ack)
