@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import hypothesis
 import pytest
 import trio
 import trio_asyncio
@@ -25,6 +26,17 @@ from hub.app import Running, run_hub
 from hub.config import Settings, load_settings
 from hub.storage import Storage, open_engine, open_storage
 from hub.storage.engine import Engine
+
+# The suite shares a 2-core machine with the hubs it starts: a property test's example may take
+# longer than hypothesis's 200 ms deadline, and building a strategy's tables the first time (no
+# .hypothesis/ directory yet, as in CI's fresh clone) can trip its "too slow" check. Neither is a
+# finding about the hub; timing goals live in bench/, not in tests.
+hypothesis.settings.register_profile(
+    "hub",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("hub")
 
 POSTGRES_DSN = os.environ.get("HUB_TEST_POSTGRES_DSN", "").strip()
 REQUIRE_POSTGRES = os.environ.get("HUB_REQUIRE_POSTGRES", "") == "1"
