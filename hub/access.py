@@ -24,7 +24,8 @@ from uuid import UUID
 from hub.auth import Principal
 from hub.errors import Conflict, Forbidden, NotFound
 from hub.storage import Storage
-from hub.storage import repository as repo
+from hub.storage.access_rows import thread_access_row
+from hub.storage.groups import connection_of, get_group, group_ids_of
 from hub.storage.records import Connection, Group, Thread, row_to
 from hub.storage.sql import Nested, Op
 
@@ -79,10 +80,10 @@ def is_allowed(principal: Principal, *, owns_group: bool, action: Action) -> boo
 async def authorize_group(
     storage: Storage, principal: Principal, group_id: UUID, action: Action
 ) -> GroupAccess:
-    membership = await storage.read(repo.connection_of(group_id, principal.org_id))
+    membership = await storage.read(connection_of(group_id, principal.org_id))
     if membership is None or membership.status != "active":
         raise NotFound(f"group {group_id} not found")
-    group = await storage.read(repo.get_group(group_id))
+    group = await storage.read(get_group(group_id))
     _check(principal, group.owner_organization_id, group.status == "archived", action, "group")
     return GroupAccess(group, membership)
 
@@ -106,7 +107,7 @@ async def read_thread_with(
     rows come back only when the decision allows them."""
 
     def op() -> Op[tuple[ThreadAccess, dict[str, list[dict[str, Any]]]]]:
-        row = yield from repo.thread_access_row(
+        row = yield from thread_access_row(
             thread_id, principal.org_id, principal.user_id, nested=nested
         )
         access = _decide_thread(principal, thread_id, row, action)
@@ -118,7 +119,7 @@ async def read_thread_with(
 
 def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:
     """Decide inside a read operation: raises NotFound, Forbidden or Conflict."""
-    row = yield from repo.thread_access_row(thread_id, principal.org_id)
+    row = yield from thread_access_row(thread_id, principal.org_id)
     return _decide_thread(principal, thread_id, row, action)
 
 
@@ -135,7 +136,7 @@ def decided_in_write(
     def decide(rows: dict[tuple[UUID, UUID], dict[str, Any] | None]) -> Op[UUID]:
         key = (thread_id, principal.org_id)
         if key not in rows:
-            rows[key] = yield from repo.thread_access_row(thread_id, principal.org_id)
+            rows[key] = yield from thread_access_row(thread_id, principal.org_id)
         return _decide_thread(principal, thread_id, rows[key], action).group_id
 
     return decide
@@ -178,7 +179,7 @@ def _check(
 async def readable_group_ids(storage: Storage, principal: Principal) -> list[UUID]:
     """Every group the caller may read: those where their organization is an active member.
     Listings filter by these ids instead of deciding membership themselves."""
-    return await storage.read(repo.group_ids_of(principal.org_id))
+    return await storage.read(group_ids_of(principal.org_id))
 
 
 async def auditable_group_ids(storage: Storage, principal: Principal) -> list[UUID]:
@@ -186,7 +187,7 @@ async def auditable_group_ids(storage: Storage, principal: Principal) -> list[UU
     the roles allowed to `view_audit`; other roles are refused outright."""
     if not is_allowed(principal, owns_group=True, action="view_audit"):
         raise Forbidden(f"role {principal.role} may not view audit")
-    return await storage.read(repo.group_ids_of(principal.org_id, owned_only=True))
+    return await storage.read(group_ids_of(principal.org_id, owned_only=True))
 
 
 _GROUP_CREATORS = {"owner", "admin", "manager"}
@@ -205,7 +206,7 @@ async def authorize_invitation(
 ) -> Connection:
     """An invitation may be answered by the invited organization's owner or admin, while it is
     pending. Without a pending invitation the group does not exist for the caller (404)."""
-    membership = await storage.read(repo.connection_of(group_id, principal.org_id))
+    membership = await storage.read(connection_of(group_id, principal.org_id))
     if membership is None or membership.status != "invited":
         raise NotFound(f"no pending invitation to group {group_id}")
     if principal.role not in _INVITATION_RESPONDERS:

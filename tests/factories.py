@@ -1,5 +1,5 @@
 """Building the world a test needs: users, organizations, groups, threads. Straight through the
-repository, so tests of one feature do not depend on another feature's endpoints."""
+storage operations, so tests of one feature do not depend on another feature's endpoints."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ import trio
 from hub.auth import Principal, issue_token
 from hub.config import Settings
 from hub.storage import Storage
-from hub.storage import repository as repo
 from hub.storage.actor import Request, StorageActor
 from hub.storage.engine import Engine
+from hub.storage.groups import create_group, invite_organization, respond_to_invitation
+from hub.storage.identities import upsert_identity
+from hub.storage.messages import MESSAGE_COLUMNS
 from hub.storage.records import Group, NewMessage, StoredMessage, Thread
 from hub.storage.sql import Op, fetch
+from hub.storage.threads import create_thread
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ async def new_member(
 ) -> Member:
     user_id, org_id = uuid.uuid4(), org_id or uuid.uuid4()
     await storage.write(
-        lambda now: repo.upsert_identity(
+        lambda now: upsert_identity(
             user_id=user_id,
             organization_id=org_id,
             username=name.lower().replace(" ", "."),
@@ -61,7 +64,7 @@ async def new_member(
 async def new_group(storage: Storage, owner: Member, name: str = "Smith & Jones") -> Group:
     group_id = uuid.uuid4()
     return await storage.write(
-        lambda now: repo.create_group(
+        lambda now: create_group(
             group_id=group_id,
             owner_organization_id=owner.org_id,
             created_by=owner.user_id,
@@ -76,7 +79,7 @@ async def add_member(
 ) -> None:
     """Invite the member's organization and accept, as the REST flow would."""
     await storage.write(
-        lambda now: repo.invite_organization(
+        lambda now: invite_organization(
             group_id=group.id,
             organization_id=member.org_id,
             vendor_type="photographer",
@@ -86,7 +89,7 @@ async def add_member(
         )
     )
     await storage.write(
-        lambda now: repo.respond_to_invitation(
+        lambda now: respond_to_invitation(
             group_id=group.id, organization_id=member.org_id, accept=True, now=now
         )
     )
@@ -97,7 +100,7 @@ async def new_thread(
 ) -> Thread:
     thread_id = uuid.uuid4()
     return await storage.write(
-        lambda now: repo.create_thread(
+        lambda now: create_thread(
             thread_id=thread_id, group_id=group.id, title=title, created_by=creator.user_id, now=now
         )
     )
@@ -157,7 +160,7 @@ def plain_message_rows(thread_id: UUID) -> Op[list[dict[str, Any]]]:
     """A thread's message rows read the plain way, row by row in seq order, to compare packed
     reads with."""
     rows = yield fetch(
-        f"SELECT {repo.MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
+        f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
         thread_id,
     )
     return rows

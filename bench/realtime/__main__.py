@@ -33,7 +33,9 @@ from hub import protocol
 from hub.app import run_hub
 from hub.auth import issue_token
 from hub.config import load_settings
-from hub.storage import repository as repo
+from hub.storage.groups import create_group, invite_organization, respond_to_invitation
+from hub.storage.identities import upsert_identity
+from hub.storage.threads import create_thread
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -66,7 +68,7 @@ async def bench(args: argparse.Namespace, database_url: str, var_dir: str) -> di
         users = [uuid.uuid4() for _ in range(args.clients)]
         for i, user in enumerate(users):
             await storage.write(
-                lambda now, user=user, i=i: repo.upsert_identity(
+                lambda now, user=user, i=i: upsert_identity(
                     user_id=user,
                     organization_id=orgs[i % 2],
                     username=f"u{i}",
@@ -77,7 +79,7 @@ async def bench(args: argparse.Namespace, database_url: str, var_dir: str) -> di
             )
         group_id, thread_id = uuid.uuid4(), uuid.uuid4()
         await storage.write(
-            lambda now: repo.create_group(
+            lambda now: create_group(
                 group_id=group_id,
                 owner_organization_id=orgs[0],
                 created_by=users[0],
@@ -87,7 +89,7 @@ async def bench(args: argparse.Namespace, database_url: str, var_dir: str) -> di
         )
         if args.clients > 1:
             await storage.write(
-                lambda now: repo.invite_organization(
+                lambda now: invite_organization(
                     group_id=group_id,
                     organization_id=orgs[1],
                     vendor_type="other",
@@ -97,12 +99,12 @@ async def bench(args: argparse.Namespace, database_url: str, var_dir: str) -> di
                 )
             )
             await storage.write(
-                lambda now: repo.respond_to_invitation(
+                lambda now: respond_to_invitation(
                     group_id=group_id, organization_id=orgs[1], accept=True, now=now
                 )
             )
         await storage.write(
-            lambda now: repo.create_thread(
+            lambda now: create_thread(
                 thread_id=thread_id, group_id=group_id, title="Bench", created_by=users[0], now=now
             )
         )

@@ -31,8 +31,11 @@ import trio
 from hub.cli import tune_runtime
 from hub.config import load_settings
 from hub.storage import open_storage
-from hub.storage import repository as repo
+from hub.storage.groups import create_group
+from hub.storage.identities import upsert_identity
+from hub.storage.messages import count_messages
 from hub.storage.records import NewMessage
+from hub.storage.threads import create_thread, get_thread
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
 async def _prepare(storage, threads: int):
     user, org, group = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await storage.write(
-        lambda now: repo.upsert_identity(
+        lambda now: upsert_identity(
             user_id=user,
             organization_id=org,
             username="bench",
@@ -55,7 +58,7 @@ async def _prepare(storage, threads: int):
         )
     )
     await storage.write(
-        lambda now: repo.create_group(
+        lambda now: create_group(
             group_id=group, owner_organization_id=org, created_by=user, name="Bench", now=now
         )
     )
@@ -63,7 +66,7 @@ async def _prepare(storage, threads: int):
     for i in range(threads):
         thread_id = uuid.uuid4()
         await storage.write(
-            lambda now, t=thread_id, i=i: repo.create_thread(
+            lambda now, t=thread_id, i=i: create_thread(
                 thread_id=t, group_id=group, title=f"bench {i}", created_by=user, now=now
             )
         )
@@ -185,8 +188,8 @@ async def run(args) -> dict:
         # Every acknowledged message is there, seqs gap-free per thread.
         total = 0
         for thread_id in thread_ids:
-            thread = await storage.read(repo.get_thread(thread_id))
-            count = await storage.read(repo.count_messages(thread_id))
+            thread = await storage.read(get_thread(thread_id))
+            count = await storage.read(count_messages(thread_id))
             assert count == thread.last_seq, (count, thread.last_seq)
             total += count
     result = {

@@ -44,7 +44,8 @@ from hub import protocol
 from hub.access import authorize_thread
 from hub.auth import Principal, TokenVerifier
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
-from hub.storage import repository as repo
+from hub.storage.messages import history_kept_since
+from hub.storage.receipts import mark_read
 from hub.storage.records import AuditEntry, NewMessage
 from hub.validation import message_content
 from hub.ws.errors import error_frame, internal_error
@@ -490,7 +491,7 @@ class Session:
         recovered = True
         if frame.since_seq is not None:
             recovered = await self._supervisor.storage.read(
-                repo.history_kept_since(frame.thread_id, frame.since_seq)
+                history_kept_since(frame.thread_id, frame.since_seq)
             )
         self._subscriptions[frame.thread_id] = frame.since_seq
         try:
@@ -562,7 +563,7 @@ class Session:
         await self._authorize(frame.thread_id, "read")
         user_id = self.principal.user_id
         receipt = await self._supervisor.storage.write(
-            lambda now: repo.mark_read(
+            lambda now: mark_read(
                 thread_id=frame.thread_id, user_id=user_id, seq=frame.seq, now=now
             )
         )

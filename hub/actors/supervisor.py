@@ -47,10 +47,11 @@ from hub.errors import NotFound, Overloaded
 from hub.identities import Identities
 from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
-from hub.storage import repository as repo
 from hub.storage.actor import AuditSpec, Authorize
 from hub.storage.bulk import PresenceUpdate
+from hub.storage.identities import get_user
 from hub.storage.records import Message, NewMessage, StoredMessage
+from hub.storage.threads import get_thread, thread_ids_of_group
 
 if TYPE_CHECKING:
     from hub.actors.session import Session
@@ -68,7 +69,7 @@ class StorageThreadStore:
         self._storage = storage
 
     async def last_seq(self, thread_id: UUID) -> int:
-        return (await self._storage.read(repo.get_thread(thread_id))).last_seq
+        return (await self._storage.read(get_thread(thread_id))).last_seq
 
     async def append(
         self, message: NewMessage, audit: AuditSpec, authorize: Authorize | None = None
@@ -80,7 +81,7 @@ class StorageThreadStore:
 
     async def user_name(self, user_id: UUID) -> str:
         try:
-            return (await self._storage.read(repo.get_user(user_id))).display_name
+            return (await self._storage.read(get_user(user_id))).display_name
         except NotFound:
             return "unknown user"
 
@@ -236,7 +237,7 @@ class Supervisor:
         """An organization was removed from a group: end its live subscriptions to the group's
         threads and forget positive access decisions its sessions remembered, so the next send
         or join is checked again (and refused)."""
-        thread_ids = await self.storage.read(repo.thread_ids_of_group(group_id))
+        thread_ids = await self.storage.read(thread_ids_of_group(group_id))
         for session in list(self._sessions.values()):
             if session.principal.org_id == organization_id:
                 session.forget_access(thread_ids)

@@ -15,7 +15,7 @@ from hub.http.identity import current_principal, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import decode_cursor, encode_cursor
 from hub.http.schemas import AuditOut, AuditPage, AuditQuery
-from hub.storage import repository as repo
+from hub.storage.audit import audit_rows
 
 blueprint = Blueprint("audit", __name__)
 
@@ -42,7 +42,7 @@ async def list_audit(query_args: AuditQuery) -> AuditPage:
     if query_args.cursor:
         (after_id,) = decode_cursor("audit", query_args.cursor, (int,))
     rows = await storage.read(
-        repo.audit_rows(
+        audit_rows(
             group_ids=group_ids,
             actor_user_id=query_args.actor,
             action=query_args.action,

@@ -39,8 +39,8 @@ from hub.http.schemas import (
     GroupUpdate,
     MemberOut,
 )
-from hub.storage import repository as repo
-from hub.storage.records import AuditEntry, Group
+from hub.storage import groups as group_store
+from hub.storage.records import AuditEntry, Group, row_to
 from hub.validation import check_json_object
 
 blueprint = Blueprint("groups", __name__)
@@ -49,7 +49,7 @@ blueprint = Blueprint("groups", __name__)
 def group_out(row: dict[str, Any]) -> GroupOut:
     """A listing row (group columns plus stats) as the API shows it. Last activity is the latest
     of the group's own change and any of its threads' (a message bumps its thread)."""
-    group = repo.row_to({k: v for k, v in row.items() if k in Group.__struct_fields__}, Group)
+    group = row_to({k: v for k, v in row.items() if k in Group.__struct_fields__}, Group)
     thread_activity = row.get("last_thread_activity_at")
     if isinstance(thread_activity, str):
         thread_activity = datetime.fromisoformat(thread_activity)
@@ -67,7 +67,9 @@ def group_out(row: dict[str, Any]) -> GroupOut:
 
 async def load_group_out(group_id: UUID) -> GroupOut:
     rows = await current_storage().read(
-        repo.group_rows(user_id=current_principal().user_id, group_ids=[group_id], status=None)
+        group_store.group_rows(
+            user_id=current_principal().user_id, group_ids=[group_id], status=None
+        )
     )
     if not rows:
         raise NotFound(f"group {group_id} not found")
@@ -109,7 +111,7 @@ async def list_groups(query_args: GroupQuery) -> GroupPage:
         after = decode_cursor("groups", query_args.cursor, (datetime, UUID))
     group_ids = await readable_group_ids(current_storage(), principal)
     rows = await current_storage().read(
-        repo.group_rows(
+        group_store.group_rows(
             user_id=principal.user_id,
             group_ids=group_ids,
             status=query_args.status,
@@ -145,7 +147,7 @@ async def create_group(data: GroupCreate) -> tuple[GroupOut, int, dict[str, str]
     def create(now: datetime):  # type: ignore[no-untyped-def]
         client_id = None
         if data.client is not None:
-            client = yield from repo.create_client(
+            client = yield from group_store.create_client(
                 client_id=uuid.uuid4(),
                 organization_id=principal.org_id,
                 now=now,
@@ -153,7 +155,7 @@ async def create_group(data: GroupCreate) -> tuple[GroupOut, int, dict[str, str]
                 **msgspec.structs.asdict(data.client),
             )
             client_id = client.id
-        group = yield from repo.create_group(
+        group = yield from group_store.create_group(
             group_id=group_id,
             owner_organization_id=principal.org_id,
             created_by=principal.user_id,
@@ -224,11 +226,11 @@ async def get_group(group_id: str) -> GroupDetail:
     gid = path_id("group_id", group_id)
     access = await authorize_group(current_storage(), current_principal(), gid, "read")
     group = await load_group_out(gid)
-    members = await current_storage().read(repo.member_rows(gid))
-    activity = await current_storage().read(repo.group_activity(gid, now=datetime.now(UTC)))
+    members = await current_storage().read(group_store.member_rows(gid))
+    activity = await current_storage().read(group_store.group_activity(gid, now=datetime.now(UTC)))
     client = None
     if access.group.client_id is not None:
-        record = await current_storage().read(repo.get_client(access.group.client_id))
+        record = await current_storage().read(group_store.get_client(access.group.client_id))
         if record is not None:
             client = msgspec.convert(record, ClientOut, from_attributes=True)
     return GroupDetail(
@@ -262,17 +264,17 @@ async def _update_group(group_id: UUID, data: GroupUpdate) -> GroupOut:
     if data.settings is not UNSET:
         check_json_object(data.settings, "settings")
     await _authorize(group_id, "update_group")
-    changes = update_fields(data, repo.GROUP_UPDATABLE)
+    changes = update_fields(data, group_store.GROUP_UPDATABLE)
 
     entry = audit("group.update", "group", group_id, group_id=group_id)
 
     def audited(outcome: tuple[Group, Group]) -> list[AuditEntry]:
         # Runs in the storage actor, outside the request: only the prepared entry is used.
-        changed = changes_of(*outcome, fields=repo.GROUP_UPDATABLE)
+        changed = changes_of(*outcome, fields=group_store.GROUP_UPDATABLE)
         return [msgspec.structs.replace(entry, details={"changes": changed})] if changed else []
 
     await current_storage().write(
-        lambda now: repo.update_group(group_id, changes, now), audit=audited
+        lambda now: group_store.update_group(group_id, changes, now), audit=audited
     )
     return await load_group_out(group_id)
 
@@ -292,7 +294,7 @@ async def archive_group(group_id: str) -> GroupOut:
         group_id=gid,
         details={"changes": {"status": {"from": "active", "to": "archived"}}},
     )
-    await current_storage().write(lambda now: repo.archive_group(gid, now), audit=[entry])
+    await current_storage().write(lambda now: group_store.archive_group(gid, now), audit=[entry])
     return await load_group_out(gid)
 
 

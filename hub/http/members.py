@@ -20,13 +20,13 @@ from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import Invite, MemberOut
 from hub.messaging import MessageRouter
-from hub.storage import repository as repo
+from hub.storage import groups as group_store
 
 blueprint = Blueprint("members", __name__)
 
 
 async def _member(group_id: UUID, organization_id: UUID) -> MemberOut:
-    row = await current_storage().read(repo.member_row(group_id, organization_id))
+    row = await current_storage().read(group_store.member_row(group_id, organization_id))
     if row is None:
         raise NotFound(f"organization {organization_id} is not a member of group {group_id}")
     return member_out(row)
@@ -53,7 +53,7 @@ async def invite(group_id: str, data: Invite) -> tuple[MemberOut, int]:
         details={"fields": {"vendor_type": data.vendor_type, "role": data.role}},
     )
     await current_storage().write(
-        lambda now: repo.invite_to_group(
+        lambda now: group_store.invite_to_group(
             group_id=gid,
             organization_id=data.organization_id,
             vendor_type=data.vendor_type,
@@ -94,7 +94,7 @@ async def _answer(group_id: UUID, *, accept: bool) -> MemberOut:
         details={"changes": {"status": {"from": "invited", "to": status}}},
     )
     await current_storage().write(
-        lambda now: repo.respond_to_invitation(
+        lambda now: group_store.respond_to_invitation(
             group_id=group_id, organization_id=principal.org_id, accept=accept, now=now
         ),
         audit=[entry],
@@ -120,7 +120,7 @@ async def remove(group_id: str, org_id: str) -> MemberOut:
         details={"changes": {"status": {"to": "removed"}}},
     )
     await current_storage().write(
-        lambda now: repo.remove_member(group_id=gid, organization_id=oid, now=now),
+        lambda now: group_store.remove_member(group_id=gid, organization_id=oid, now=now),
         audit=[entry],
     )
     # Its sockets lose the group's threads now, not at their next join.

@@ -42,8 +42,10 @@ from hub.http.schemas import (
     ThreadResult,
     ThreadUpdate,
 )
-from hub.storage import repository as repo
-from hub.storage.records import AuditEntry, Message, NewMessage, Thread
+from hub.storage import messages as message_store
+from hub.storage import threads as thread_store
+from hub.storage.presence import presence_rows
+from hub.storage.records import AuditEntry, Message, NewMessage, Thread, row_to
 
 blueprint = Blueprint("threads", __name__)
 
@@ -70,7 +72,7 @@ def thread_out(thread: Thread, *, unread_count: int, last_read_seq: int) -> Thre
 
 
 def _row_out(row: dict[str, Any]) -> ThreadOut:
-    thread = repo.row_to({k: v for k, v in row.items() if k in Thread.__struct_fields__}, Thread)
+    thread = row_to({k: v for k, v in row.items() if k in Thread.__struct_fields__}, Thread)
     return thread_out(
         thread, unread_count=int(row["unread_count"]), last_read_seq=int(row["last_read_seq"])
     )
@@ -78,7 +80,7 @@ def _row_out(row: dict[str, Any]) -> ThreadOut:
 
 async def load_thread_out(thread: Thread) -> ThreadOut:
     state = await current_storage().read(
-        repo.thread_reader_state(thread.id, current_principal().user_id)
+        thread_store.thread_reader_state(thread.id, current_principal().user_id)
     )
     return thread_out(
         thread,
@@ -112,7 +114,7 @@ async def list_threads(query_args: ThreadQuery) -> ThreadPage:
     else:
         group_ids = await readable_group_ids(current_storage(), principal)
     rows = await current_storage().read(
-        repo.thread_rows(
+        thread_store.thread_rows(
             user_id=principal.user_id,
             group_ids=group_ids,
             status=query_args.status,
@@ -154,7 +156,7 @@ async def create_thread(data: ThreadCreate) -> tuple[ThreadOut, int, dict[str, s
         "thread.create", "thread", thread_id, group_id=data.group_id, details={"fields": fields}
     )
     thread = await current_storage().write(
-        lambda now: repo.create_thread(
+        lambda now: thread_store.create_thread(
             thread_id=thread_id,
             group_id=data.group_id,
             title=data.title,
@@ -177,7 +179,7 @@ async def create_thread(data: ThreadCreate) -> tuple[ThreadOut, int, dict[str, s
             ),
             group_id=data.group_id,
         )
-        thread = await current_storage().read(repo.get_thread(thread_id))
+        thread = await current_storage().read(thread_store.get_thread(thread_id))
     location = f"{current_app.extensions['hub']['base_path']}/threads/{thread_id}"
     return await load_thread_out(thread), 201, {"Location": location}
 
@@ -220,10 +222,10 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     storage = current_storage()
     after_seq = query_args.after_seq
 
-    page = repo.history(
+    page = message_store.history(
         tid, after_seq=after_seq, before_seq=query_args.before_seq, limit=query_args.limit
     )
-    presence = repo.presence_rows(tid)
+    presence = presence_rows(tid)
     access, rows = await read_thread_with(storage, principal, tid, "read", page, presence)
     assert access.unread_count is not None and access.last_read_seq is not None
     thread = access.thread
@@ -280,16 +282,16 @@ async def _update_thread(thread_id: UUID, data: msgspec.Struct) -> ThreadOut:
     access = await authorize_thread(
         current_storage(), current_principal(), thread_id, "update_thread"
     )
-    changes = update_fields(data, repo.THREAD_UPDATABLE)
+    changes = update_fields(data, thread_store.THREAD_UPDATABLE)
     entry = audit("thread.update", "thread", thread_id, group_id=access.group_id)
 
     def audited(outcome: tuple[Thread, Thread]) -> list[AuditEntry]:
         # Runs in the storage actor, outside the request: only the prepared entry is used.
-        changed = changes_of(*outcome, fields=repo.THREAD_UPDATABLE)
+        changed = changes_of(*outcome, fields=thread_store.THREAD_UPDATABLE)
         return [msgspec.structs.replace(entry, details={"changes": changed})] if changed else []
 
     _, after = await current_storage().write(
-        lambda now: repo.update_thread(thread_id, changes, now), audit=audited
+        lambda now: thread_store.update_thread(thread_id, changes, now), audit=audited
     )
     return await load_thread_out(after)
 
@@ -309,5 +311,7 @@ async def archive_thread(thread_id: str) -> ThreadOut:
         group_id=access.group_id,
         details={"changes": {"status": {"from": access.thread.status, "to": "archived"}}},
     )
-    thread = await current_storage().write(lambda now: repo.archive_thread(tid, now), audit=[entry])
+    thread = await current_storage().write(
+        lambda now: thread_store.archive_thread(tid, now), audit=[entry]
+    )
     return await load_thread_out(thread)

@@ -1,4 +1,4 @@
-"""Persistence: the storage actor (group commit), the repository, and the two engines."""
+"""Persistence: the storage actor (group commit), the operations by domain, and the two engines."""
 
 from hub.storage.handle import Storage, make_engine, open_engine, open_storage
 

@@ -27,10 +27,11 @@ import trio
 from msgspec.structs import replace
 
 from hub.errors import Conflict, HubError, Invalid, StorageUnavailable
+from hub.storage.audit import insert_audit
+from hub.storage.batches import isolated
 from hub.storage.bulk import run_kind
 from hub.storage.engine import Engine, Writer
 from hub.storage.records import AuditEntry, SealedMessage
-from hub.storage.repository import insert_audit, isolated
 from hub.storage.sql import ConnectionLost, IntegrityError, Op, StatementError
 
 log = logging.getLogger(__name__)

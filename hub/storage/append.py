@@ -20,8 +20,8 @@ from uuid import UUID
 import msgspec
 
 from hub.errors import Invalid
+from hub.storage.messages import append_messages_each, writable_thread_error
 from hub.storage.records import SealedMessage, StoredMessage, row_to
-from hub.storage.repository import append_messages_each, writable_thread_error
 from hub.storage.sql import Op, StatementError, execute
 
 # What makes a message idempotent: (thread_id, sender_user_id, client_msg_id). A sender may reuse

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from hub.storage import repository as repo
+from hub.storage import batches, identities, presence
 from hub.storage.sql import Op, StatementError, execute, executemany
 
 
@@ -43,11 +43,11 @@ def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]
     # Sorted, so two hub processes upserting the same users lock rows in the same order.
     organizations = sorted({item.organization_id for item in items})
     yield executemany(
-        repo.INSERT_ORGANIZATION,
+        identities.INSERT_ORGANIZATION,
         [(org, f"Organization {str(org)[:8]}", "other", now) for org in organizations],
     )
     yield executemany(
-        repo.UPSERT_USER,
+        identities.UPSERT_USER,
         [
             (i.user_id, i.organization_id, i.username, i.display_name, i.role, now)
             for i in sorted(items, key=lambda i: i.user_id)
@@ -58,7 +58,7 @@ def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]
 
 def upsert_identity_each(item: Identity, now: datetime) -> Op[Any]:
     return (
-        yield from repo.upsert_identity(
+        yield from identities.upsert_identity(
             user_id=item.user_id,
             organization_id=item.organization_id,
             username=item.username,
@@ -75,12 +75,12 @@ def set_presences(items: Sequence[PresenceUpdate], now: datetime) -> Op[list[Any
         for item in items
         for user_id, status in item.statuses.items()
     )
-    yield executemany(repo.UPSERT_PRESENCE, rows)
+    yield executemany(presence.UPSERT_PRESENCE, rows)
     return [None] * len(items)
 
 
 def set_presence_each(item: PresenceUpdate, now: datetime) -> Op[Any]:
-    yield from repo.set_presences(thread_id=item.thread_id, statuses=item.statuses, now=now)
+    yield from presence.set_presences(thread_id=item.thread_id, statuses=item.statuses, now=now)
 
 
 BulkOp = Callable[[Sequence[Any], datetime], Op[list[Any]]]
@@ -103,7 +103,7 @@ def run_kind(kind: str, items: Sequence[Any], now: datetime) -> Op[list[Any]]:
         yield execute("RELEASE SAVEPOINT bulk")
         outcomes = []
         for item in items:
-            outcomes.append((yield from repo.isolated(each(item, now))))
+            outcomes.append((yield from batches.isolated(each(item, now))))
         return outcomes
     yield execute("RELEASE SAVEPOINT bulk")
     return outcomes

@@ -2,7 +2,8 @@
 
 An engine holds only what differs between SQLite and PostgreSQL: how to connect, how to run a
 query, how errors look, its migrations folder, and (PostgreSQL) a bulk path for messages. The
-operations themselves live once in `hub.storage.repository`.
+operations themselves live once, one module per domain (`hub.storage.groups`,
+`hub.storage.messages`, ...; see docs/storage.md).
 """
 
 from __future__ import annotations

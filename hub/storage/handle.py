@@ -24,9 +24,10 @@ import trio
 from hub.config import Settings, sqlite_path
 from hub.crypto import KeyRing, MasterKey, Sealed
 from hub.errors import StorageUnavailable
-from hub.storage import keys, repository
+from hub.storage import keys
 from hub.storage.actor import AuditSpec, Authorize, Request, StorageActor, StorageStats
 from hub.storage.engine import Engine
+from hub.storage.messages import message_rows
 from hub.storage.migrations import migrate
 from hub.storage.records import Message, NewMessage, SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, Op
@@ -222,9 +223,7 @@ class Storage:
         limit: int = 100,
     ) -> list[Message]:
         rows = await self.read(
-            repository.message_rows(
-                thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit
-            )
+            message_rows(thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit)
         )
         return await self.open_rows(rows)
 

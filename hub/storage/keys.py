@@ -1,13 +1,38 @@
-"""Loading and rotating the data keys that encrypt message bodies."""
+"""The data keys that encrypt message bodies: their rows, loading them into a key ring at startup,
+and rotating to a new one."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from hub.crypto import KeyRing, MasterKey, new_data_key
-from hub.storage.records import EncryptionKey
-from hub.storage.repository import add_encryption_key, encryption_keys
-from hub.storage.sql import Op, execute, fetchval
+from hub.storage.records import EncryptionKey, row_to
+from hub.storage.sql import Op, execute, fetch, fetchrow, fetchval
+
+
+def encryption_keys() -> Op[list[EncryptionKey]]:
+    rows = yield fetch("SELECT * FROM message_encryption_keys ORDER BY version")
+    return [row_to(row, EncryptionKey) for row in rows]
+
+
+def add_encryption_key(*, version: int, wrapped_key: bytes, now: datetime) -> Op[EncryptionKey]:
+    """Make `version` the active data key and retire the previous one, atomically."""
+    yield execute(
+        "UPDATE message_encryption_keys SET status = 'retired', retired_at = $1 "
+        "WHERE status = 'active'",
+        now,
+    )
+    row = yield fetchrow(
+        """
+        INSERT INTO message_encryption_keys (version, wrapped_key, algorithm, status, created_at)
+        VALUES ($1, $2, 'AES-256-GCM', 'active', $3)
+        RETURNING *
+        """,
+        version,
+        wrapped_key,
+        now,
+    )
+    return row_to(row, EncryptionKey)
 
 
 def keyring_from(rows: list[EncryptionKey], master: MasterKey) -> KeyRing | None:

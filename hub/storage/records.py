@@ -1,4 +1,4 @@
-"""Typed rows: what the repository returns and accepts, the same for both engines."""
+"""Typed rows: what the storage operations return and accept, the same for both engines."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Database operations as sans-IO generators.
 
-Every repository operation is written once, as a generator that yields `Query` values and receives
+Every storage operation is written once, as a generator that yields `Query` values and receives
 their results (or has the database's error thrown in). Each engine drives the same generator its
 own way: SQLite runs a whole operation, or a whole group-commit batch, in one worker-thread hop;
 PostgreSQL awaits each query through asyncpg. Queries use `$1` placeholders; the SQLite engine

@@ -8,7 +8,7 @@ import uuid
 import jwt
 
 from hub.auth import issue_token
-from hub.storage import repository as repo
+from hub.storage.identities import get_user
 from tests.factories import Member
 
 
@@ -97,7 +97,7 @@ async def test_first_request_creates_the_user_and_organization_from_the_claims(
     reply = await api.get("/groups", headers={"Authorization": f"Bearer {token}"})
 
     assert reply.status == 200
-    user = await storage.read(repo.get_user(user_id))
+    user = await storage.read(get_user(user_id))
     assert (user.organization_id, user.role, user.display_name) == (org_id, "admin", "Ada Admin")
 
 
@@ -109,7 +109,7 @@ async def test_a_changed_role_in_a_new_token_is_written_through(api, storage, se
             await api.get("/groups", headers={"Authorization": f"Bearer {token}"})
         ).status == 200
 
-    assert (await storage.read(repo.get_user(user_id))).role == "manager"
+    assert (await storage.read(get_user(user_id))).role == "manager"
 
 
 async def test_repeated_requests_of_a_known_identity_do_not_write(api, storage, settings):

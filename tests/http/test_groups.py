@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from hub.storage import repository as repo
+from hub.storage.audit import audit_rows
+from hub.storage.groups import connection_of, get_client, get_group
+from hub.storage.receipts import mark_read
+from hub.storage.threads import update_thread
 from tests.factories import add_member, new_group, new_member, new_thread, send
 
 
@@ -18,9 +21,9 @@ async def test_creating_a_group_makes_the_callers_organization_its_owner(api, ow
     assert reply.status == 201
     group_id = uuid.UUID(reply.json["id"])
     assert reply.headers["Location"] == f"/api/vendor-connections/groups/{group_id}"
-    membership = await storage.read(repo.connection_of(group_id, owner.org_id))
+    membership = await storage.read(connection_of(group_id, owner.org_id))
     assert (membership.role, membership.status) == ("owner", "active")
-    stored = await storage.read(repo.get_group(group_id))
+    stored = await storage.read(get_group(group_id))
     assert (stored.name, str(stored.wedding_date), stored.settings) == (
         "Patel & Kim",
         "2027-05-01",
@@ -35,7 +38,7 @@ async def test_creating_a_group_with_a_client_stores_the_client_for_the_organiza
         "/groups", as_=owner, json={"name": "Wed", "client": {"partner_one_name": "Sam"}}
     )
 
-    client = await storage.read(repo.get_client(uuid.UUID(reply.json["client_id"])))
+    client = await storage.read(get_client(uuid.UUID(reply.json["client_id"])))
     assert (client.partner_one_name, client.organization_id) == ("Sam", owner.org_id)
 
 
@@ -53,7 +56,7 @@ async def test_creating_a_group_is_audited_with_ip_user_agent_and_fields(api, ow
     )
 
     group_id = uuid.UUID(reply.json["id"])
-    [row] = await storage.read(repo.audit_rows(group_ids=[group_id]))
+    [row] = await storage.read(audit_rows(group_ids=[group_id]))
     assert (row.action, row.target_type, row.target_id) == ("group.create", "group", str(group_id))
     assert (row.actor_user_id, row.actor_org_id) == (owner.user_id, owner.org_id)
     assert row.user_agent == "planner/2.1"
@@ -76,7 +79,7 @@ async def test_the_list_carries_member_thread_message_and_unread_counts(
     for body in ("one", "two", "three"):
         await send(storage, thread, vendor, body)
     await storage.write(
-        lambda now: repo.mark_read(thread_id=thread.id, user_id=owner.user_id, seq=1, now=now)
+        lambda now: mark_read(thread_id=thread.id, user_id=owner.user_id, seq=1, now=now)
     )
 
     [item] = (await api.get("/groups", as_=owner)).json["items"]
@@ -147,7 +150,7 @@ async def test_detail_shows_recent_activity_and_open_urgent_threads(
     api, storage, owner, vendor, group, thread
 ):
     urgent = await new_thread(storage, group, owner, title="Rain plan")
-    await storage.write(lambda now: repo.update_thread(urgent.id, {"priority": "urgent"}, now))
+    await storage.write(lambda now: update_thread(urgent.id, {"priority": "urgent"}, now))
     await send(storage, thread, vendor, "hello")
     await send(storage, thread, vendor, "again")
     await send(storage, urgent, owner, "tent?")
@@ -164,14 +167,14 @@ async def test_a_partial_update_changes_only_the_given_fields(api, owner, group,
     reply = await api.put(f"/groups/{group.id}", as_=owner, json={"description": "Lakeside"})
 
     assert reply.status == 200
-    stored = await storage.read(repo.get_group(group.id))
+    stored = await storage.read(get_group(group.id))
     assert (stored.name, stored.description) == (group.name, "Lakeside")
 
 
 async def test_an_update_is_audited_with_old_and_new_values(api, owner, group, storage):
     await api.put(f"/groups/{group.id}", as_=owner, json={"name": "Renamed"})
 
-    [row] = await storage.read(repo.audit_rows(group_ids=[group.id], action="group.update"))
+    [row] = await storage.read(audit_rows(group_ids=[group.id], action="group.update"))
     assert row.details["changes"] == {"name": {"from": group.name, "to": "Renamed"}}
 
 
@@ -195,7 +198,7 @@ async def test_archiving_makes_the_group_read_only(api, owner, group, storage):
 
     assert (archived.status, archived.json["status"]) == (200, "archived")
     assert update.status == 409
-    assert (await storage.read(repo.get_group(group.id))).archived_at is not None
+    assert (await storage.read(get_group(group.id))).archived_at is not None
 
 
 async def test_archiving_twice_is_a_conflict(api, owner, group):
@@ -231,8 +234,8 @@ async def test_bulk_update_reports_each_item_and_applies_the_allowed_ones(
         (False, 403),
     ]
     assert reply.json["results"][0]["group"]["name"] == "Ours, renamed"
-    assert (await storage.read(repo.get_group(theirs.id))).name == "Theirs"
-    assert (await storage.read(repo.get_group(shared.id))).name == "Shared"
+    assert (await storage.read(get_group(theirs.id))).name == "Theirs"
+    assert (await storage.read(get_group(shared.id))).name == "Shared"
 
 
 async def test_bulk_update_with_an_invalid_item_rejects_the_whole_request(api, owner, group):

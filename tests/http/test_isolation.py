@@ -8,7 +8,10 @@ import uuid
 
 import pytest
 
-from hub.storage import repository as repo
+from hub.storage.groups import get_group
+from hub.storage.messages import count_messages
+from hub.storage.threads import get_thread
+from tests.queries import group_members
 
 # (method, path, body): {g} is the group id, {t} the thread id, {o} a member organization id.
 ENDPOINTS = [
@@ -62,10 +65,10 @@ async def call(api, member, method, path, body):
 
 async def snapshot(storage, group, thread):
     return (
-        await storage.read(repo.get_group(group.id)),
-        await storage.read(repo.get_thread(thread.id)),
-        await storage.read(repo.group_members(group.id)),
-        await storage.read(repo.count_messages(thread.id)),
+        await storage.read(get_group(group.id)),
+        await storage.read(get_thread(thread.id)),
+        await storage.read(group_members(group.id)),
+        await storage.read(count_messages(thread.id)),
     )
 
 

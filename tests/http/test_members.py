@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from hub.storage import repository as repo
+from hub.storage.audit import audit_rows
+from hub.storage.groups import connection_of
 from tests.factories import new_member
 
 
@@ -23,7 +24,7 @@ async def test_inviting_an_organization_records_a_pending_membership(
 
     assert reply.status == 201
     assert (reply.json["status"], reply.json["vendor_type"]) == ("invited", "florist")
-    membership = await storage.read(repo.connection_of(group.id, outsider.org_id))
+    membership = await storage.read(connection_of(group.id, outsider.org_id))
     assert membership.status == "invited"
 
 
@@ -35,7 +36,7 @@ async def test_an_organization_never_seen_before_can_be_invited(api, owner, grou
     )
 
     assert reply.status == 201
-    assert (await storage.read(repo.connection_of(group.id, unknown_org))).status == "invited"
+    assert (await storage.read(connection_of(group.id, unknown_org))).status == "invited"
 
 
 async def test_an_invited_organization_cannot_see_the_group_before_accepting(
@@ -112,7 +113,7 @@ async def test_invitation_answers_and_removals_are_audited(
     await api.post(f"/groups/{group.id}/accept", as_=outsider)
     await api.delete(f"/groups/{group.id}/members/{vendor.org_id}", as_=owner)
 
-    rows = await storage.read(repo.audit_rows(group_ids=[group.id]))
+    rows = await storage.read(audit_rows(group_ids=[group.id]))
     assert [(r.action, r.actor_org_id, r.target_id) for r in rows] == [
         ("member.invite", owner.org_id, str(outsider.org_id)),
         ("invitation.accept", outsider.org_id, str(outsider.org_id)),

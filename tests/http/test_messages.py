@@ -6,7 +6,8 @@ from hub import client as hub_client
 from hub.auth import TokenVerifier
 from hub.http.app import create_app
 from hub.messaging import DirectRouter
-from hub.storage import repository as repo
+from hub.storage.audit import audit_rows
+from hub.storage.messages import count_messages
 from tests.factories import add_member, new_group, new_member, new_thread, send
 from tests.http.blocking import call
 from tests.http.conftest import Api
@@ -41,9 +42,9 @@ async def test_a_repeated_client_msg_id_returns_the_original_with_200(api, vendo
         first.json["seq"],
         True,
     )
-    assert await storage.read(repo.count_messages(thread.id)) == 1
+    assert await storage.read(count_messages(thread.id)) == 1
     # The repeat stored nothing, so it left no second audit row either.
-    rows = await storage.read(repo.audit_rows(action="message.send"))
+    rows = await storage.read(audit_rows(action="message.send"))
     assert [r.target_id for r in rows] == ["retry-me"]
 
 
@@ -95,7 +96,7 @@ async def test_a_reply_to_a_message_of_another_thread_is_400(api, storage, owner
     )
 
     assert reply.status == 400
-    assert await storage.read(repo.count_messages(thread.id)) == 0
+    assert await storage.read(count_messages(thread.id)) == 0
 
 
 async def test_a_sent_message_is_audited_without_its_body(api, vendor, group, thread, storage):
@@ -103,7 +104,7 @@ async def test_a_sent_message_is_audited_without_its_body(api, vendor, group, th
         f"/threads/{thread.id}", as_=vendor, json={"body": "secret plan", "client_msg_id": "a1"}
     )
 
-    [row] = await storage.read(repo.audit_rows(group_ids=[group.id], action="message.send"))
+    [row] = await storage.read(audit_rows(group_ids=[group.id], action="message.send"))
     assert (row.actor_user_id, row.target_id) == (vendor.user_id, "a1")
     assert "secret plan" not in str(row.details)
 
@@ -160,7 +161,7 @@ async def test_a_send_decides_access_in_its_write_without_a_read_of_its_own(
 
     assert reply.status == 201
     assert reads == []
-    [entry] = await storage.read(repo.audit_rows(action="message.send"))
+    [entry] = await storage.read(audit_rows(action="message.send"))
     assert entry.group_id == thread.group_id
 
 

@@ -9,8 +9,11 @@ import msgspec
 
 from hub.http.schemas import MessageOut
 from hub.http.threads import _message_out
-from hub.storage import repository as repo
+from hub.storage.audit import audit_rows
+from hub.storage.presence import set_presence
+from hub.storage.receipts import mark_read
 from hub.storage.records import Message
+from hub.storage.threads import get_thread
 from tests.factories import new_thread, send
 
 
@@ -31,7 +34,7 @@ async def test_any_member_may_create_a_thread(api, vendor, group, storage):
 
     assert reply.status == 201
     assert reply.headers["Location"].endswith(f"/threads/{reply.json['id']}")
-    stored = await storage.read(repo.get_thread(uuid.UUID(reply.json["id"])))
+    stored = await storage.read(get_thread(uuid.UUID(reply.json["id"])))
     assert (stored.title, stored.thread_type, stored.created_by) == (
         "Load-in",
         "logistics",
@@ -140,7 +143,7 @@ async def test_the_list_shows_counts_and_unread_from_read_receipts(
     for body in ("a", "b", "c"):
         await send(storage, thread, vendor, body)
     await storage.write(
-        lambda now: repo.mark_read(thread_id=thread.id, user_id=owner.user_id, seq=2, now=now)
+        lambda now: mark_read(thread_id=thread.id, user_id=owner.user_id, seq=2, now=now)
     )
 
     [item] = (await api.get("/threads", as_=owner)).json["items"]
@@ -188,7 +191,7 @@ async def test_detail_pages_back_with_before_seq_and_forward_with_after_seq(
 async def test_detail_shows_who_is_present(api, storage, owner, vendor, thread):
     for member, status in ((vendor, "online"), (owner, "offline")):
         await storage.write(
-            lambda now, m=member, s=status: repo.set_presence(
+            lambda now, m=member, s=status: set_presence(
                 thread_id=thread.id, user_id=m.user_id, status=s, now=now
             )
         )
@@ -204,7 +207,7 @@ async def test_a_manager_may_update_a_thread(api, manager, thread, storage):
     )
 
     assert reply.status == 200
-    stored = await storage.read(repo.get_thread(thread.id))
+    stored = await storage.read(get_thread(thread.id))
     assert (stored.priority, stored.status) == ("urgent", "resolved")
 
 
@@ -217,7 +220,7 @@ async def test_a_vendor_may_not_update_a_thread(api, vendor, thread):
 async def test_a_thread_update_is_audited_with_the_changes(api, owner, group, thread, storage):
     await api.put(f"/threads/{thread.id}", as_=owner, json={"title": "New title"})
 
-    [row] = await storage.read(repo.audit_rows(group_ids=[group.id], action="thread.update"))
+    [row] = await storage.read(audit_rows(group_ids=[group.id], action="thread.update"))
     assert row.details["changes"] == {"title": {"from": thread.title, "to": "New title"}}
     assert row.target_id == str(thread.id)
 
@@ -254,7 +257,7 @@ async def test_bulk_thread_update_reports_each_item(api, storage, owner, group, 
         (False, 404),
         (True, 200),
     ]
-    assert (await storage.read(repo.get_thread(other.id))).priority == "urgent"
+    assert (await storage.read(get_thread(other.id))).priority == "urgent"
 
 
 async def test_bulk_thread_update_refuses_a_vendor_per_item(api, vendor, thread, storage):
@@ -264,7 +267,7 @@ async def test_bulk_thread_update_refuses_a_vendor_per_item(api, vendor, thread,
 
     assert [(r["ok"], r["status"]) for r in reply.json["results"]] == [(False, 403)]
     assert reply.json["results"][0]["error"]["code"] == "forbidden"
-    assert (await storage.read(repo.get_thread(thread.id))).priority == "normal"
+    assert (await storage.read(get_thread(thread.id))).priority == "normal"
 
 
 async def test_unread_counts_skip_own_messages_on_both_sides_of_the_read_mark(
@@ -280,7 +283,7 @@ async def test_unread_counts_skip_own_messages_on_both_sides_of_the_read_mark(
         await send(storage, thread, sender, body)
     await send(storage, other, vendor, "elsewhere")
     await storage.write(
-        lambda now: repo.mark_read(thread_id=thread.id, user_id=owner.user_id, seq=3, now=now)
+        lambda now: mark_read(thread_id=thread.id, user_id=owner.user_id, seq=3, now=now)
     )
     # After seq 3: o2, o3, v3, v4, o4 -> two of them are the vendor's.
 

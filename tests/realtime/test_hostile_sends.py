@@ -20,7 +20,7 @@ from trio_websocket import open_websocket_url
 
 from hub import protocol
 from hub.auth import issue_token
-from hub.storage import repository as repo
+from hub.storage.audit import audit_rows
 from tests import fuzzcount
 from tests.realtime.helpers import close_code, raw_socket, receive, receive_until
 
@@ -120,7 +120,7 @@ async def test_a_websocket_send_is_audited_with_the_handshakes_address_and_clien
         again = await _request(ws, _send(world.thread.id, body="Peonies at 2", client_msg_id="p-1"))
 
     assert isinstance(ack, protocol.Ack) and again.duplicate is True
-    [row] = await world.hub.storage.read(repo.audit_rows(action="message.send"))
+    [row] = await world.hub.storage.read(audit_rows(action="message.send"))
     assert (row.target_type, row.target_id) == ("message", "p-1")
     assert (row.actor_user_id, row.actor_org_id) == (world.alice.user_id, world.alice.org_id)
     assert row.group_id == world.thread.group_id

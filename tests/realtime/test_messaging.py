@@ -8,7 +8,8 @@ import trio
 from hub import client as hub_client
 from hub import protocol
 from hub.errors import StorageUnavailable
-from hub.storage import repository as repo
+from hub.storage.groups import get_group
+from hub.storage.messages import count_messages
 from hub.storage.records import NewMessage
 from hub.storage.sql import execute
 from tests.factories import new_thread
@@ -49,7 +50,7 @@ async def test_a_repeated_client_msg_id_gets_the_original_ack_and_no_second_mess
 
 
 async def test_a_client_msg_id_reused_in_another_thread_is_a_new_message_there(world, alice, bob):
-    group = await world.hub.storage.read(repo.get_group(world.thread.group_id))
+    group = await world.hub.storage.read(get_group(world.thread.group_id))
     other = await new_thread(world.hub.storage, group, world.alice, title="Catering")
     for thread_id in (world.thread.id, other.id):
         await bob.join(thread_id)
@@ -228,7 +229,7 @@ async def test_sends_queued_while_disconnected_are_flushed_once_after_reconnecti
         assert sorted(a.message.seq for a in acks) == [1, 2, 3]
         messages = await alice.drain(world.thread.id, 3)
         assert sorted(m.body for m in messages) == ["q0", "q1", "q2"]
-        assert await world.hub.storage.read(repo.count_messages(world.thread.id)) == 3
+        assert await world.hub.storage.read(count_messages(world.thread.id)) == 3
 
 
 async def _append(into: list, awaitable) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from hub import client as hub_client
 from hub import protocol
-from hub.storage import repository as repo
+from hub.storage.groups import get_group
 from tests.factories import new_thread
+from tests.queries import read_receipts, thread_presence
 
 
 async def test_a_joining_user_is_announced_to_the_others_and_listed_in_the_ack(world, alice, bob):
@@ -30,7 +31,7 @@ async def test_typing_reaches_the_other_user(world, alice, bob):
 
 async def test_a_presence_update_reaches_every_thread_the_user_joined(world, alice, bob):
     """Every thread any of the user's sessions joined: here one on the laptop, one on the phone."""
-    group = await world.hub.storage.read(repo.get_group(world.thread.group_id))
+    group = await world.hub.storage.read(get_group(world.thread.group_id))
     other = await new_thread(world.hub.storage, group, world.alice, title="Catering")
     for thread_id in (world.thread.id, other.id):
         await alice.join(thread_id)
@@ -56,7 +57,7 @@ async def test_a_read_mark_is_persisted_and_reaches_the_others(world, alice, bob
     assert ack.seq == 1
     receipt = await alice.next_event(protocol.ReadReceipt)
     assert (receipt.user_id, receipt.seq) == (world.bob.user_id, 1)
-    [stored] = await world.hub.storage.read(repo.read_receipts(world.thread.id))
+    [stored] = await world.hub.storage.read(read_receipts(world.thread.id))
     assert (stored.user_id, stored.last_read_seq) == (world.bob.user_id, 1)
 
 
@@ -93,14 +94,13 @@ async def test_a_user_is_gone_and_offline_only_when_their_last_socket_closes(wor
     await alice.leave(world.thread.id)
     await alice.join(world.thread.id)
     presence = {
-        p.user_id: p.status
-        for p in await world.hub.storage.read(repo.thread_presence(world.thread.id))
+        p.user_id: p.status for p in await world.hub.storage.read(thread_presence(world.thread.id))
     }
     while presence.get(world.bob.user_id) != "offline":
         await alice.ping()
         presence = {
             p.user_id: p.status
-            for p in await world.hub.storage.read(repo.thread_presence(world.thread.id))
+            for p in await world.hub.storage.read(thread_presence(world.thread.id))
         }
     assert presence[world.bob.user_id] == "offline"
 

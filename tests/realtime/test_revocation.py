@@ -64,6 +64,6 @@ async def test_a_removed_organization_stops_receiving_the_groups_threads(world, 
 
 
 def _thread(world):
-    from hub.storage import repository as repo
+    from hub.storage.threads import get_thread
 
-    return repo.get_thread(world.thread.id)
+    return get_thread(world.thread.id)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 from hub.errors import Invalid
-from hub.storage import repository as repo
 from hub.storage.actor import Request
 from hub.storage.bulk import Identity, PresenceUpdate
+from hub.storage.identities import get_user
 from hub.storage.sql import fetch
 from tests.factories import new_group, new_member, new_thread, run_batch
+from tests.queries import thread_presence
 
 
 def identity(role: str = "vendor") -> Identity:
@@ -60,7 +61,7 @@ async def test_presence_of_many_threads_is_saved_together(storage, settings, eng
     )
 
     for thread in threads:
-        [presence] = await storage.read(repo.thread_presence(thread.id))
+        [presence] = await storage.read(thread_presence(thread.id))
         assert (presence.user_id, presence.status) == (alice.user_id, "busy")
 
 
@@ -69,5 +70,5 @@ async def test_identities_reach_the_database_through_write_bulk(storage):
 
     await storage.write_bulk("identity", item)
 
-    user = await storage.read(repo.get_user(item.user_id))
+    user = await storage.read(get_user(item.user_id))
     assert (user.role, user.organization_id) == ("manager", item.organization_id)

@@ -20,10 +20,14 @@ from hub.access import decided_in_write
 from hub.config import sqlite_path
 from hub.errors import Invalid, NotFound, StorageUnavailable
 from hub.storage import open_storage
-from hub.storage import repository as repo
 from hub.storage.actor import Request, StorageActor
+from hub.storage.audit import audit_rows
+from hub.storage.groups import create_group, remove_member
+from hub.storage.identities import upsert_identity
+from hub.storage.messages import count_messages, message_rows
 from hub.storage.records import AuditEntry, NewMessage, SealedMessage
 from hub.storage.sql import execute, fetchval
+from hub.storage.threads import create_thread, get_thread
 from tests.conftest import make_settings
 from tests.factories import (
     add_member,
@@ -57,7 +61,7 @@ async def test_concurrent_writers_share_a_few_commits(storage, settings):
         for i in range(200):
             nursery.start_soon(storage.append_message, message(thread, alice, f"m{i}"))
 
-    assert await storage.read(repo.count_messages(thread.id)) == 200
+    assert await storage.read(count_messages(thread.id)) == 200
     # 200 writers, but they waited together: a handful of commits, not 200.
     assert storage.stats.commits - commits_before <= 10
     assert storage.stats.largest_batch >= 20
@@ -77,7 +81,7 @@ async def test_a_batch_of_many_requests_is_one_transaction(storage, settings, en
 
     assert actor.stats.commits == 1
     assert sorted(r.value.seq for r in requests) == list(range(1, 501))
-    assert await storage.read(repo.count_messages(thread.id)) == 500
+    assert await storage.read(count_messages(thread.id)) == 500
 
 
 async def test_one_bad_request_fails_alone_and_the_batch_commits(storage, settings, engine):
@@ -91,7 +95,7 @@ async def test_one_bad_request_fails_alone_and_the_batch_commits(storage, settin
         message=sealed(storage, thread.id, alice, "reply to nothing", reply_to=first.id + 10_000)
     )
     too_long_title = Request(
-        make_op=lambda now: repo.create_thread(
+        make_op=lambda now: create_thread(
             thread_id=uuid.uuid4(),
             group_id=group.id,
             title="x" * 500,
@@ -114,7 +118,7 @@ async def test_one_bad_request_fails_alone_and_the_batch_commits(storage, settin
     bodies = [m.body for m in await storage.messages(thread.id)]
     assert bodies == ["anchor", "good 1", "good 2"]
     # The failed request's audit row was not written.
-    assert await storage.read(repo.audit_rows(action="thread.create")) == []
+    assert await storage.read(audit_rows(action="thread.create")) == []
 
 
 async def test_audit_rows_commit_with_their_request(storage, settings):
@@ -122,7 +126,7 @@ async def test_audit_rows_commit_with_their_request(storage, settings):
     group_id = uuid.uuid4()
 
     await storage.write(
-        lambda now: repo.create_group(
+        lambda now: create_group(
             group_id=group_id,
             owner_organization_id=alice.org_id,
             created_by=alice.user_id,
@@ -143,7 +147,7 @@ async def test_audit_rows_commit_with_their_request(storage, settings):
         ],
     )
 
-    [row] = await storage.read(repo.audit_rows(group_ids=[group_id]))
+    [row] = await storage.read(audit_rows(group_ids=[group_id]))
     assert (row.action, row.target_id, row.actor_user_id) == (
         "group.create",
         str(group_id),
@@ -161,7 +165,7 @@ async def test_an_acknowledged_message_is_visible_to_an_independent_reader(
     stored = await storage.append_message(message(thread, alice, "committed"))
 
     # `engine` has connections of its own, as another process would.
-    rows = await engine.read(repo.message_rows(thread.id))
+    rows = await engine.read(message_rows(thread.id))
     assert [(r["id"], r["seq"]) for r in rows] == [(stored.id, stored.seq)]
 
 
@@ -186,9 +190,9 @@ async def test_a_full_inbox_makes_writers_wait_instead_of_growing(settings, tmp_
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
                 stats = storage._inboxes[storage.lane_of(thread.id)].statistics()
                 assert (stats.current_buffer_used, stats.tasks_waiting_send) == (2, 8)
-                assert await storage.read(repo.count_messages(thread.id)) == 0
+                assert await storage.read(count_messages(thread.id)) == 0
                 release.set()
-        assert await storage.read(repo.count_messages(thread.id)) == 11
+        assert await storage.read(count_messages(thread.id)) == 11
 
 
 @contextlib.asynccontextmanager
@@ -261,7 +265,7 @@ async def test_closing_storage_commits_everything_it_accepted(settings):
     # The context has exited: the actor drained its inbox before stopping.
     assert all(r.done.is_set() and r.error is None for r in accepted)
     async with open_storage(settings) as storage:
-        assert await storage.read(repo.count_messages(thread.id)) == 300
+        assert await storage.read(count_messages(thread.id)) == 300
 
 
 async def test_cancelled_storage_still_commits_what_it_accepted(settings):
@@ -278,7 +282,7 @@ async def test_cancelled_storage_still_commits_what_it_accepted(settings):
             await trio.sleep_forever()
     assert all(r.done.is_set() and r.error is None for r in accepted)
     async with open_storage(settings) as storage:
-        assert await storage.read(repo.count_messages(thread.id)) == 300
+        assert await storage.read(count_messages(thread.id)) == 300
 
 
 async def test_a_write_the_database_cannot_take_is_refused_not_acknowledged(settings, tmp_path):
@@ -292,7 +296,7 @@ async def test_a_write_the_database_cannot_take_is_refused_not_acknowledged(sett
             release.set()
         # Once the database takes writes again, a retry with the same id stores it exactly once.
         stored = await storage.append_message(message(thread, alice, "never acked", "n-1"))
-        assert await storage.read(repo.count_messages(thread.id)) == 1
+        assert await storage.read(count_messages(thread.id)) == 1
         assert stored.seq == 1
 
 
@@ -317,7 +321,7 @@ async def test_a_request_already_in_a_commit_is_answered_by_the_commit_not_its_d
 
     # The message was stored, so the caller hears so; it is not told "unavailable".
     assert [a.seq for a in answers] == [1]
-    assert await storage.read(repo.count_messages(thread.id)) == 1
+    assert await storage.read(count_messages(thread.id)) == 1
 
 
 async def test_an_unexpected_failure_fails_its_batch_and_the_actor_carries_on(storage, settings):
@@ -360,7 +364,7 @@ async def test_a_row_the_database_refuses_in_the_bulk_insert_fails_alone(storage
     assert isinstance(batch[1].error, Invalid)
     assert (batch[0].value.seq, batch[2].value.seq) == (1, 2)
     assert [m.body for m in await storage.messages(thread.id)] == ["good 1", "good 2"]
-    assert (await storage.read(repo.get_thread(thread.id))).last_seq == 2
+    assert (await storage.read(get_thread(thread.id))).last_seq == 2
 
 
 @pytest.mark.parametrize("path", ["bulk", "one by one"])
@@ -416,7 +420,7 @@ async def test_a_batch_repeating_more_ids_than_one_lookup_statement_holds_stores
     assert originals.stats.commits == 1
     assert all(r.value.duplicate for r in repeats)
     assert [r.value.seq for r in repeats] == list(range(1, 701))
-    assert await storage.read(repo.count_messages(thread.id)) == 700
+    assert await storage.read(count_messages(thread.id)) == 700
 
 
 async def test_a_transaction_that_fails_at_its_last_statement_is_undone_and_the_writer_goes_on(
@@ -426,7 +430,7 @@ async def test_a_transaction_that_fails_at_its_last_statement_is_undone_and_the_
     there must still undo the whole transaction and leave the connection ready for the next."""
 
     def identity(user_id: uuid.UUID):
-        return repo.upsert_identity(
+        return upsert_identity(
             user_id=user_id,
             organization_id=uuid.uuid4(),
             username="florist",
@@ -479,7 +483,7 @@ async def test_a_message_whose_sender_may_not_post_fails_alone_and_leaves_no_tra
     assert isinstance(batch[1].error, NotFound)
     assert (batch[0].value.seq, batch[2].value.seq) == (1, 2)
     assert [m.body for m in await storage.messages(thread.id)] == ["first", "second"]
-    audit = await storage.read(repo.audit_rows(action="message.send"))
+    audit = await storage.read(audit_rows(action="message.send"))
     # Written for the allowed messages only, each naming the group the decision found.
     assert [(a.target_id, a.group_id) for a in audit] == [
         ("first", thread.group_id),
@@ -505,9 +509,7 @@ async def test_a_removal_committed_earlier_in_the_same_batch_refuses_the_message
 
     before, after = post("before"), post("after")
     removal = Request(
-        make_op=lambda now: repo.remove_member(
-            group_id=group.id, organization_id=vendor.org_id, now=now
-        )
+        make_op=lambda now: remove_member(group_id=group.id, organization_id=vendor.org_id, now=now)
     )
     await run_batch(engine, [before, removal, after])
 

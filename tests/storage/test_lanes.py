@@ -10,7 +10,7 @@ import trio.testing
 import triopg
 
 from hub.storage import open_storage
-from hub.storage import repository as repo
+from hub.storage.messages import count_messages
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread
 from tests.storage.test_group_commit import hold_write_lock
@@ -51,9 +51,9 @@ async def test_a_thread_blocked_in_one_lane_does_not_hold_up_another_lanes_commi
                 with trio.fail_after(5):
                     stored = await storage.append_message(message(free, alice, "through"))
                 assert stored.seq == 1
-                assert await storage.read(repo.count_messages(free.id)) == 1
+                assert await storage.read(count_messages(free.id)) == 1
                 assert waiting == []
-                assert await storage.read(repo.count_messages(blocked.id)) == 0
+                assert await storage.read(count_messages(blocked.id)) == 0
                 release.set()
         assert [m.seq for m in waiting] == [1]
         lanes = storage.lane_stats
@@ -90,7 +90,7 @@ async def test_lanes_keep_every_threads_seqs_gap_free_under_concurrent_writers(
 
         for thread in threads:
             assert sorted(stored[thread.id]) == list(range(1, 81))
-            assert await storage.read(repo.count_messages(thread.id)) == 80
+            assert await storage.read(count_messages(thread.id)) == 80
         assert len(storage.lane_stats) == 3
         assert all(lane.commits > 0 for lane in storage.lane_stats)
 
@@ -133,4 +133,4 @@ async def test_a_presence_write_in_flight_on_a_thread_does_not_hold_up_its_appen
             finally:
                 await other.execute("ROLLBACK")
         assert stored.seq == 1
-        assert await storage.read(repo.count_messages(thread.id)) == 1
+        assert await storage.read(count_messages(thread.id)) == 1

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import trio
 
-from hub.storage import repository as repo
 from hub.storage.handle import OpenedMessages
+from hub.storage.messages import count_messages, message_rows
 from hub.storage.records import Message
+from hub.storage.threads import get_thread
 from tests.factories import (
     message,
     new_group,
@@ -29,7 +30,7 @@ async def test_messages_get_gap_free_seqs_in_order(storage, settings):
 
     assert [s.seq for s in stored] == [1, 2, 3, 4, 5]
     assert [m.body for m in await storage.messages(thread.id)] == [f"note {i}" for i in range(5)]
-    assert (await storage.read(repo.get_thread(thread.id))).last_seq == 5
+    assert (await storage.read(get_thread(thread.id))).last_seq == 5
 
 
 async def test_concurrent_senders_get_distinct_gap_free_seqs(storage, settings):
@@ -77,7 +78,7 @@ async def test_repeats_inside_one_batch_are_stored_once(storage, settings):
 
     assert len({(r.id, r.seq) for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
-    assert await storage.read(repo.count_messages(thread.id)) == 1
+    assert await storage.read(count_messages(thread.id)) == 1
 
 
 async def test_a_page_read_in_one_piece_matches_the_rows_read_one_by_one(storage, settings):
@@ -89,8 +90,8 @@ async def test_a_page_read_in_one_piece_matches_the_rows_read_one_by_one(storage
     first = await send_varied_history(storage, thread, alice, alice, notes=5)
 
     plain = await storage.read(plain_message_rows(thread.id))
-    latest = await storage.read(repo.message_rows(thread.id, before_seq=8, limit=4))
-    forward = await storage.read(repo.message_rows(thread.id, after_seq=0, limit=3))
+    latest = await storage.read(message_rows(thread.id, before_seq=8, limit=4))
+    forward = await storage.read(message_rows(thread.id, after_seq=0, limit=3))
 
     assert latest == plain[3:7]
     assert forward == plain[:3]
@@ -112,7 +113,7 @@ async def test_a_row_sealed_anew_or_edited_is_opened_again_not_served_from_memor
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
     await send(storage, thread, alice, "Tent at 3pm")
-    [row] = await storage.read(repo.message_rows(thread.id))
+    [row] = await storage.read(message_rows(thread.id))
     assert [m.body for m in await storage.open_rows([row])] == ["Tent at 3pm"]
 
     resealed = storage.keyring.seal_message(thread.id, "Tent at 4pm")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from hub.storage import repository as repo
+from hub.storage.access_rows import thread_access_row
+from hub.storage.messages import history
+from hub.storage.presence import presence_rows, set_presences
 from hub.storage.records import Presence, row_to
 from hub.storage.sql import renumbered
 from tests.factories import (
@@ -17,6 +19,7 @@ from tests.factories import (
     send,
     send_varied_history,
 )
+from tests.queries import thread_presence
 
 
 def test_nested_placeholders_are_numbered_after_the_outer_querys():
@@ -33,22 +36,22 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
     first = await send_varied_history(storage, thread, alice, bob, notes=6)
     now = datetime(2026, 6, 20, 15, 30, 12, 345678, tzinfo=UTC)
     await storage.write(
-        lambda _: repo.set_presences(
+        lambda _: set_presences(
             thread_id=thread.id, statuses={alice.user_id: "online", bob.user_id: "away"}, now=now
         )
     )
     plain = await storage.read(plain_message_rows(thread.id))
-    presence = await storage.read(repo.thread_presence(thread.id))
+    presence = await storage.read(thread_presence(thread.id))
 
     async def page(**bounds):
         row = await storage.read(
-            repo.thread_access_row(
+            thread_access_row(
                 thread.id,
                 alice.org_id,
                 alice.user_id,
                 nested=(
-                    repo.history(thread.id, limit=3, **bounds),
-                    repo.presence_rows(thread.id),
+                    history(thread.id, limit=3, **bounds),
+                    presence_rows(thread.id),
                 ),
             )
         )
@@ -77,9 +80,9 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
 async def test_a_thread_without_messages_or_presence_nests_empty_lists(storage, settings):
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
-    nested = (repo.history(thread.id, limit=50), repo.presence_rows(thread.id))
+    nested = (history(thread.id, limit=50), presence_rows(thread.id))
 
-    row = await storage.read(repo.thread_access_row(thread.id, alice.org_id, nested=nested))
+    row = await storage.read(thread_access_row(thread.id, alice.org_id, nested=nested))
 
     assert (row["messages"], row["presence"]) == ([], [])
 
@@ -90,8 +93,6 @@ async def test_no_outer_row_means_no_nested_rows(storage, settings):
     await send(storage, thread, alice, "Tent at 3pm")
     missing = uuid.uuid4()
 
-    row = await storage.read(
-        repo.thread_access_row(missing, alice.org_id, nested=(repo.history(thread.id),))
-    )
+    row = await storage.read(thread_access_row(missing, alice.org_id, nested=(history(thread.id),)))
 
     assert row is None

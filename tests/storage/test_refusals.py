@@ -13,10 +13,11 @@ import uuid
 import msgspec
 
 from hub.errors import Invalid
-from hub.storage import repository as repo
 from hub.storage.actor import Request
+from hub.storage.audit import audit_rows
 from hub.storage.records import AuditEntry, NewMessage
 from hub.storage.sql import fetchval
+from hub.storage.threads import create_thread
 from tests.factories import new_group, new_member, new_thread, run_batch
 
 BEYOND_BIGINT = 2**63
@@ -54,7 +55,7 @@ async def test_values_the_database_cannot_take_fail_alone_in_one_commit(storage,
         message=_sealed(storage, thread, alice, "nul id", client_msg_id="m\x00")
     )
     nul_title = Request(
-        make_op=lambda now: repo.create_thread(
+        make_op=lambda now: create_thread(
             thread_id=uuid.uuid4(),
             group_id=group.id,
             title="a\x00b",
@@ -111,7 +112,7 @@ async def test_a_refusal_outside_every_savepoint_fails_only_its_own_request(
     assert all(r.error is None for r in [*good, audited_neighbour])
     bodies = [m.body for m in await storage.messages(thread.id)]
     assert bodies == ["good 0", "good 1", "audited", "good 2", "good 3"]
-    rows = await storage.read(repo.audit_rows(action="message.send"))
+    rows = await storage.read(audit_rows(action="message.send"))
     assert [row.target_id for row in rows] == ["kept"]
     # The writer kept its connection: a refused statement is not a lost database.
     assert actor.stats.reconnects == 0

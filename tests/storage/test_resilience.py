@@ -13,8 +13,9 @@ import triopg
 
 from hub.errors import StorageUnavailable
 from hub.storage import open_storage
-from hub.storage import repository as repo
+from hub.storage.messages import message_rows
 from hub.storage.sql import fetchval
+from hub.storage.threads import get_thread
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread
 
@@ -174,10 +175,10 @@ async def test_two_hub_processes_on_one_postgres_keep_seqs_gap_free(postgres_set
                 nursery.start_soon(writer, second, f"b{n}-")
 
         assert sorted(s.seq for s in stored) == list(range(1, 1201))
-        rows = await first.read(repo.message_rows(thread.id, limit=2000))
+        rows = await first.read(message_rows(thread.id, limit=2000))
         assert [r["seq"] for r in rows] == list(range(1, 1201))
         assert len({r["client_msg_id"] for r in rows}) == 1200
-        assert (await first.read(repo.get_thread(thread.id))).last_seq == 1200
+        assert (await first.read(get_thread(thread.id))).last_seq == 1200
 
 
 async def retry_until_stored(storage, new_message, attempts: int = 100):

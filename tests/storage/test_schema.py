@@ -15,11 +15,13 @@ import trio
 from hub.crypto import DecryptionFailed
 from hub.errors import WrongMasterKey
 from hub.storage import open_storage
-from hub.storage import repository as repo
+from hub.storage.keys import encryption_keys
 from hub.storage.migrations import migrate, migrations_of
+from hub.storage.receipts import mark_read
 from hub.storage.sql import IntegrityError, execute, fetch, fetchval
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread, send
+from tests.queries import read_receipts
 
 
 def _read(sql: str, *args):
@@ -141,7 +143,7 @@ async def test_rotation_keeps_older_messages_readable(storage, settings):
         "sealed with the first key",
         "sealed with the second key",
     ]
-    keys = await storage.read(repo.encryption_keys())
+    keys = await storage.read(encryption_keys())
     assert [(k.version, k.status) for k in keys] == [(1, "retired"), (2, "active")]
 
 
@@ -180,14 +182,14 @@ async def test_read_marks_only_move_forward(storage, settings):
         await send(storage, thread, alice, f"m{i}")
 
     await storage.write(
-        lambda now: repo.mark_read(thread_id=thread.id, user_id=alice.user_id, seq=4, now=now)
+        lambda now: mark_read(thread_id=thread.id, user_id=alice.user_id, seq=4, now=now)
     )
     late = await storage.write(
-        lambda now: repo.mark_read(thread_id=thread.id, user_id=alice.user_id, seq=2, now=now)
+        lambda now: mark_read(thread_id=thread.id, user_id=alice.user_id, seq=2, now=now)
     )
 
     assert late.last_read_seq == 4
-    [receipt] = await storage.read(repo.read_receipts(thread.id))
+    [receipt] = await storage.read(read_receipts(thread.id))
     assert receipt.last_read_seq == 4
 
 
@@ -200,7 +202,7 @@ async def test_a_read_mark_beyond_the_last_message_is_refused(storage, settings)
 
     with pytest.raises(Invalid, match="outside"):
         await storage.write(
-            lambda now: repo.mark_read(thread_id=thread.id, user_id=alice.user_id, seq=9, now=now)
+            lambda now: mark_read(thread_id=thread.id, user_id=alice.user_id, seq=9, now=now)
         )
 
 

@@ -11,7 +11,7 @@ import trio
 from hub.config import sqlite_path
 from hub.errors import StorageUnavailable
 from hub.storage import open_storage
-from hub.storage import repository as repo
+from hub.storage.messages import count_messages
 from hub.storage.sqlite import engine as sqlite_engine
 from hub.storage.sqlite.engine import BUSY_BATCH, CHECKPOINT_INTERVAL_S
 from tests.conftest import make_settings
@@ -61,7 +61,7 @@ async def test_under_light_load_the_writer_keeps_checkpointing_itself(tmp_path):
         assert storage.stats.largest_batch < BUSY_BATCH
         # No second connection writing the database file while commits come one at a time.
         assert storage.engine.checkpoints == 0
-        assert await storage.read(repo.count_messages(thread.id)) == 20
+        assert await storage.read(count_messages(thread.id)) == 20
 
 
 async def test_checkpoints_stop_with_the_storage_actor(tmp_path):
@@ -105,7 +105,7 @@ async def test_a_failed_checkpoint_is_logged_and_the_next_commit_tries_again(
             while _messages_in_database_file(path) != 300:  # noqa: ASYNC110 (polls a file)
                 await trio.sleep(0.05)
         # Nothing committed was lost to the failure, and the task carried on after it.
-        assert await storage.read(repo.count_messages(thread.id)) == 300
+        assert await storage.read(count_messages(thread.id)) == 300
         assert len(calls) >= 2
     assert "WAL checkpoint failed, retried later: disk I/O error" in caplog.text
 
@@ -137,7 +137,7 @@ async def test_under_load_the_wal_starts_over_instead_of_growing(tmp_path):
         await send(storage, thread, alice, "second after it")
         assert storage.engine.checkpoints == 1
         assert _wal_salts(path) != before
-        assert await storage.read(repo.count_messages(thread.id)) == 3
+        assert await storage.read(count_messages(thread.id)) == 3
 
 
 async def test_an_sqlite_without_json_functions_is_refused_at_startup(tmp_path, monkeypatch):

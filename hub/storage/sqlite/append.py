@@ -21,6 +21,7 @@ from uuid import UUID
 from hub.storage.append import INSERT_COLUMNS, MessageKey
 from hub.storage.sql import Op, execute, fetch, fetchval
 from hub.storage.sqlite.types import timestamp
+from hub.storage.sqltext import placeholders
 
 _MAX_ID = "SELECT coalesce(max(id), 0) FROM thread_messages"
 _INSERT_WIDTH = 12  # INSERT_COLUMNS and created_at
@@ -34,7 +35,7 @@ _KEYS_PER_LOOKUP = 500  # 3 values a key
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
 def _insert(rows: int) -> str:
     values = ", ".join(
-        f"({_placeholders(_INSERT_WIDTH, 1 + i * _INSERT_WIDTH)})" for i in range(rows)
+        f"({placeholders(_INSERT_WIDTH, 1 + i * _INSERT_WIDTH)})" for i in range(rows)
     )
     return f"INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at) VALUES {values}"  # noqa: S608
 
@@ -44,7 +45,7 @@ def _existing(keys: int) -> str:
     # A join against the keys as a VALUES list probes the unique index once per key. Three IN
     # lists would probe every combination of their values, and `(a, b, c) IN (VALUES ...)`
     # scans the table (SQLite 3.40's plans).
-    values = ", ".join(f"({_placeholders(3, 1 + 3 * i)})" for i in range(keys))
+    values = ", ".join(f"({placeholders(3, 1 + 3 * i)})" for i in range(keys))
     return (
         "SELECT m.id, m.thread_id, m.seq, m.created_at, m.sender_user_id, m.client_msg_id "  # noqa: S608
         f"FROM (VALUES {values}) AS k JOIN thread_messages AS m ON m.thread_id = k.column1 "
@@ -66,10 +67,6 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _placeholders(count: int, start: int = 1) -> str:
-    return ", ".join(f"${i}" for i in range(start, start + count))
-
-
 class SqliteAppend:
     def lookup(
         self, keys: list[MessageKey], thread_ids: list[UUID]
@@ -89,7 +86,7 @@ class SqliteAppend:
         return (
             yield fetch(
                 "SELECT id, status, last_seq FROM messaging_threads "  # noqa: S608
-                f"WHERE id IN ({_placeholders(len(thread_ids))})",
+                f"WHERE id IN ({placeholders(len(thread_ids))})",
                 *thread_ids,
             )
         )
@@ -98,7 +95,7 @@ class SqliteAppend:
         return (
             yield fetch(
                 "SELECT id, thread_id FROM thread_messages "  # noqa: S608
-                f"WHERE id IN ({_placeholders(len(message_ids))})",
+                f"WHERE id IN ({placeholders(len(message_ids))})",
                 *message_ids,
             )
         )

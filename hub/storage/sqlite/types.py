@@ -1,7 +1,7 @@
 """How Python values map to SQLite columns, keyed on the declared column types of the schema.
 
 Rows read from SQLite then carry the same Python types as asyncpg's (UUID, datetime, date, dict,
-bool), so the repository converts rows the same way for both engines."""
+bool), so the storage operations convert rows the same way for both engines."""
 
 from __future__ import annotations
 

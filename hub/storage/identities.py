@@ -1,0 +1,81 @@
+"""Users and their organizations. The identity provider is external: the hub makes their rows from
+verified token claims on first sight and keeps names and roles current; an invitation may name an
+organization none of whose users has signed in yet."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from hub.errors import NotFound
+from hub.storage.records import UserProfile, row_to
+from hub.storage.sql import Op, execute, fetchrow
+
+INSERT_ORGANIZATION = """
+INSERT INTO organizations (id, name, vendor_type, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (id) DO NOTHING
+"""
+
+UPSERT_USER = """
+INSERT INTO user_profiles
+    (id, organization_id, username, display_name, role, created_at, updated_at, last_seen_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
+ON CONFLICT (id) DO UPDATE SET
+    organization_id = excluded.organization_id,
+    username = excluded.username,
+    display_name = excluded.display_name,
+    role = excluded.role,
+    updated_at = excluded.updated_at,
+    last_seen_at = excluded.last_seen_at
+"""
+
+
+def upsert_identity(
+    *,
+    user_id: UUID,
+    organization_id: UUID,
+    username: str,
+    display_name: str,
+    role: str,
+    now: datetime,
+    organization_name: str | None = None,
+    vendor_type: str = "other",
+) -> Op[UserProfile]:
+    """Create or refresh a user and their organization from a verified token's claims.
+
+    The identity provider is external: the first request of a user makes their rows, later ones
+    keep name and role current. An existing organization keeps its name unless one is given.
+    """
+    name = organization_name or f"Organization {str(organization_id)[:8]}"
+    yield execute(INSERT_ORGANIZATION, organization_id, name, vendor_type, now)
+    if organization_name:
+        yield execute(
+            "UPDATE organizations SET name = $2, updated_at = $3 WHERE id = $1 AND name <> $2",
+            organization_id,
+            organization_name,
+            now,
+        )
+    row = yield fetchrow(
+        UPSERT_USER + " RETURNING *", user_id, organization_id, username, display_name, role, now
+    )
+    return row_to(row, UserProfile)
+
+
+def get_user(user_id: UUID) -> Op[UserProfile]:
+    row = yield fetchrow("SELECT * FROM user_profiles WHERE id = $1", user_id)
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return row_to(row, UserProfile)
+
+
+def ensure_organization(*, organization_id: UUID, now: datetime) -> Op[None]:
+    """Make sure an organization row exists: an invitation may name an organization known to the
+    identity provider whose users have not signed in here yet."""
+    yield execute(
+        INSERT_ORGANIZATION,
+        organization_id,
+        f"Organization {str(organization_id)[:8]}",
+        "other",
+        now,
+    )
