@@ -53,7 +53,7 @@ async def invite(group_id: str, data: Invite) -> tuple[MemberOut, int]:
         details={"fields": {"vendor_type": data.vendor_type, "role": data.role}},
     )
     await current_storage().write(
-        lambda now: group_store.invite_to_group(
+        lambda now: group_store.invite_organization(
             group_id=gid,
             organization_id=data.organization_id,
             vendor_type=data.vendor_type,

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from hub.errors import Conflict, Invalid, NotFound
+from hub.errors import Conflict, NotFound
 from hub.storage.identities import ensure_organization
 from hub.storage.records import Client, Connection, Group, row_to
 from hub.storage.sql import Op, execute, fetch, fetchrow, fetchval
@@ -218,14 +218,17 @@ def invite_organization(
     invited_by: UUID,
     now: datetime,
 ) -> Op[Connection]:
-    """Invite an organization; re-inviting one that declined or was removed invites it again."""
+    """Invite an organization, creating its row if no user of it has signed in yet. Re-inviting
+    one that declined or was removed invites it again; one that is already invited or active is
+    a conflict (409 on the REST API), not a bad request."""
     existing = yield fetchrow(
         "SELECT status FROM vendor_connections WHERE group_id = $1 AND organization_id = $2",
         group_id,
         organization_id,
     )
     if existing is not None and existing["status"] in ("invited", "active"):
-        raise Invalid(f"organization {organization_id} is already {existing['status']} here")
+        raise Conflict(f"organization {organization_id} is already {existing['status']} here")
+    yield from ensure_organization(organization_id=organization_id, now=now)
     if existing is not None:
         row = yield fetchrow(
             """
@@ -255,36 +258,6 @@ def invite_organization(
             None,
         )
     return row_to(row, Connection)
-
-
-def invite_to_group(
-    *,
-    group_id: UUID,
-    organization_id: UUID,
-    vendor_type: str,
-    role: str,
-    invited_by: UUID,
-    now: datetime,
-) -> Op[Connection]:
-    """Invite an organization (creating its row if no user of it has signed in yet); one that is
-    already invited or active is a conflict rather than a bad request."""
-    status = yield fetchval(
-        "SELECT status FROM vendor_connections WHERE group_id = $1 AND organization_id = $2",
-        group_id,
-        organization_id,
-    )
-    if status in ("invited", "active"):
-        raise Conflict(f"organization {organization_id} is already {status} here")
-    yield from ensure_organization(organization_id=organization_id, now=now)
-    connection = yield from invite_organization(
-        group_id=group_id,
-        organization_id=organization_id,
-        vendor_type=vendor_type,
-        role=role,
-        invited_by=invited_by,
-        now=now,
-    )
-    return connection
 
 
 def respond_to_invitation(
