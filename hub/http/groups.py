@@ -40,25 +40,22 @@ from hub.http.schemas import (
     MemberOut,
 )
 from hub.storage import groups as group_store
-from hub.storage.records import AuditEntry, Group, row_to
+from hub.storage.records import AuditEntry, Group, GroupListing, Membership
 from hub.validation import check_json_object
 
 blueprint = Blueprint("groups", __name__)
 
 
-def group_out(row: dict[str, Any]) -> GroupOut:
-    """A listing row (group columns plus stats) as the API shows it. Last activity is the latest
-    of the group's own change and any of its threads' (a message bumps its thread)."""
-    group = row_to({k: v for k, v in row.items() if k in Group.__struct_fields__}, Group)
-    thread_activity = row.get("last_thread_activity_at")
-    if isinstance(thread_activity, str):
-        thread_activity = datetime.fromisoformat(thread_activity)
-    last_activity = max(filter(None, (group.updated_at, thread_activity)))
+def group_out(listing: GroupListing) -> GroupOut:
+    """A listed group with its stats as the API shows it. Last activity is the latest of the
+    group's own change and any of its threads' (a message bumps its thread)."""
+    group = listing.group
+    last_activity = max(filter(None, (group.updated_at, listing.last_thread_activity_at)))
     stats = GroupStats(
-        member_count=int(row["member_count"]),
-        thread_count=int(row["thread_count"]),
-        message_count=int(row["message_count"]),
-        unread_count=int(row["unread_count"]),
+        member_count=listing.member_count,
+        thread_count=listing.thread_count,
+        message_count=listing.message_count,
+        unread_count=listing.unread_count,
         last_activity_at=last_activity,
     )
     fields = {name: getattr(group, name) for name in Group.__struct_fields__}
@@ -241,9 +238,17 @@ async def get_group(group_id: str) -> GroupDetail:
     )
 
 
-def member_out(row: dict[str, Any]) -> MemberOut:
-    return msgspec.convert(
-        {k: v for k, v in row.items() if k in MemberOut.__struct_fields__}, MemberOut
+def member_out(member: Membership) -> MemberOut:
+    connection = member.connection
+    return MemberOut(
+        organization_id=connection.organization_id,
+        organization_name=member.organization_name,
+        vendor_type=connection.vendor_type,
+        role=connection.role,
+        status=connection.status,
+        invited_at=connection.invited_at,
+        invited_by=connection.invited_by,
+        joined_at=connection.joined_at,
     )
 
 

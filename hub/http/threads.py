@@ -45,7 +45,7 @@ from hub.http.schemas import (
 from hub.storage import messages as message_store
 from hub.storage import threads as thread_store
 from hub.storage.presence import presence_rows
-from hub.storage.records import AuditEntry, Message, NewMessage, Thread, row_to
+from hub.storage.records import AuditEntry, Message, NewMessage, Thread, ThreadListing
 
 blueprint = Blueprint("threads", __name__)
 
@@ -71,22 +71,19 @@ def thread_out(thread: Thread, *, unread_count: int, last_read_seq: int) -> Thre
     )
 
 
-def _row_out(row: dict[str, Any]) -> ThreadOut:
-    thread = row_to({k: v for k, v in row.items() if k in Thread.__struct_fields__}, Thread)
+def _listing_out(listing: ThreadListing) -> ThreadOut:
     return thread_out(
-        thread, unread_count=int(row["unread_count"]), last_read_seq=int(row["last_read_seq"])
+        listing.thread,
+        unread_count=listing.reader.unread_count,
+        last_read_seq=listing.reader.last_read_seq,
     )
 
 
 async def load_thread_out(thread: Thread) -> ThreadOut:
-    state = await current_storage().read(
+    reader = await current_storage().read(
         thread_store.thread_reader_state(thread.id, current_principal().user_id)
     )
-    return thread_out(
-        thread,
-        unread_count=int(state["unread_count"]),
-        last_read_seq=int(state["last_read_seq"]),
-    )
+    return thread_out(thread, unread_count=reader.unread_count, last_read_seq=reader.last_read_seq)
 
 
 @blueprint.get("/threads")
@@ -127,13 +124,13 @@ async def list_threads(query_args: ThreadQuery) -> ThreadPage:
             limit=query_args.limit + 1,
         )
     )
-    items = [_row_out(row) for row in rows[: query_args.limit]]
+    items = [_listing_out(entry) for entry in rows[: query_args.limit]]
     next_cursor = None
     if len(rows) > query_args.limit:
         last_row, last = rows[query_args.limit - 1], items[-1]
         key: list[Any] = [last.updated_at.isoformat(), str(last.id)]
         if by_priority:
-            key.insert(0, int(last_row["priority_rank"]))
+            key.insert(0, last_row.priority_rank)
         next_cursor = encode_cursor(listing, key)
     return ThreadPage(items=items, next_cursor=next_cursor)
 

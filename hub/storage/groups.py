@@ -11,7 +11,7 @@ from uuid import UUID
 
 from hub.errors import Conflict, NotFound
 from hub.storage.identities import ensure_organization
-from hub.storage.records import Client, Connection, Group, row_to
+from hub.storage.records import Client, Connection, Group, GroupListing, Membership, row_to
 from hub.storage.sql import Op, execute, fetch, fetchrow, fetchval
 from hub.storage.sqltext import Binder
 from hub.storage.updates import archive_row, partial_update
@@ -138,7 +138,7 @@ def group_rows(
     wedding_to: date | None = None,
     after: tuple[datetime, UUID] | None = None,
     limit: int = 50,
-) -> Op[list[dict[str, Any]]]:
+) -> Op[list[GroupListing]]:
     """Groups (newest first) with the caller's stats: members, threads, messages, unread.
 
     Unread counts the messages of others after the caller's read receipt in each thread.
@@ -165,7 +165,23 @@ def group_rows(
         f"ORDER BY g.created_at DESC, g.id DESC LIMIT {bind(limit)}",
         *bind.args,
     )
-    return rows
+    return [_group_listing(row) for row in rows]
+
+
+def _group_listing(row: dict[str, Any]) -> GroupListing:
+    # The counts may come back as PostgreSQL numerics, the latest activity (an aggregate, so of
+    # no declared column type) as SQLite text.
+    thread_activity = row["last_thread_activity_at"]
+    if isinstance(thread_activity, str):
+        thread_activity = datetime.fromisoformat(thread_activity)
+    return GroupListing(
+        group=row_to(row, Group),
+        member_count=int(row["member_count"]),
+        thread_count=int(row["thread_count"]),
+        message_count=int(row["message_count"]),
+        unread_count=int(row["unread_count"]),
+        last_thread_activity_at=thread_activity,
+    )
 
 
 def group_activity(group_id: UUID, *, now: datetime) -> Op[dict[str, Any]]:
@@ -313,7 +329,7 @@ def connection_of(group_id: UUID, organization_id: UUID) -> Op[Connection | None
     return None if row is None else row_to(row, Connection)
 
 
-def member_rows(group_id: UUID) -> Op[list[dict[str, Any]]]:
+def member_rows(group_id: UUID) -> Op[list[Membership]]:
     """A group's memberships of every status, with each organization's name."""
     rows = yield fetch(
         """
@@ -324,10 +340,16 @@ def member_rows(group_id: UUID) -> Op[list[dict[str, Any]]]:
         """,
         group_id,
     )
-    return rows
+    return [_membership(row) for row in rows]
 
 
-def member_row(group_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | None]:
+def _membership(row: dict[str, Any]) -> Membership:
+    return Membership(
+        connection=row_to(row, Connection), organization_name=row["organization_name"]
+    )
+
+
+def member_row(group_id: UUID, organization_id: UUID) -> Op[Membership | None]:
     row = yield fetchrow(
         """
         SELECT c.*, o.name AS organization_name
@@ -337,7 +359,7 @@ def member_row(group_id: UUID, organization_id: UUID) -> Op[dict[str, Any] | Non
         group_id,
         organization_id,
     )
-    return row
+    return None if row is None else _membership(row)
 
 
 def create_client(

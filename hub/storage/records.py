@@ -95,6 +95,40 @@ class Thread(msgspec.Struct, frozen=True):
     archived_at: datetime | None = None
 
 
+class ReaderPosition(msgspec.Struct, frozen=True):
+    """A reader's place in a thread: their read mark, and how many messages of others follow it."""
+
+    last_read_seq: int
+    unread_count: int
+
+
+class ThreadListing(msgspec.Struct, frozen=True):
+    """A thread as one reader's listing shows it, with its rank by priority (urgent is 0)."""
+
+    thread: Thread
+    reader: ReaderPosition
+    priority_rank: int
+
+
+class GroupListing(msgspec.Struct, frozen=True):
+    """A group as one caller's listing shows it: the group with its stats and the caller's
+    unread count; `last_thread_activity_at` is the latest change of any of its threads."""
+
+    group: Group
+    member_count: int
+    thread_count: int
+    message_count: int
+    unread_count: int
+    last_thread_activity_at: datetime | None
+
+
+class Membership(msgspec.Struct, frozen=True):
+    """A group's member organization as the group lists it: the connection and the name."""
+
+    connection: Connection
+    organization_name: str
+
+
 class NewMessage(msgspec.Struct, frozen=True):
     """A message as a sender submits it; the body is plain text until the storage seals it."""
 

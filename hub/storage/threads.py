@@ -10,7 +10,7 @@ from uuid import UUID
 
 from hub.errors import Invalid, NotFound
 from hub.storage.receipts import reader_position, receipt_of
-from hub.storage.records import Thread, row_to
+from hub.storage.records import ReaderPosition, Thread, ThreadListing, row_to
 from hub.storage.sql import Op, fetch, fetchrow, fetchval
 from hub.storage.sqltext import Binder
 from hub.storage.updates import archive_row, partial_update
@@ -90,7 +90,7 @@ def thread_rows(
     by_priority: bool = False,
     after: tuple[Any, ...] | None = None,
     limit: int = 50,
-) -> Op[list[dict[str, Any]]]:
+) -> Op[list[ThreadListing]]:
     """Threads of the given groups with the caller's unread count, most recently active first
     (urgent first, then by activity, with `by_priority`). Without a status filter, archived
     threads are left out. `after` is the sort key of the previous page's last row:
@@ -134,10 +134,17 @@ def thread_rows(
         f"WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT {bind(limit)}",
         *bind.args,
     )
-    return rows
+    return [
+        ThreadListing(
+            thread=row_to(row, Thread),
+            reader=_reader_position_of(row),
+            priority_rank=int(row["priority_rank"]),
+        )
+        for row in rows
+    ]
 
 
-def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[dict[str, Any]]:
+def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[ReaderPosition]:
     """The caller's read position in a thread and how many messages of others follow it."""
     row = yield fetchrow(
         f"SELECT {reader_position('$2')} FROM messaging_threads AS t "  # noqa: S608 (fixed)
@@ -145,7 +152,13 @@ def thread_reader_state(thread_id: UUID, user_id: UUID) -> Op[dict[str, Any]]:
         thread_id,
         user_id,
     )
-    return row
+    return _reader_position_of(row)
+
+
+def _reader_position_of(row: dict[str, Any]) -> ReaderPosition:
+    return ReaderPosition(
+        last_read_seq=int(row["last_read_seq"]), unread_count=int(row["unread_count"])
+    )
 
 
 def thread_ids_of_group(group_id: UUID) -> Op[list[UUID]]:
