@@ -36,9 +36,9 @@ def thread_access_row(
 ) -> Op[dict[str, Any] | None]:
     """A thread with its group's state and the caller organization's membership, in one query:
     everything an access decision about this thread needs. With `reader_id`, also that user's
-    read position (`last_read_seq`, `unread_count`, as `thread_reader_state`), so that reading
-    the thread needs no query of its own for it; with `nested`, rows of other queries (a page
-    of history, presence) in the same statement."""
+    read position (`last_read_seq`, `unread_count`, as `threads.thread_reader_state`), so that
+    reading the thread needs no query of its own for it; with `nested`, rows of other queries (a
+    page of history, presence) in the same statement."""
     if reader_id is None:
         return (yield fetchrow(_THREAD_ACCESS_ROW, thread_id, organization_id, nested=nested))
     return (
