@@ -203,7 +203,7 @@ async def test_an_unexpected_failure_is_reported_as_internal_and_the_socket_stay
     def broken(thread_id, since_seq):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(session.repo, "history_kept_since", broken)
+    monkeypatch.setattr(session, "history_kept_since", broken)
     with pytest.raises(hub_client.HubClientError) as caught:
         await alice.join(world.thread.id, since_seq=0)
     assert caught.value.code == "internal"
