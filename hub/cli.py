@@ -166,23 +166,19 @@ def tune_runtime() -> None:
 
     Cycles are collected far less often than Python's defaults (700, 10, 10). Every socket holds
     a few hundred long-lived objects, and nearly all garbage the hub makes is freed by reference
-    counting. With the defaults the collector kept walking the live sockets: measured on a
-    3,000-socket PostgreSQL ramp, the hub spent 11.3 s in collections (8.1 s of them full
-    ones), stalling every socket while it did. Cycles (exception tracebacks, mostly) are still
-    collected, only in larger steps.
+    counting. With the defaults the collector kept walking the live sockets, stalling every
+    socket while it did. Cycles (exception tracebacks, mostly) are still collected, only in
+    larger steps.
 
     A thread waiting for the GIL gets it after 0.1 ms instead of 5 ms. SQLite's writer runs in a
-    worker thread (and so did every read when this was measured; now only reads that outgrow
-    their inline budget do, hub.storage.sqlite.reads), and CPython's sqlite3 lets go of the GIL
-    around every statement step; each time, the thread that wants it next (a reader, the writer,
-    or the Trio thread back from a socket call) waits until the holder lets go or the interval
-    runs out. On an earlier host, GET /threads/{id} in `bench.http` at 500 requests/s reached
-    251-262/s with 5 ms and 288-290/s with 0.5 ms. Once a page of history came to be read in
-    one step (hub.storage.sqlite.packed), the Trio thread still sat idle a quarter of the time
-    at saturation, waiting for the GIL: 0.1 ms gave 463-499/s against 412-434/s with 0.5 ms
-    (alternating runs), and the WebSocket load bench on SQLite (2,000 sockets, 500 msg/s)
-    delivered at p99 15.3 ms against 32.3 ms.
-    Without worker threads (PostgreSQL) nothing waits for the GIL and the setting does nothing.
+    worker thread (so do reads that outgrow their inline budget, hub.storage.sqlite.reads), and
+    CPython's sqlite3 lets go of the GIL around every statement step; each time, the thread that
+    wants it next (a reader, the writer, or the Trio thread back from a socket call) waits until
+    the holder lets go or the interval runs out, so a shorter interval leaves the Trio thread
+    less time idle waiting for the GIL. Without worker threads (PostgreSQL) nothing waits for
+    the GIL and the setting does nothing.
+
+    Figures: docs/performance.md, decision register: "Collector and switch interval".
     """
     gc.set_threshold(50_000, 20, 100)
     sys.setswitchinterval(0.0001)

@@ -303,11 +303,11 @@ class Session:
         is on the wire or its unwritten end is queued first.
 
         Why: most frames find an idle socket with an empty queue. Handing each one to the
-        writer task costs a task switch per frame and subscriber; measured under the load
-        bench at 4,500 copies/s that was about a tenth of the hub's CPU. The writer stays for
-        what the kernel will not take at once. Order holds because this path runs only while
-        the queue is empty and no write holds the stream (the writer takes the stream lock
-        before it takes frames off the queue)."""
+        writer task costs a task switch per frame and subscriber, a visible share of the hub's
+        CPU under fan-out (docs/performance.md, decision register: "Encode-once fan-out,
+        direct socket writes"). The writer stays for what the kernel will not take at once.
+        Order holds because this path runs only while the queue is empty and no write holds the
+        stream (the writer takes the stream lock before it takes frames off the queue)."""
         if self.outgoing or self.outgoing.closed:
             return False
         written = self._frames.write_now(frame)

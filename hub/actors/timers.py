@@ -2,7 +2,8 @@
 
 Why one task: with a heartbeat task and an expiry task per session, 10,000 idle sockets were
 20,000 sleeping tasks, each with its own Trio deadline and cancel scope, and the profile of an
-idle hub was mostly Trio expiring those deadlines (docs/performance.md). Here a session is an
+idle hub was mostly Trio expiring those deadlines (docs/performance.md, decision register:
+"Heartbeats from one timer task"). Here a session is an
 entry in each of two heaps, and a single task sleeps until the earliest of them. Heartbeat
 deadlines are rounded up to `resolution_s` (at most 1 s), so sessions falling due within the
 same tick are handled in one wakeup.

@@ -3,9 +3,9 @@
 Hypercorn's HTTP/1.1 protocol writes a response's head as soon as the app starts it and the
 body when the app sends it, so every JSON answer cost two `send` calls on the socket, two TCP
 segments and two wake-ups of the client; and the empty end of a `Content-Length` body cost one
-more pass through the connection's send lock. In `bench.http` against bare Hypercorn, holding
-the head until the first body bytes (or the end of the response) took about 0.07 ms of CPU off
-every request (`docs/performance.md`, ninth round).
+more pass through the connection's send lock. Holding the head until the first body bytes (or
+the end of the response) saves that CPU on bare Hypercorn, and keeps an answer whole when a
+client half-closes (docs/performance.md, decision register: "One write per HTTP response").
 
 What a client sees is unchanged: the same bytes in the same order. Only when the head is sent
 changes: with the first non-empty body chunk, at the end of the response (a HEAD request, a 204,

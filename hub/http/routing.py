@@ -3,12 +3,10 @@ cycle collector.
 
 Werkzeug's `StateMachineMatcher.match` (which Quart runs for every request) searches its rule
 tree with a closure that calls itself: the function holds its own cell, so every request left a
-function, five cells, a tuple and a set for the cycle collector. In `bench.http` at 500
-requests/s they were nearly all the cyclic garbage the hub made (one collection freed 40,699
-objects, 4,907 of them `_match` closures), and the young-generation collections that freed them
-paused the hub for 14-60 ms each, while it was using most of a core: the requests queued behind
-a pause then waited several times as long. With this matcher no young-generation collection in
-such a run took over 5 ms.
+function, five cells, a tuple and a set for the cycle collector. Under load they were nearly
+all the cyclic garbage the hub made, and the young-generation collections that freed them
+paused the hub long enough that the requests queued behind a pause set its worst latencies
+(docs/performance.md, decision register: "URL matching without reference cycles").
 
 `AcyclicMatcher` is the same search written as a method of a per-call object, line for line
 Werkzeug 3.1's algorithm (BSD-3-Clause, (c) 2007 Pallets), so what matches, what 404s, 405s and

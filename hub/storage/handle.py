@@ -40,8 +40,8 @@ class Deadlines:
     """Fails write requests that outlive their deadline.
 
     One task watching a heap replaces a cancel scope per request: with thousands of writers in
-    flight, a scope each cost as much as the rest of the round trip (measured: 16,000 vs
-    31,000 acknowledged requests/s through a null engine). Only requests still waiting in the
+    flight, a scope each cost as much as the rest of the round trip through a null engine
+    (docs/performance.md, decision register: "Group commit"). Only requests still waiting in the
     inbox are failed here: once the actor has taken a request into a batch, it answers with the
     commit's real outcome (bounded by the engine's own lock and query timeouts), so a stored
     message is never reported as not stored. The task sleeps until the earliest deadline, so an

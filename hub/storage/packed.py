@@ -65,9 +65,9 @@ class Dialect:
 class PackedRows:
     """One JSON value per row of a shape, in a dialect (`expression`), and the decoder of an
     array of them. Objects decode straight into dicts with typed values (a TypedDict of the
-    shape), with no Python code per row but for hex blobs; arrays are shorter to build (on
-    PostgreSQL, `json_build_object` cost the server 470 µs for a page of 50 messages,
-    `json_build_array` 320 µs) and become dicts by name here."""
+    shape), with no Python code per row but for hex blobs; arrays are cheaper for PostgreSQL to
+    build than objects (docs/performance.md, decision register: "Packed page reads") and become
+    dicts by name here."""
 
     def __init__(self, shape: RowShape, dialect: Dialect) -> None:
         pairs = []

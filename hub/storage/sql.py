@@ -38,7 +38,8 @@ class Nested:
     """Another query's rows, carried in one column (`name`) of a `fetchrow`'s row as a list of
     dicts, sorted by `order_by` (a column of `shape`). The engine makes one statement of both,
     so the rows come from the row's own snapshot and round trip (a thread page on PostgreSQL
-    was three round trips, each about 0.2-0.3 ms of the Trio thread). The outer query decides
+    was three round trips, each a cost to the Trio thread: docs/performance.md, decision
+    register: "Packed page reads"). The outer query decides
     whether there is a row at all: without one, the nested queries are not run. `sql` numbers
     its placeholders from $1 and `args` fill them; the engine renumbers them after the outer
     query's."""

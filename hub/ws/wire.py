@@ -6,8 +6,9 @@ the payload alone: the thread actor encodes an event once (`event_frame`) and th
 go on every subscriber's socket.
 
 Writing through trio-websocket's `send_message` cost, per frame and per subscriber, a wsproto
-serialization and a `send_all` with its two scheduler checkpoints; profiled under the load bench
-that was a third of the hub's CPU. `FrameWriter` instead writes a session's whole backlog with
+serialization and a `send_all` with its two scheduler checkpoints, a large share of the hub's CPU
+under fan-out (docs/performance.md, decision register: "Encode-once fan-out, direct socket
+writes"). `FrameWriter` instead writes a session's whole backlog with
 one non-blocking `os.write` and only waits (through the stream, as trio-websocket would) when the
 kernel's buffer is full; `write_now` lets any task write a frame to an idle socket without
 waiting at all (the session decides when that keeps the order). Both take trio-websocket's

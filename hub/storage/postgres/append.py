@@ -17,10 +17,10 @@ from hub.storage.sql import Op, fetch
 # the tables: asyncpg prepares a statement once per connection, and after five runs PostgreSQL may
 # keep one generic plan for it, chosen for the table sizes of that moment. A join of the batch's
 # arrays against a table that was empty when the writer connected became a hash join over a
-# sequential scan of every message, per batch, for as long as the connection lived (in the
-# storage bench the lookup took 42 ms of server time per batch at 108,000 rows, against 3 ms
-# probing the index). A LATERAL subquery with LIMIT 1 cannot be turned into such a join, and
-# `id = ANY(...)` on the updated table gives the update an index to start from;
+# sequential scan of every message, per batch, for as long as the connection lived, many times
+# slower than probing the index (docs/performance.md, decision register: "PostgreSQL append
+# statements that probe indexes"). A LATERAL subquery with LIMIT 1 cannot be turned into such a
+# join, and `id = ANY(...)` on the updated table gives the update an index to start from;
 # tests/storage/test_write_plans.py checks the plans.
 
 # The batch's existing (thread, sender, client_msg_id) rows and its threads, locked, in one round

@@ -119,9 +119,10 @@ async def _drive(conn: Any, op: Op[T], pending: list[str] | None = None) -> T:
     are held back and sent, in order, in one simple-protocol round trip with the statements
     around them (BEGIN, the previous savepoint statements, COMMIT) rather than one each, since
     each round trip of the writer also waits for the Trio loop to come round before its answer
-    is read. How much that costs depends on the load: at 8,000 messages/s one more round trip
-    per batch measured no worse (docs/performance.md, fifth round), so the bigger share of a
-    commit under load is the Trio thread's own work, not the number of round trips."""
+    is read. How much that costs depends on the load: under heavy load one more round trip per
+    batch was no worse, so the bigger share of a commit under load is the Trio thread's own
+    work, not the number of round trips (docs/performance.md, decision register: "One asyncio
+    hop per PostgreSQL operation, four round trips per batch")."""
     stepper = Stepper(op)
     query = stepper.advance()
     while query is not None:
@@ -250,13 +251,13 @@ class PostgresEngine(Engine):
         # No timers per read. asyncpg schedules a timer for every query with a timeout and for
         # every cached statement, and cancels the first soon after. trio-asyncio's loop keeps a
         # cancelled timer until it would have fired (asyncio's own loop purges them), and each
-        # timer holds a copy of the context it was made in: the request's. At 350 GETs/s the
-        # hub held about 2,400 finished requests alive through 7,800 such timers (with asyncpg's
-        # pool, whose idle-lifetime timers live 300 s), its collector walked them every 2 s
-        # (20-50 ms pauses), and its memory grew from 82 to 273 MB in 40 s; without them it
-        # stayed at 67-71 MB. Reads are bounded by `Storage.read`'s own deadline
-        # (HUB_STORAGE_TIMEOUT_S, which cancels the query, and the connection is then dropped),
-        # and statements stay prepared (a few dozen texts).
+        # timer holds a copy of the context it was made in: the request's. Under load the hub
+        # held thousands of finished requests alive through about 7,800 such timers (asyncpg's
+        # pool added idle-lifetime timers of 300 s), its collector kept walking them, and its
+        # memory grew while it stayed flat without them (docs/performance.md, decision
+        # register: "PostgreSQL read connections of the hub's own"). Reads are bounded by
+        # `Storage.read`'s own deadline (HUB_STORAGE_TIMEOUT_S, which cancels the query, and the
+        # connection is then dropped), and statements stay prepared (a few dozen texts).
         # Timestamps inside JSON (hub.storage.postgres.nested) are written in the session's zone.
         proxy = triopg.connect(
             self.dsn,

@@ -1,8 +1,9 @@
 """Rows nested in another query's row (`hub.storage.sql.Nested`), in PostgreSQL's dialect.
 
-Under trio-asyncio each statement costs the Trio thread about 0.2-0.3 ms of asyncio callbacks
-(docs/performance.md), whatever the statement: a thread page, which was three statements (the
-access row, the page of history, presence), is one this way. The JSON travels as text, so the
+Under trio-asyncio each statement costs the Trio thread a pass of asyncio callbacks
+(docs/performance.md, decision register: "Packed page reads"), whatever the statement: a
+thread page, which was three statements (the access row, the page of history, presence), is
+one this way. The JSON travels as text, so the
 connection's json codec stays out of it, and `hub.storage.packed` decodes it by the rows' shape.
 Timestamps in the JSON are written in the session's time zone: read connections set it to UTC
 (`PostgresEngine._connect_reader`), so they decode to the same UTC datetimes asyncpg gives.

@@ -2,11 +2,10 @@
 
 asyncpg's pool does its bookkeeping in asyncio (a queue of holders, a shielded task per
 release), and under trio-asyncio every asyncio callback is a pass of a Trio task. Taking a
-connection from it and giving it back cost about 360 µs of the Trio thread per read, more than
-the query itself (a one-query read about 600 µs in all, 225 µs on a connection already in hand,
-in a timing loop of 2,000 reads: docs/performance.md, eighth round). Here a semaphore
-bounds the reads in flight and a queue holds the idle connections, both in Trio: taking one is a
-pop.
+connection from it and giving it back cost the Trio thread more than the query itself
+(docs/performance.md, decision register: "PostgreSQL read connections of the hub's own").
+Here a semaphore bounds the reads in flight and a queue holds the idle connections, both in
+Trio: taking one is a pop.
 
 What asyncpg's pool did besides, and how it is done here:
 - A read that fails or is cancelled may leave its connection mid-protocol (a statement still
@@ -18,14 +17,13 @@ What asyncpg's pool did besides, and how it is done here:
   and the connection is terminated.
 - All `size` connections open at start (`fill`) and stay open while idle (no timers: see
   `PostgresEngine._connect_reader`). Opened on demand instead, the first burst of reads queued
-  behind the opening: at 500 GETs/s every request slower than 15 ms fell in the first 150 ms,
-  72 of 5,000, enough to set the p99 at 33 ms (docs/performance.md, ninth round). One that is
-  dropped is replaced on demand.
+  behind the opening, enough to set a run's p99 (same register entry). One that is dropped is
+  replaced on demand.
 - Reads take the connection idle longest (first in, first out), so every connection serves
   reads and has its statements prepared (asyncpg prepares each per connection) before a burst.
   Handed out last in, first out, a light load (the bench's warm-up) kept to one or two of them,
   and the first burst then ran on connections that had served no read yet while requests
-  queued: 44 GETs slower than 15 ms in the first 90 ms of a run, up to 48 ms.
+  queued, and the slowest GETs of a run came in its first moments.
 """
 
 from __future__ import annotations

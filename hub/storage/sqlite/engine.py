@@ -160,9 +160,9 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
         )
         conn.row_factory = _dict_row
         conn.execute("PRAGMA foreign_keys = ON")
-        # SQLite's default page cache is 2 MB; the writer walks four indexes per message. With
-        # 64 MB, bench.storage at 4,000/s took about 5 % less of the writer thread's CPU, and
-        # its p99 fell from 347-401 ms to 253-273 ms. Readers keep the threads' recent pages.
+        # SQLite's default page cache is 2 MB; the writer walks four indexes per message, and
+        # with 64 MB it spends less CPU and commits sooner (docs/performance.md, decision
+        # register: "SQLite's writer"). Readers keep the threads' recent pages.
         conn.execute(f"PRAGMA cache_size = {-65536 if writer else -16384}")
         if writer:
             # WAL lets readers run beside the writer. Switching needs a moment of exclusive
@@ -237,9 +237,10 @@ class SqliteWriter:
             # committed since are few. Copying them here, where no commit can land in between,
             # leaves the whole WAL copied, so the next BEGIN starts it over from the beginning.
             # Without this the task never catches up with a busy writer, the WAL grows to
-            # WAL_RESTART_PAGES, and the restarting checkpoint blocks the writer (measured at
-            # 5,000/s: BEGIN waited 8-34 ms in the busy handler's sleeps, and one restart
-            # 562 ms). Committed already: a failure here loses nothing and is left to the task.
+            # WAL_RESTART_PAGES, and the restarting checkpoint blocks the writer, its BEGIN
+            # waiting 8-34 ms in the busy handler's sleeps at 5,000/s (docs/performance.md,
+            # decision register: "SQLite's writer"). Committed already: a failure here loses
+            # nothing and is left to the task.
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
@@ -258,9 +259,9 @@ class SqliteEngine(Engine):
     checkpoint runs beside the other commits. When batches grow (the writer is behind),
     the writer stops checkpointing and `maintain` does it from a connection of its own. SQLite
     checkpoints without the GIL, so the copying then runs on the machine's other core while the
-    writer goes on committing. bench.storage at 5,000/s offered right after saturation: 3,300/s
-    achieved with inline checkpoints, 4,768/s with this task. Under light load the commits that
-    overlapped the task waited longer: at 2,000/s, p99 38 ms inline, 99-169 ms with it. After
+    writer goes on committing, and keeps up under load where inline checkpoints fell behind.
+    Under light load the commits that overlapped the task waited longer, hence inline there
+    (docs/performance.md, decision register: "SQLite's writer"). After
     each of the task's checkpoints the writer copies the WAL's tail once (`SqliteWriter._commit`)
     so that the WAL can start over instead of growing to a blocking restart.
     """

@@ -3,8 +3,8 @@
 CPython's sqlite3 lets go of the GIL around every row it steps through, and a reader thread
 (reads then ran in worker threads) had to win it back from the Trio thread once per row. Under
 load that hand-over was what a read cost: with four readers each stepping a 50-message page
-while the Trio thread was busy, `bench.http` measured GET /threads/{id} at 5.0 ms of CPU per
-request at 350 requests/s offered, against 2.3 ms at 250/s, and the hub fell behind. Packed,
+while the Trio thread was busy, GET /threads/{id} cost twice the CPU per request and the hub fell
+behind (docs/performance.md, decision register: "Packed page reads"). Packed,
 SQLite builds the page itself (`json_group_array` over the query), the read steps once, and
 msgspec turns the JSON into typed values in C instead of a Python converter per column.
 

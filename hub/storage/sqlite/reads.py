@@ -3,9 +3,9 @@
 Most reads the hub serves are a few index lookups and a page of history that SQLite builds in one
 step (hub.storage.sqlite.packed): about 0.3 ms all told. Sending each one to a worker thread cost
 more than the read itself: a hand-over to the thread and a wake-up of the Trio loop back, and
-the reader thread and the Trio thread taking the GIL from each other in between. `bench.http` at
-500 requests/s, four runs alternating with reads in worker threads: GET /threads/{id} used
-1.36-1.53 ms of CPU per request against 1.62-2.02 ms, with p99 4.1-32.6 ms against 19.4-207 ms.
+the reader thread and the Trio thread taking the GIL from each other in between, in CPU per
+request and in latency (docs/performance.md, decision register: "Inline SQLite reads with a
+budget").
 
 A read that is not short must not hold up the event loop, so every read starts on the Trio
 thread with a budget (`INLINE_BUDGET_S`). A progress handler interrupts the statement that runs

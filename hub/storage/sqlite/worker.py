@@ -4,9 +4,9 @@
 afterwards, through ctypes, and each of those foreign calls lets go of the GIL and must win it
 back. The SQLite engine hops to a worker for every commit (and then, for every read too; now
 only for reads that outgrow their inline budget, hub.storage.sqlite.reads), and once the Trio
-thread is busy, every GIL hand-over costs it time (see `hub.cli.tune_runtime`). `bench.http`
-at 500 requests/s offered, alternating: POST /threads/{id} p99 78-108 ms without the naming,
-192-413 ms with it. This is `to_thread.run_sync` with `abandon_on_cancel=False`, on the same
+thread is busy, every GIL hand-over costs it time (see `hub.cli.tune_runtime`), which showed in
+POST latency (docs/performance.md, decision register: "SQLite worker hops without thread
+naming"). This is `to_thread.run_sync` with `abandon_on_cancel=False`, on the same
 thread cache (`trio.lowlevel.start_thread_soon`), minus the naming and minus `trio.from_thread`
 support, which SQLite calls never need.
 """
