@@ -15,12 +15,12 @@ from hub.access import decided_in_write
 from hub.auth import Principal
 from hub.storage import Storage
 from hub.storage.actor import AuditSpec
-from hub.storage.records import NewMessage, StoredMessage
+from hub.storage.records import MessageDraft, StoredMessage
 
 
 class MessageRouter(Protocol):
     async def post(
-        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         """Check access, store (ack only after commit), deliver; raise HubError on refusal.
         Audit rows that name no group are given the thread's group."""
@@ -36,7 +36,7 @@ class DirectRouter:
         self._storage = storage
 
     async def post(
-        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         return await self._storage.append_message(
             message,

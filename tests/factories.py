@@ -19,7 +19,7 @@ from hub.storage.engine import Engine
 from hub.storage.groups import create_group, invite_organization, respond_to_invitation
 from hub.storage.identities import upsert_identity
 from hub.storage.messages import MESSAGE_COLUMNS
-from hub.storage.records import Group, NewMessage, StoredMessage, Thread
+from hub.storage.records import Group, MessageDraft, StoredMessage, Thread
 from hub.storage.sql import Op, fetch
 from hub.storage.threads import create_thread
 
@@ -108,8 +108,8 @@ async def new_thread(
 
 def message(
     thread: Thread, sender: Member, body: str, client_msg_id: str | None = None
-) -> NewMessage:
-    return NewMessage(
+) -> MessageDraft:
+    return MessageDraft(
         thread_id=thread.id,
         sender_user_id=sender.user_id,
         sender_org_id=sender.org_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from hub.storage.presence import presence_rows
-from hub.storage.records import Connection, Presence, ReadReceipt, row_to
+from hub.storage.records import Connection, PresenceRecord, ReceiptRecord, row_to
 from hub.storage.sql import Op, fetch
 
 
@@ -18,14 +18,14 @@ def group_members(group_id: UUID) -> Op[list[Connection]]:
     return [row_to(row, Connection) for row in rows]
 
 
-def read_receipts(thread_id: UUID) -> Op[list[ReadReceipt]]:
+def read_receipts(thread_id: UUID) -> Op[list[ReceiptRecord]]:
     rows = yield fetch(
         "SELECT * FROM message_read_receipts WHERE thread_id = $1 ORDER BY user_id", thread_id
     )
-    return [row_to(row, ReadReceipt) for row in rows]
+    return [row_to(row, ReceiptRecord) for row in rows]
 
 
-def thread_presence(thread_id: UUID) -> Op[list[Presence]]:
+def thread_presence(thread_id: UUID) -> Op[list[PresenceRecord]]:
     presence = presence_rows(thread_id)
     rows = yield fetch(f"{presence.sql} ORDER BY {presence.order_by}", *presence.args)
-    return [row_to(row, Presence) for row in rows]
+    return [row_to(row, PresenceRecord) for row in rows]

@@ -34,7 +34,7 @@ from hub.storage import open_storage
 from hub.storage.groups import create_group
 from hub.storage.identities import upsert_identity
 from hub.storage.messages import count_messages
-from hub.storage.records import NewMessage
+from hub.storage.records import MessageDraft
 from hub.storage.threads import create_thread, get_thread
 
 
@@ -74,8 +74,8 @@ async def _prepare(storage, threads: int):
     return user, org, thread_ids
 
 
-def _message(user, org, thread_id, body: str) -> NewMessage:
-    return NewMessage(
+def _message(user, org, thread_id, body: str) -> MessageDraft:
+    return MessageDraft(
         thread_id=thread_id,
         sender_user_id=user,
         sender_org_id=org,

@@ -46,7 +46,7 @@ from hub.auth import Principal, TokenVerifier
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.storage.messages import history_kept_since
 from hub.storage.receipts import mark_read
-from hub.storage.records import AuditEntry, NewMessage
+from hub.storage.records import AuditEntry, MessageDraft
 from hub.validation import message_content
 from hub.ws.errors import error_frame, internal_error
 from hub.ws.wire import FrameWriter, Pings, event_frame
@@ -523,7 +523,7 @@ class Session:
         )
         group_id = await self._authorize(frame.thread_id, "post")
         principal = self.principal
-        message = NewMessage(
+        message = MessageDraft(
             thread_id=frame.thread_id,
             sender_user_id=principal.user_id,
             sender_org_id=principal.org_id,

@@ -50,7 +50,7 @@ from hub.storage import Storage
 from hub.storage.actor import AuditSpec, Authorize
 from hub.storage.bulk import PresenceUpdate
 from hub.storage.identities import get_user
-from hub.storage.records import Message, NewMessage, StoredMessage
+from hub.storage.records import Message, MessageDraft, StoredMessage
 from hub.storage.threads import get_thread, thread_ids_of_group
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class StorageThreadStore:
         return (await self._storage.read(get_thread(thread_id))).last_seq
 
     async def append(
-        self, message: NewMessage, audit: AuditSpec, authorize: Authorize | None = None
+        self, message: MessageDraft, audit: AuditSpec, authorize: Authorize | None = None
     ) -> StoredMessage:
         return await self._storage.append_message(message, audit=audit, authorize=authorize)
 
@@ -215,7 +215,7 @@ class Supervisor:
     # --- MessageRouter ---------------------------------------------------------------------------
 
     async def post(
-        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         """Check access, store (answer only after commit), deliver to live subscribers. The
         access decision is taken in the write transaction itself (`decided_in_write`)."""
@@ -223,7 +223,7 @@ class Supervisor:
         return await self._post(Post(message, principal.name, audit, authorize=authorize))
 
     async def post_authorized(
-        self, principal: Principal, message: NewMessage, *, audit: AuditSpec = ()
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
     ) -> StoredMessage:
         """For a session that has decided its access to the thread already (and forgets the
         decision when the membership is revoked)."""

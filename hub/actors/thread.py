@@ -36,7 +36,7 @@ from hub import protocol
 from hub.auth import Principal
 from hub.errors import HubError, Overloaded
 from hub.storage.actor import AuditSpec, Authorize
-from hub.storage.records import Message, NewMessage, StoredMessage
+from hub.storage.records import Message, MessageDraft, StoredMessage
 from hub.ws.errors import error_frame
 from hub.ws.wire import event_frame
 
@@ -81,7 +81,7 @@ class ThreadStore(Protocol):
     async def last_seq(self, thread_id: UUID) -> int: ...
 
     async def append(
-        self, message: NewMessage, audit: AuditSpec, authorize: Authorize | None = None
+        self, message: MessageDraft, audit: AuditSpec, authorize: Authorize | None = None
     ) -> StoredMessage: ...
 
     async def messages_after(
@@ -146,7 +146,7 @@ class Unsubscribe:
 
 @dataclass(eq=False, slots=True)
 class Post:
-    message: NewMessage
+    message: MessageDraft
     sender_name: str
     audit: AuditSpec = ()
     # Set when the sender's access is decided in the write (hub.access.decided_in_write).

@@ -22,13 +22,13 @@ from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import MessageAck, MessageIn
 from hub.messaging import MessageRouter
-from hub.storage.records import NewMessage, StoredMessage
+from hub.storage.records import MessageDraft, StoredMessage
 from hub.validation import message_content
 
 blueprint = Blueprint("messages", __name__)
 
 
-async def post_message(message: NewMessage, *, group_id: UUID | None = None) -> StoredMessage:
+async def post_message(message: MessageDraft, *, group_id: UUID | None = None) -> StoredMessage:
     """Post through the router with the request's audit row (sender, client, message kind; the
     body stays out of the audit trail, it is encrypted at rest for a reason). The router decides
     the sender's access inside the write, and gives the audit row the thread's group when the
@@ -68,7 +68,7 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     principal = current_principal()
     client_msg_id = data.client_msg_id or uuid.uuid4().hex
     stored = await post_message(
-        NewMessage(
+        MessageDraft(
             thread_id=tid,
             sender_user_id=principal.user_id,
             sender_org_id=principal.org_id,

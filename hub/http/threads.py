@@ -45,7 +45,7 @@ from hub.http.schemas import (
 from hub.storage import messages as message_store
 from hub.storage import threads as thread_store
 from hub.storage.presence import presence_rows
-from hub.storage.records import AuditEntry, Message, NewMessage, Thread, ThreadListing
+from hub.storage.records import AuditEntry, Message, MessageDraft, Thread, ThreadListing
 
 blueprint = Blueprint("threads", __name__)
 
@@ -167,7 +167,7 @@ async def create_thread(data: ThreadCreate) -> tuple[ThreadOut, int, dict[str, s
     if data.first_message is not None:
         first = data.first_message
         await post_message(
-            NewMessage(
+            MessageDraft(
                 thread_id=thread_id,
                 sender_user_id=principal.user_id,
                 sender_org_id=principal.org_id,

@@ -29,7 +29,7 @@ from hub.storage.actor import AuditSpec, Authorize, Request, StorageActor, Stora
 from hub.storage.engine import Engine
 from hub.storage.messages import message_rows
 from hub.storage.migrations import migrate
-from hub.storage.records import Message, NewMessage, SealedMessage, StoredMessage
+from hub.storage.records import Message, MessageDraft, SealedMessage, StoredMessage
 from hub.storage.sql import ConnectionLost, Op
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class Storage:
 
     async def append_message(
         self,
-        message: NewMessage,
+        message: MessageDraft,
         *,
         audit: AuditSpec = (),
         authorize: Authorize | None = None,
@@ -227,7 +227,7 @@ class Storage:
         )
         return await self.open_rows(rows)
 
-    def seal(self, message: NewMessage) -> SealedMessage:
+    def seal(self, message: MessageDraft) -> SealedMessage:
         keyring = self.keyring
         assert keyring is not None
         sealed = keyring.seal_message(message.thread_id, message.body)

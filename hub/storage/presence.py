@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from hub.storage.records import Presence, row_to
+from hub.storage.records import PresenceRecord, row_to
 from hub.storage.sql import Nested, Op, RowShape, fetchrow
 
 UPSERT_PRESENCE = """
@@ -16,7 +16,9 @@ ON CONFLICT (thread_id, user_id) DO UPDATE SET
 """
 
 
-def set_presence(*, thread_id: UUID, user_id: UUID, status: str, now: datetime) -> Op[Presence]:
+def set_presence(
+    *, thread_id: UUID, user_id: UUID, status: str, now: datetime
+) -> Op[PresenceRecord]:
     row = yield fetchrow(
         UPSERT_PRESENCE + " RETURNING *",
         thread_id,
@@ -24,7 +26,7 @@ def set_presence(*, thread_id: UUID, user_id: UUID, status: str, now: datetime) 
         status,
         now,
     )
-    return row_to(row, Presence)
+    return row_to(row, PresenceRecord)
 
 
 def set_presences(*, thread_id: UUID, statuses: dict[UUID, str], now: datetime) -> Op[None]:

@@ -7,11 +7,11 @@ from datetime import datetime
 from uuid import UUID
 
 from hub.errors import Invalid, NotFound
-from hub.storage.records import ReadReceipt, row_to
+from hub.storage.records import ReceiptRecord, row_to
 from hub.storage.sql import Op, fetchrow, fetchval
 
 
-def mark_read(*, thread_id: UUID, user_id: UUID, seq: int, now: datetime) -> Op[ReadReceipt]:
+def mark_read(*, thread_id: UUID, user_id: UUID, seq: int, now: datetime) -> Op[ReceiptRecord]:
     """Raise a user's read high-water mark; a lower seq (a late frame) never lowers it."""
     last_seq = yield fetchval("SELECT last_seq FROM messaging_threads WHERE id = $1", thread_id)
     if last_seq is None:
@@ -34,7 +34,7 @@ def mark_read(*, thread_id: UUID, user_id: UUID, seq: int, now: datetime) -> Op[
         seq,
         now,
     )
-    return row_to(row, ReadReceipt)
+    return row_to(row, ReceiptRecord)
 
 
 def reader_position(user: str) -> str:

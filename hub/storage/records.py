@@ -129,8 +129,9 @@ class Membership(msgspec.Struct, frozen=True):
     organization_name: str
 
 
-class NewMessage(msgspec.Struct, frozen=True):
-    """A message as a sender submits it; the body is plain text until the storage seals it."""
+class MessageDraft(msgspec.Struct, frozen=True):
+    """A message as a sender submits it, before it is stored; the body is plain text until the
+    storage seals it. Live subscribers get it as `hub.protocol.NewMessage` once committed."""
 
     thread_id: UUID
     sender_user_id: UUID
@@ -186,14 +187,20 @@ class Message(msgspec.Struct, frozen=True):
     deleted_at: datetime | None = None
 
 
-class ReadReceipt(msgspec.Struct, frozen=True):
+class ReceiptRecord(msgspec.Struct, frozen=True):
+    """A reader's stored position in a thread (`read_receipts` row); on the wire it is the
+    `read_receipt` frame (`hub.protocol.ReadReceipt`)."""
+
     thread_id: UUID
     user_id: UUID
     last_read_seq: int
     read_at: datetime
 
 
-class Presence(msgspec.Struct, frozen=True):
+class PresenceRecord(msgspec.Struct, frozen=True):
+    """A user's stored presence in a thread (`presence` row); on the wire it is the `presence`
+    frame (`hub.protocol.Presence`)."""
+
     thread_id: UUID
     user_id: UUID
     status: PresenceStatus

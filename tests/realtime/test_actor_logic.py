@@ -19,7 +19,7 @@ from hub.actors.session import OutgoingQueue
 from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
 from hub.actors.timers import Deadlines, SessionTimers
 from hub.auth import Principal
-from hub.storage.records import Message, NewMessage, StoredMessage
+from hub.storage.records import Message, MessageDraft, StoredMessage
 from hub.ws.wire import frame_payload
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -41,7 +41,7 @@ class FakeStore:
     async def last_seq(self, thread_id):
         return self.seq
 
-    async def append(self, message: NewMessage, audit=(), authorize=None):
+    async def append(self, message: MessageDraft, audit=(), authorize=None):
         self.seq += 1
         seq = self.seq
         self.messages.append(
@@ -112,8 +112,8 @@ class FakeSubscriber:
         return [f["message"]["seq"] for f in self.frames if f["type"] == "new_message"]
 
 
-def new_message(sender: FakeSubscriber, thread_id, body: str) -> NewMessage:
-    return NewMessage(
+def new_message(sender: FakeSubscriber, thread_id, body: str) -> MessageDraft:
+    return MessageDraft(
         thread_id=thread_id,
         sender_user_id=sender.principal.user_id,
         sender_org_id=sender.principal.org_id,

@@ -171,11 +171,11 @@ async def test_a_client_outlives_a_hub_restart_and_recovers_what_it_missed(setti
 
 
 async def post_through_router(running, thread, member, body):
-    from hub.storage.records import NewMessage
+    from hub.storage.records import MessageDraft
 
     await running.supervisor.post(
         member.principal,
-        NewMessage(
+        MessageDraft(
             thread_id=thread.id,
             sender_user_id=member.user_id,
             sender_org_id=member.org_id,

@@ -10,7 +10,7 @@ from hub import protocol
 from hub.errors import StorageUnavailable
 from hub.storage.groups import get_group
 from hub.storage.messages import count_messages
-from hub.storage.records import NewMessage
+from hub.storage.records import MessageDraft
 from hub.storage.sql import execute
 from tests.factories import new_thread
 
@@ -98,7 +98,7 @@ async def test_a_message_posted_through_the_router_arrives_live(world, bob):
     router = world.hub.supervisor
     stored = await router.post(
         world.alice.principal,
-        NewMessage(
+        MessageDraft(
             thread_id=world.thread.id,
             sender_user_id=world.alice.user_id,
             sender_org_id=world.alice.org_id,

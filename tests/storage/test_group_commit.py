@@ -25,7 +25,7 @@ from hub.storage.audit import audit_rows
 from hub.storage.groups import create_group, remove_member
 from hub.storage.identities import upsert_identity
 from hub.storage.messages import count_messages, message_rows
-from hub.storage.records import AuditEntry, NewMessage, SealedMessage
+from hub.storage.records import AuditEntry, MessageDraft, SealedMessage
 from hub.storage.sql import execute, fetchval
 from hub.storage.threads import create_thread, get_thread
 from tests.conftest import make_settings
@@ -41,7 +41,7 @@ from tests.factories import (
 
 def sealed(storage, thread_id, sender, body, client_msg_id=None, reply_to=None) -> SealedMessage:
     return storage.seal(
-        NewMessage(
+        MessageDraft(
             thread_id=thread_id,
             sender_user_id=sender.user_id,
             sender_org_id=sender.org_id,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from hub.storage.access_rows import thread_access_row
 from hub.storage.messages import history
 from hub.storage.presence import presence_rows, set_presences
-from hub.storage.records import Presence, row_to
+from hub.storage.records import PresenceRecord, row_to
 from hub.storage.sql import renumbered
 from tests.factories import (
     new_group,
@@ -61,7 +61,7 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
     assert latest["messages"] == plain[5:8]
     assert latest["last_seq"] == 8 and latest["member_status"] == "active"
     assert (latest["last_read_seq"], latest["unread_count"]) == (0, 1)  # bob's one message
-    assert [row_to(p, Presence) for p in latest["presence"]] == presence
+    assert [row_to(p, PresenceRecord) for p in latest["presence"]] == presence
     assert {p["status"] for p in latest["presence"]} == {"online", "away"}
     assert all(p["last_seen_at"] == now for p in latest["presence"])
     assert all(p["last_seen_at"].utcoffset().total_seconds() == 0 for p in latest["presence"])

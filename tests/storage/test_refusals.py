@@ -15,7 +15,7 @@ import msgspec
 from hub.errors import Invalid
 from hub.storage.actor import Request
 from hub.storage.audit import audit_rows
-from hub.storage.records import AuditEntry, NewMessage
+from hub.storage.records import AuditEntry, MessageDraft
 from hub.storage.sql import fetchval
 from hub.storage.threads import create_thread
 from tests.factories import new_group, new_member, new_thread, run_batch
@@ -25,7 +25,7 @@ BEYOND_BIGINT = 2**63
 
 def _sealed(storage, thread, sender, body, **fields):
     return storage.seal(
-        NewMessage(
+        MessageDraft(
             thread_id=thread.id,
             sender_user_id=sender.user_id,
             sender_org_id=sender.org_id,
