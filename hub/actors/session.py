@@ -7,8 +7,8 @@ Tasks in the session's nursery (trio-websocket adds a reader task of its own per
                read marks to the worker
     worker     sends and read marks, one at a time, so one user's messages keep their order
     writer     frames out, from the bounded outgoing queue: whatever is queued when it wakes
-               goes out in one write (hub.ws.wire); it alone closes the socket (so a close
-               frame never cuts a half-written frame)
+               goes out in one write; it alone closes the socket (so a close frame never cuts
+               a half-written frame)
 
 A frame that finds the queue empty and the socket idle is written at once by the task that
 produced it (a thread actor's fan-out, the timer's ping, the reader's reply), with one
@@ -24,6 +24,9 @@ presence, joins and leaves) are shed first, newest first; a frame that must not 
 (new_message, acks, errors) evicts the oldest ephemeral one, and if there is none the session is
 cut off with 4009 — the client recovers by reconnecting with since_seq. The thread never waits
 for a slow socket.
+
+The session sees its socket through a protocol it declares here (`Socket`: hub.ws.connection
+over trio-websocket; frames arrive already encoded by hub.frames), so it imports no transport.
 """
 
 from __future__ import annotations
@@ -34,22 +37,20 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from hub import protocol
 from hub.access import authorize_thread
 from hub.auth import Principal, TokenVerifier
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
+from hub.frames import error_frame, event_frame, internal_error
 from hub.storage.messages import history_kept_since
 from hub.storage.receipts import mark_read
 from hub.storage.records import AuditEntry, MessageDraft
 from hub.validation import message_content
-from hub.ws.errors import error_frame, internal_error
-from hub.ws.wire import FrameWriter, Pings, event_frame
 
 if TYPE_CHECKING:
     from hub.actors.supervisor import Supervisor
@@ -63,6 +64,42 @@ _session_numbers = itertools.count(1)
 
 
 USER_AGENT_MAX = 500  # as in REST audit rows
+
+
+class SocketClosed(Exception):
+    """The socket is closed, by either side: nothing more can be read or written."""
+
+
+class Socket(Protocol):
+    """What a session needs of its WebSocket: hub.ws.connection.Connection over trio-websocket.
+    Frames written are already encoded (hub.frames)."""
+
+    async def receive(self) -> str | bytes:
+        """The next message from the peer; SocketClosed once the connection is closed."""
+        ...
+
+    def write_now(self, data: bytes) -> int:
+        """Write what the kernel takes of `data` at once, from any task, without waiting: the
+        number of bytes written (0 while another write holds the socket, or when it is full or
+        closed). The caller owes the rest to `write`, ahead of anything else."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Write `data` whole; SocketClosed if the connection is gone."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send the close frame and wait for the peer's (the caller bounds the wait)."""
+        ...
+
+    def ping_frame(self) -> bytes:
+        """A new ping frame to write; the time its pong arrives is `pong_at`."""
+        ...
+
+    @property
+    def pong_at(self) -> float:
+        """Trio time of the last pong (-inf before the first)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +211,7 @@ class Session:
 
     def __init__(
         self,
-        ws: WebSocketConnection,
+        socket: Socket,
         principal: Principal,
         supervisor: Supervisor,
         verifier: TokenVerifier,
@@ -183,7 +220,7 @@ class Session:
         settings = supervisor.settings
         self.session_id = f"s{next(_session_numbers)}-{secrets.token_hex(4)}"
         self.principal = principal
-        self._ws = ws
+        self._socket = socket
         self._supervisor = supervisor
         self._verifier = verifier
         self._settings = settings
@@ -197,13 +234,11 @@ class Session:
             protocol.SendMessage | protocol.MarkRead | UUID
         ](WORK_QUEUE)
         self._abuse: deque[float] = deque()
-        self._pings = Pings(ws)
         self._frame_at = trio.current_time()  # the handshake counts as hearing from the peer
         self._close_code: int | None = None
         self._close_reason = ""
         self._nursery: trio.Nursery | None = None
         self._writer_scope = trio.CancelScope()
-        self._frames = FrameWriter(ws)
 
     @property
     def close_code(self) -> int | None:
@@ -217,7 +252,7 @@ class Session:
     @property
     def last_heard(self) -> float:
         """Trio time of the last frame or pong from the peer."""
-        return max(self._frame_at, self._pings.answered_at)
+        return max(self._frame_at, self._socket.pong_at)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -264,7 +299,7 @@ class Session:
     # --- timers (called by the supervisor's timer task; they never block) ------------------------
 
     def ping(self) -> None:
-        frame = self._pings.frame()
+        frame = self._socket.ping_frame()
         if not self._write_now(frame):
             self.outgoing.put_first(frame)
 
@@ -310,7 +345,7 @@ class Session:
         stream (the writer takes the stream lock before it takes frames off the queue)."""
         if self.outgoing or self.outgoing.closed:
             return False
-        written = self._frames.write_now(frame)
+        written = self._socket.write_now(frame)
         if written == 0:
             return False
         if written < len(frame):
@@ -357,10 +392,10 @@ class Session:
         with self._writer_scope:
             try:
                 while (frames := await self.outgoing.get()) is not None:
-                    await self._frames.write(frames)
+                    await self._socket.write(frames)
                 assert self._close_code is not None
-                await self._ws.aclose(self._close_code, self._close_reason)
-            except ConnectionClosed:
+                await self._socket.close(self._close_code, self._close_reason)
+            except SocketClosed:
                 pass
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
@@ -368,10 +403,10 @@ class Session:
     async def _reader(self) -> None:
         try:
             while True:
-                raw = await self._ws.get_message()
+                raw = await self._socket.receive()
                 self._frame_at = trio.current_time()
                 await self._receive(raw)
-        except ConnectionClosed:
+        except SocketClosed:
             pass
         if self._close_code is None:
             # The peer went away: nothing left to write.

@@ -1,6 +1,6 @@
 """The thread actor: owns one thread's live state — subscribers, presence, typing, fan-out order.
 
-Nothing else touches that state; sessions, the supervisor and the REST router send it commands.
+Nothing else touches that state; sessions, the supervisor and the router send it commands.
 The actor's loop never awaits anything but its inbox: storage work (storing a posted message,
 replaying history, filling a gap, saving presence) runs in child tasks of the actor's nursery
 that report back through the same inbox, so one slow query never stalls a thread's fan-out.
@@ -15,7 +15,7 @@ that subscriber are held, a replay task streams `since_seq < seq <= delivered_se
 (waiting for room in the session's queue), then the held live messages follow. Every seq reaches
 the subscriber once, in order, with nothing missing at the seam.
 
-Fan-out. Each event is encoded once, down to its WebSocket frame bytes (`hub.ws.wire`); the
+Fan-out. Each event is encoded once, down to its WebSocket frame bytes (`hub.frames`); the
 same bytes go to every subscriber through a non-blocking `deliver` (the session's bounded queue
 decides what to shed or whom to cut off), so one slow socket never slows the thread for everyone
 else.
@@ -35,10 +35,9 @@ import trio
 from hub import protocol
 from hub.auth import Principal
 from hub.errors import HubError, Overloaded
+from hub.frames import error_frame, event_frame
 from hub.storage.actor import AuditSpec, Authorize
 from hub.storage.records import Message, MessageDraft, StoredMessage
-from hub.ws.errors import error_frame
-from hub.ws.wire import event_frame
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,7 +74,7 @@ class Subscriber(Protocol):
 
 
 class ThreadStore(Protocol):
-    """The storage a thread actor uses; `StorageThreadStore` in the supervisor, a fake in
+    """The storage a thread actor uses; `StorageThreadStore` in hub.actors.registry, a fake in
     unit tests."""
 
     async def last_seq(self, thread_id: UUID) -> int: ...

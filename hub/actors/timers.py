@@ -11,8 +11,8 @@ same tick are handled in one wakeup.
 The timer task never awaits a socket, so one slow peer cannot delay anybody else's timers: it
 only calls a session's non-blocking methods. A ping goes to the head of the session's outgoing
 queue and the session's own writer puts it on the wire. trio-websocket's reader task notes the
-pong when it arrives (hub.ws.wire.Pings). Whether the pong came in time is checked only when the
-timeout falls due.
+pong when it arrives (hub.ws.internals.Pings). Whether the pong came in time is checked only when
+the timeout falls due.
 
 Heartbeat, per session. A check falls due `interval` after the peer was last heard from (any
 frame, pongs included). If a frame has arrived in the meantime, that traffic proves the peer is

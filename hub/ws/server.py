@@ -9,9 +9,12 @@ session actor owns the socket.
 
 Every connection ends within `ws_close_timeout_s` of its close: the close frame goes out, the
 peer's answer is awaited that long, and then the TCP connection is dropped whatever the peer
-does (`hub.ws.wire.drop_connection`). A frame that breaks RFC 6455 is answered with close 1002
-(1007 for a text frame that is not UTF-8) before the connection goes
-(`hub.ws.wire.fix_close_handling`).
+does (`hub.ws.internals.drop_connection`). A frame that breaks RFC 6455 is answered with close
+1002 (1007 for a text frame that is not UTF-8) before the connection goes
+(`hub.ws.internals.fix_close_handling`). Those two, and the direct writes and pings of a
+session's socket (hub.ws.connection), rely on trio-websocket internals: `run` checks that they
+are still there before it listens (`hub.ws.internals.check_shape`). This module uses
+trio-websocket's documented API only.
 
 trio-websocket closes a connection with 1009 when a message exceeds its `max_message_size`; the
 protocol wants oversized frames answered with `invalid` on a live connection, so the transport
@@ -41,8 +44,9 @@ from hub.actors.session import USER_AGENT_MAX, Peer, Session
 from hub.actors.supervisor import Supervisor
 from hub.auth import Principal, TokenVerifier
 from hub.errors import HubError, Invalid, Overloaded, Unauthorized
-from hub.ws.errors import error_frame
-from hub.ws.wire import drop_connection, fix_close_handling
+from hub.frames import error_frame
+from hub.ws.connection import Connection
+from hub.ws.internals import check_shape, drop_connection, fix_close_handling
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ WS_PATH = "/api/vendor-connections/websocket"
 
 
 class WebSocketServer:
+    """Accepts the hub's sockets: everything before a session exists (see the module)."""
+
     def __init__(self, supervisor: Supervisor, verifier: TokenVerifier) -> None:
         self._supervisor = supervisor
         self._settings = supervisor.settings
@@ -60,7 +66,9 @@ class WebSocketServer:
     async def run(
         self, shutdown: trio.Event, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Serve until `shutdown`; reports the ws:// URL once listening."""
+        """Serve until `shutdown`; reports the ws:// URL once listening. Raises
+        `TrioWebSocketChanged` first if trio-websocket is not the shape hub.ws.internals needs."""
+        check_shape()
         settings = self._settings
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as listening:
@@ -138,7 +146,9 @@ class WebSocketServer:
     async def _serve(
         self, ws: WebSocketConnection, principal: Principal, headers: dict[bytes, bytes]
     ) -> None:
-        session = Session(ws, principal, self._supervisor, self._verifier, _peer(ws, headers))
+        session = Session(
+            Connection(ws), principal, self._supervisor, self._verifier, _peer(ws, headers)
+        )
         try:
             self._supervisor.admit(session)
         except Overloaded as exc:

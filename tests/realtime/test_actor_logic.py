@@ -19,8 +19,8 @@ from hub.actors.session import OutgoingQueue
 from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
 from hub.actors.timers import Deadlines, SessionTimers
 from hub.auth import Principal
+from hub.frames import frame_payload
 from hub.storage.records import Message, MessageDraft, StoredMessage
-from hub.ws.wire import frame_payload
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 

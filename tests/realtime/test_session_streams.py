@@ -16,6 +16,7 @@ from hub.actors.session import Session
 from hub.actors.supervisor import HubStats
 from hub.actors.timers import SessionTimers
 from hub.auth import Principal, TokenVerifier, issue_token
+from hub.ws.connection import Connection
 from tests.conftest import make_settings
 
 
@@ -62,7 +63,7 @@ async def session_over_memory(nursery, principal, tmp_path, **overrides):
     await client_ready.wait()
     supervisor = FakeSupervisor(settings)
     await nursery.start(supervisor.timers.run)
-    session = Session(request_box[0], principal, supervisor, TokenVerifier(settings))
+    session = Session(Connection(request_box[0]), principal, supervisor, TokenVerifier(settings))
     return session, supervisor, client_box[0]
 
 

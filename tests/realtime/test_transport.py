@@ -17,14 +17,10 @@ import hypothesis
 import pytest
 import trio
 from hypothesis import strategies as st
-from trio_websocket import WebSocketConnection, WebSocketRequest
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
 from wsproto.frame_protocol import CloseReason
 
 from hub import protocol
 from hub.auth import issue_token
-from hub.ws import wire
 from tests import fuzzcount
 from tests.realtime import rawws
 from tests.realtime.helpers import raw_socket, receive, send
@@ -228,20 +224,6 @@ async def test_a_protocol_violation_gets_its_rfc_6455_close_code(world, case, au
 
     assert code == expected
     await _in_thread(rawws.still_serving, world.hub.ws_url, world.alice.token)
-
-
-def test_the_trio_websocket_internals_the_transport_relies_on_are_there():
-    """hub.ws.wire reaches into trio-websocket 0.12 (pinned in pyproject); this fails first if
-    an upgrade moves what it relies on."""
-    assert "_connection" in WebSocketRequest.__init__.__code__.co_names
-    source = WebSocketConnection.__init__.__code__.co_names
-    assert {"_wsproto", "_stream", "_stream_lock", "_pings"} <= set(source)
-    assert hasattr(WebSocketConnection, "_abort_web_socket")
-    # trio-websocket answers a close only in REMOTE_CLOSING: the wrapper's whole reason.
-    handler = WebSocketConnection._handle_close_connection_event.__code__
-    assert "REMOTE_CLOSING" in handler.co_names
-    wrapped = wire._CloseHandling(WSConnection(ConnectionType.SERVER))
-    assert wrapped.state is ConnectionState.CONNECTING and wrapped.client is False
 
 
 # --- item 5: a token refresh to another organization --------------------------------------------

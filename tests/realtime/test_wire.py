@@ -14,7 +14,8 @@ from wsproto.events import TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
 from hub import protocol
-from hub.ws.wire import FrameWriter, event_frame, frame_payload, text_frame
+from hub.frames import event_frame, frame_payload, text_frame
+from hub.ws.internals import FrameWriter
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 200_000])
