@@ -3,10 +3,11 @@
     run_hub
     ├── storage actor          (open_storage; flushed last, after everything that writes)
     └── actors nursery
-        ├── supervisor         (thread actors; the MessageRouter REST and sockets post through)
+        ├── supervisor         (thread actors and session timers; its router is the
+        │                       MessageRouter REST and sockets post through: hub.actors)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
-            └── WebSocket      (trio-websocket; one session actor per socket)
+            └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
 
 Shutdown is one event: both servers stop accepting; REST finishes its requests, every socket is
 closed with 1001 after writing what it had queued; only when the servers nursery is empty are the
@@ -56,7 +57,7 @@ async def run_hub(
     async with open_storage(settings) as storage:
         supervisor = Supervisor(settings, storage)
         app = create_app(
-            settings, storage, verifier, router=supervisor, readiness=Readiness(shutdown)
+            settings, storage, verifier, router=supervisor.router, readiness=Readiness(shutdown)
         )
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)

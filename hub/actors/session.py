@@ -25,8 +25,9 @@ presence, joins and leaves) are shed first, newest first; a frame that must not 
 cut off with 4009 — the client recovers by reconnecting with since_seq. The thread never waits
 for a slow socket.
 
-The session sees its socket through a protocol it declares here (`Socket`: hub.ws.connection
-over trio-websocket; frames arrive already encoded by hub.frames), so it imports no transport.
+The session sees two things through protocols it declares here, so that it imports neither:
+its socket (`Socket`: hub.ws.connection over trio-websocket; frames arrive already encoded by
+hub.frames) and the realtime layer around it (`SessionHost`: hub.actors.supervisor).
 """
 
 from __future__ import annotations
@@ -37,23 +38,27 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import trio
 
 from hub import protocol
 from hub.access import authorize_thread
+from hub.actors.stats import HubStats
+from hub.actors.thread import Subscriber
+from hub.actors.timers import SessionTimers
 from hub.auth import Principal, TokenVerifier
+from hub.config import Settings
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.frames import error_frame, event_frame, internal_error
+from hub.ratelimit import RateLimiter
+from hub.storage import Storage
+from hub.storage.actor import AuditSpec
 from hub.storage.messages import history_kept_since
 from hub.storage.receipts import mark_read
-from hub.storage.records import AuditEntry, MessageDraft
+from hub.storage.records import AuditEntry, MessageDraft, StoredMessage
 from hub.validation import message_content
-
-if TYPE_CHECKING:
-    from hub.actors.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,47 @@ class Socket(Protocol):
     def pong_at(self) -> float:
         """Trio time of the last pong (-inf before the first)."""
         ...
+
+
+class SessionHost(Protocol):
+    """What a session needs of the realtime layer around it: hub.actors.supervisor.Supervisor
+    (a fake in tests/realtime/test_session_streams.py). Every call is on behalf of this session's
+    own principal; thread commands go through the thread's actor."""
+
+    settings: Settings
+    storage: Storage
+    stats: HubStats
+    timers: SessionTimers[Any]
+    limiter: RateLimiter  # every user's message budget, shared by all of their sockets
+
+    async def join(
+        self,
+        subscriber: Subscriber,
+        thread_id: UUID,
+        *,
+        since_seq: int | None,
+        recovered: bool = True,
+        ref: str | None = None,
+        silent: bool = False,
+    ) -> None:
+        """Subscribe to the thread (its actor acks, unless `silent`); replays from `since_seq`."""
+        ...
+
+    async def leave(self, session_id: str, thread_id: UUID, ref: str | None = None) -> bool:
+        """Unsubscribe; False if no running actor took it (the session acks itself then)."""
+        ...
+
+    async def post_authorized(
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+    ) -> StoredMessage: ...
+
+    def typing(self, principal: Principal, thread_id: UUID, is_typing: bool) -> None: ...
+
+    def receipt(self, thread_id: UUID, user_id: UUID, seq: int, session_id: str) -> None: ...
+
+    def set_user_status(self, user_id: UUID, status: str) -> None: ...
+
+    async def ensure_identity(self, principal: Principal) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,15 +259,15 @@ class Session:
         self,
         socket: Socket,
         principal: Principal,
-        supervisor: Supervisor,
+        host: SessionHost,
         verifier: TokenVerifier,
         peer: Peer | None = None,
     ) -> None:
-        settings = supervisor.settings
+        settings = host.settings
         self.session_id = f"s{next(_session_numbers)}-{secrets.token_hex(4)}"
         self.principal = principal
         self._socket = socket
-        self._supervisor = supervisor
+        self._host = host
         self._verifier = verifier
         self._settings = settings
         self.outgoing = OutgoingQueue(settings.ws_outgoing_queue)
@@ -258,7 +304,7 @@ class Session:
 
     async def run(self) -> None:
         """Serve the socket until it closes; leave every thread on the way out."""
-        timers = self._supervisor.timers
+        timers = self._host.timers
         timers.add(self, self.principal.expires_at)
         try:
             async with trio.open_nursery() as nursery:
@@ -280,7 +326,7 @@ class Session:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + 2.0
                 for thread_id in list(self._subscriptions):
-                    await self._supervisor.leave(self.session_id, thread_id)
+                    await self._host.leave(self.session_id, thread_id)
                 self._subscriptions.clear()
 
     def close(
@@ -296,7 +342,7 @@ class Session:
             timeout_s if timeout_s is not None else self._settings.ws_close_timeout_s
         )
 
-    # --- timers (called by the supervisor's timer task; they never block) ------------------------
+    # --- timers (called by the host's timer task; they never block) ------------------------------
 
     def ping(self) -> None:
         frame = self._socket.ping_frame()
@@ -304,7 +350,7 @@ class Session:
             self.outgoing.put_first(frame)
 
     def heartbeat_timed_out(self) -> None:
-        self._supervisor.stats.heartbeat_timeouts += 1
+        self._host.stats.heartbeat_timeouts += 1
         log.info("session %s: no pong in time, closing", self.session_id)
         self.close(protocol.CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout", timeout_s=1.0)
 
@@ -363,7 +409,7 @@ class Session:
 
     def cut_off(self) -> None:
         if self._close_code is None:
-            self._supervisor.stats.slow_consumers_cut += 1
+            self._host.stats.slow_consumers_cut += 1
             log.info("session %s: outgoing queue overflowed, closing 4009", self.session_id)
         self.close(protocol.CLOSE_SLOW_CONSUMER, "too slow: reconnect with since_seq", flush=False)
 
@@ -482,11 +528,11 @@ class Session:
                 # The actor acks (after user_left went out); if it is gone, the ack is ours.
                 if not (
                     subscribed
-                    and await self._supervisor.leave(self.session_id, frame.thread_id, frame.ref)
+                    and await self._host.leave(self.session_id, frame.thread_id, frame.ref)
                 ):
                     self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id))
             case protocol.SendMessage():
-                decision = self._supervisor.limiter.take(self.principal.user_id)
+                decision = self._host.limiter.take(self.principal.user_id)
                 if not decision.allowed:
                     self._refuse(
                         protocol.Error(
@@ -504,11 +550,11 @@ class Session:
             case protocol.TypingIndicator():
                 if frame.thread_id not in self._subscriptions:
                     raise Invalid("join the thread before sending typing indicators")
-                self._supervisor.typing(self.principal, frame.thread_id, frame.is_typing)
+                self._host.typing(self.principal, frame.thread_id, frame.is_typing)
                 if frame.ref is not None:
                     self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id))
             case protocol.UpdatePresence():
-                self._supervisor.set_user_status(self.principal.user_id, frame.status)
+                self._host.set_user_status(self.principal.user_id, frame.status)
                 self.send(protocol.Ack(ref=frame.ref, status=frame.status))
             case protocol.Auth():
                 await self._refresh(frame)
@@ -525,12 +571,12 @@ class Session:
         await self._authorize(frame.thread_id, "read")
         recovered = True
         if frame.since_seq is not None:
-            recovered = await self._supervisor.storage.read(
+            recovered = await self._host.storage.read(
                 history_kept_since(frame.thread_id, frame.since_seq)
             )
         self._subscriptions[frame.thread_id] = frame.since_seq
         try:
-            await self._supervisor.join(
+            await self._host.join(
                 self,
                 frame.thread_id,
                 since_seq=frame.since_seq,
@@ -547,7 +593,7 @@ class Session:
             return
         since = self._subscriptions[thread_id]
         try:
-            await self._supervisor.join(self, thread_id, since_seq=since, silent=True)
+            await self._host.join(self, thread_id, since_seq=since, silent=True)
         except HubError:
             self._subscriptions.pop(thread_id, None)
             raise
@@ -580,7 +626,7 @@ class Session:
             user_agent=self.peer.user_agent,
             details={"thread_id": str(frame.thread_id), "kind": frame.kind, "via": "websocket"},
         )
-        stored = await self._supervisor.post_authorized(
+        stored = await self._host.post_authorized(
             principal, message, audit=lambda stored: () if stored.duplicate else [entry]
         )
         self.send(
@@ -597,13 +643,13 @@ class Session:
     async def _mark_read(self, frame: protocol.MarkRead) -> None:
         await self._authorize(frame.thread_id, "read")
         user_id = self.principal.user_id
-        receipt = await self._supervisor.storage.write(
+        receipt = await self._host.storage.write(
             lambda now: mark_read(
                 thread_id=frame.thread_id, user_id=user_id, seq=frame.seq, now=now
             )
         )
         self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id, seq=receipt.last_read_seq))
-        self._supervisor.receipt(frame.thread_id, user_id, receipt.last_read_seq, self.session_id)
+        self._host.receipt(frame.thread_id, user_id, receipt.last_read_seq, self.session_id)
 
     async def _refresh(self, frame: protocol.Auth) -> None:
         """A new token for the same user. If it changes the organization or the role, every
@@ -613,12 +659,12 @@ class Session:
         previous = self.principal
         if principal.user_id != previous.user_id:
             raise Unauthorized("a refreshed token must be for the same user")
-        await self._supervisor.ensure_identity(principal)
+        await self._host.ensure_identity(principal)
         refused: list[tuple[UUID, HubError]] = []
         if (principal.org_id, principal.role) != (previous.org_id, previous.role):
             for thread_id in list(self._subscriptions):
                 try:
-                    await authorize_thread(self._supervisor.storage, principal, thread_id, "read")
+                    await authorize_thread(self._host.storage, principal, thread_id, "read")
                 except HubError as exc:
                     # Fail closed: a decision that could not be taken (storage) ends the
                     # subscription too; the client may join again.
@@ -630,9 +676,9 @@ class Session:
         self._access.clear()  # role or organization may have changed
         for thread_id, _ in refused:
             self._subscriptions.pop(thread_id, None)
-        self._supervisor.timers.set_expiry(self, principal.expires_at)
+        self._host.timers.set_expiry(self, principal.expires_at)
         for thread_id, exc in refused:
-            await self._supervisor.leave(self.session_id, thread_id)
+            await self._host.leave(self.session_id, thread_id)
             self.send(error_frame(exc, thread_id=thread_id))
         self.send(protocol.Ack(ref=frame.ref, expires_at=principal.expires_at))
 
@@ -649,7 +695,7 @@ class Session:
             return remembered[1]
         try:
             access = await authorize_thread(
-                self._supervisor.storage,
+                self._host.storage,
                 self.principal,
                 thread_id,
                 action,  # type: ignore[arg-type]
@@ -663,7 +709,7 @@ class Session:
         return access.group_id
 
     def forget_access(self, thread_ids: Sequence[UUID]) -> None:
-        """Drop remembered access decisions (the supervisor calls this on a membership change)."""
+        """Drop remembered access decisions (the router calls this on a membership change)."""
         for thread_id in thread_ids:
             self._forget_access(thread_id)
 
@@ -689,5 +735,5 @@ class Session:
             self._abuse.popleft()
         if len(self._abuse) >= ABUSE_LIMIT:
             if self._close_code is None:
-                self._supervisor.stats.abuse_closes += 1
+                self._host.stats.abuse_closes += 1
             self.close(protocol.CLOSE_POLICY, "too many invalid or refused frames")

@@ -89,7 +89,7 @@ class WebSocketServer:
                 await shutdown.wait()
                 listening.cancel_scope.cancel()
             self._closing = True
-            sessions = self._supervisor.sessions()
+            sessions = self._supervisor.sessions.all()
             log.info("websocket: stopped accepting; closing %d sessions with 1001", len(sessions))
             for session in sessions:
                 session.close(protocol.CLOSE_GOING_AWAY, "server shutting down")

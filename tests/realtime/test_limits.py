@@ -173,7 +173,7 @@ async def test_a_client_outlives_a_hub_restart_and_recovers_what_it_missed(setti
 async def post_through_router(running, thread, member, body):
     from hub.storage.records import MessageDraft
 
-    await running.supervisor.post(
+    await running.supervisor.router.post(
         member.principal,
         MessageDraft(
             thread_id=thread.id,
@@ -190,7 +190,7 @@ async def test_an_idle_thread_actor_stops_and_starts_again_on_demand(world, alic
     supervisor = world.hub.supervisor
     await alice.join(world.thread.id)
     await alice.leave(world.thread.id)
-    while supervisor.running_actor(world.thread.id) is not None:
+    while supervisor.threads.running(world.thread.id) is not None:
         await alice.ping()  # a round trip per check until the actor has stopped itself
     await bob.join(world.thread.id)
     await alice.send(world.thread.id, "after a nap")

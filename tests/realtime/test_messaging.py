@@ -95,7 +95,7 @@ async def test_concurrent_senders_are_delivered_once_each_in_seq_order(world, al
 
 async def test_a_message_posted_through_the_router_arrives_live(world, bob):
     await bob.join(world.thread.id)
-    router = world.hub.supervisor
+    router = world.hub.supervisor.router
     stored = await router.post(
         world.alice.principal,
         MessageDraft(
@@ -244,7 +244,7 @@ async def test_a_crashed_thread_actor_is_restarted_and_its_subscribers_keep_rece
     await bob.join(world.thread.id)
     await alice.send(world.thread.id, "before")
     supervisor = world.hub.supervisor
-    actor = supervisor.running_actor(world.thread.id)
+    actor = supervisor.threads.running(world.thread.id)
 
     original = thread_module.ThreadActor._set_typing
 
@@ -261,4 +261,4 @@ async def test_a_crashed_thread_actor_is_restarted_and_its_subscribers_keep_rece
     messages = await bob.drain(world.thread.id, ack.message.seq)
     assert [m.body for m in messages] == ["before", "after"]
     assert supervisor.stats.actor_crashes == 1
-    assert supervisor.running_actor(world.thread.id) is not actor
+    assert supervisor.threads.running(world.thread.id) is not actor

@@ -13,7 +13,7 @@ from trio_websocket import ConnectionClosed, wrap_client_stream, wrap_server_str
 
 from hub import protocol
 from hub.actors.session import Session
-from hub.actors.supervisor import HubStats
+from hub.actors.stats import HubStats
 from hub.actors.timers import SessionTimers
 from hub.auth import Principal, TokenVerifier, issue_token
 from hub.ws.connection import Connection

@@ -1,0 +1,82 @@
+"""The router: how a message reaches storage and live subscribers, whichever door it came
+through, and how a lost membership ends what an organization receives live.
+
+It is the realtime layer's `hub.messaging.MessageRouter`, the one REST posts through (hub.http),
+and sockets post through it too (`post_authorized`), so a message posted over REST reaches
+sockets exactly as one sent over a socket. It owns no state: each step belongs to another part.
+
+Its contract:
+
+- `post` and `post_authorized` answer only after the message is committed, with its seq. The
+  message goes through its thread's actor (hub.actors.registry), which stores it and delivers it
+  to live subscribers in seq order; the answer is awaited at most the storage timeout plus
+  `COMMAND_TIMEOUT_S`, then refused with `Overloaded`.
+- `post` decides access in the write transaction itself (`hub.access.decided_in_write`);
+  `post_authorized` is for a session that has decided it already and forgets the decision when
+  the membership is revoked.
+- `membership_revoked` makes every session of the organization forget the access it remembered
+  for the group's threads, then ends its live subscriptions to them (each gets `not_found`), so
+  the next send or join is checked again and refused.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from hub.access import decided_in_write
+from hub.actors.registry import COMMAND_TIMEOUT_S, ThreadRegistry
+from hub.actors.sessions import SessionDirectory
+from hub.actors.thread import Post, Revoke
+from hub.auth import Principal
+from hub.storage import Storage
+from hub.storage.actor import AuditSpec
+from hub.storage.records import MessageDraft, StoredMessage
+from hub.storage.threads import thread_ids_of_group
+
+
+class Router:
+    """Posts and revocations for REST and sockets (see the module's contract)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        threads: ThreadRegistry,
+        sessions: SessionDirectory,
+        *,
+        storage_timeout_s: float,
+    ) -> None:
+        self._storage = storage
+        self._threads = threads
+        self._sessions = sessions
+        self._answer_timeout_s = storage_timeout_s + COMMAND_TIMEOUT_S
+
+    async def post(
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+    ) -> StoredMessage:
+        """Check access, store (answer only after commit), deliver to live subscribers. The
+        access decision is taken in the write transaction itself (`decided_in_write`)."""
+        authorize = decided_in_write(principal, message.thread_id, "post")
+        return await self._post(Post(message, principal.name, audit, authorize=authorize))
+
+    async def post_authorized(
+        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+    ) -> StoredMessage:
+        """For a session that has decided its access to the thread already (and forgets the
+        decision when the membership is revoked)."""
+        return await self._post(Post(message, principal.name, audit))
+
+    async def _post(self, post: Post) -> StoredMessage:
+        await self._threads.send(post.message.thread_id, post)
+        return await post.reply.wait(self._answer_timeout_s)
+
+    async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
+        """An organization was removed from a group: end its live subscriptions to the group's
+        threads and forget positive access decisions its sessions remembered, so the next send
+        or join is checked again (and refused)."""
+        thread_ids = await self._storage.read(thread_ids_of_group(group_id))
+        for session in self._sessions.of_organization(organization_id):
+            session.forget_access(thread_ids)
+        for thread_id in thread_ids:
+            # Not running: nobody is subscribed. Not taken in time: the actor is stuck, and
+            # the sessions' forgotten decisions still refuse their next request.
+            await self._threads.send_if_running(thread_id, Revoke(organization_id))
