@@ -210,20 +210,22 @@ async def run(args) -> dict:
 
 async def _fresh_postgres(admin_url: str) -> str:
     import trio_asyncio
-    import triopg
+
+    from hub.storage.postgres.connection import connect
 
     name = f"hub_bench_{uuid.uuid4().hex[:8]}"
-    async with trio_asyncio.open_loop(), triopg.connect(admin_url) as conn:
+    async with trio_asyncio.open_loop(), await connect(admin_url) as conn:
         await conn.execute(f'CREATE DATABASE "{name}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 async def _drop_postgres(admin_url: str, url: str) -> None:
     import trio_asyncio
-    import triopg
+
+    from hub.storage.postgres.connection import connect
 
     name = url.rsplit("/", 1)[1]
-    async with trio_asyncio.open_loop(), triopg.connect(admin_url) as conn:
+    async with trio_asyncio.open_loop(), await connect(admin_url) as conn:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

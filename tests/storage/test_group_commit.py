@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import pytest
 import trio
 import trio.testing
-import triopg
 
 from hub.access import decided_in_write
 from hub.config import sqlite_path
@@ -25,6 +24,7 @@ from hub.storage.audit import audit_rows
 from hub.storage.groups import create_group, remove_member
 from hub.storage.identities import upsert_identity
 from hub.storage.messages import count_messages, message_rows
+from hub.storage.postgres.connection import connect
 from hub.storage.records import AuditEntry, MessageDraft, SealedMessage
 from hub.storage.sql import execute, fetchval
 from hub.storage.threads import create_thread, get_thread
@@ -212,7 +212,7 @@ async def hold_write_lock(settings, thread_id) -> AsyncIterator[trio.Event]:
             conn.execute("ROLLBACK")
             conn.close()
         else:
-            async with triopg.connect(settings.database_url) as conn:
+            async with await connect(settings.database_url) as conn:
                 await conn.execute("BEGIN")
                 await conn.execute(
                     "SELECT 1 FROM messaging_threads WHERE id = $1 FOR UPDATE", thread_id

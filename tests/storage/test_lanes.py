@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-import triopg
 
 from hub.storage import open_storage
 from hub.storage.messages import count_messages
+from hub.storage.postgres.connection import connect
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread
 from tests.storage.test_group_commit import hold_write_lock
@@ -119,7 +119,7 @@ async def test_a_presence_write_in_flight_on_a_thread_does_not_hold_up_its_appen
     async with open_storage(settings) as storage:
         alice = await new_member(storage, settings)
         thread = await new_thread(storage, await new_group(storage, alice), alice)
-        async with triopg.connect(settings.database_url) as other:
+        async with await connect(settings.database_url) as other:
             await other.execute("BEGIN")
             await other.execute(
                 "INSERT INTO thread_presence (thread_id, user_id, status, last_seen_at) "

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import trio
 import trio_asyncio
-import triopg
 
 from hub.errors import StorageUnavailable
 from hub.storage import open_storage
+from hub.storage.postgres.connection import connect
 from hub.storage.sql import fetchval
 from tests.conftest import make_settings
 
@@ -23,7 +23,7 @@ def postgres_settings(postgres_url, tmp_path):
 
 async def _admin_fetch(settings, sql: str, *args):
     admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
-    async with triopg.connect(admin_url) as conn:
+    async with await connect(admin_url) as conn:
         return await conn.fetch(sql, *args)
 
 
@@ -57,7 +57,7 @@ async def test_reads_reuse_connections_and_never_open_more_than_the_pool_size(
 async def test_every_read_connection_is_open_before_the_first_read(postgres_settings):
     async with open_storage(postgres_settings) as storage:
         size = storage.engine._read_pool_size
-        opened = {proxy._asyncpg_conn.get_server_pid() for proxy in storage.engine._reads._idle}
+        opened = {conn.server_pid for conn in storage.engine._reads._idle}
         assert len(opened) == size
         rows = await _admin_fetch(
             postgres_settings,
@@ -88,14 +88,10 @@ async def test_a_connection_the_server_closed_while_idle_is_not_handed_out(postg
         await _until_no_backends(postgres_settings, "pid = $1", pid)
         # The precondition, not the behaviour under test: the hub's loop has read the server's
         # goodbye on the idle connection (that takes a pass of the loop, not a set time).
-        [idle] = [
-            proxy
-            for proxy in storage.engine._reads._idle
-            if proxy._asyncpg_conn.get_server_pid() == pid
-        ]
+        [idle] = [conn for conn in storage.engine._reads._idle if conn.server_pid == pid]
         with trio.fail_after(5):
             # asyncpg sets the flag from asyncio's side: there is no Trio event to wait on.
-            while not idle._asyncpg_conn.is_closed():  # noqa: ASYNC110
+            while not idle.is_closed():  # noqa: ASYNC110
                 await trio.sleep(0.01)
 
         assert await storage.read(_backend_pid()) != pid

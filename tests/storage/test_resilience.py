@@ -9,11 +9,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import trio
-import triopg
+import trio_asyncio
 
 from hub.errors import StorageUnavailable
 from hub.storage import open_storage
 from hub.storage.messages import message_rows
+from hub.storage.postgres.connection import connect
+from hub.storage.postgres.engine import PostgresEngine
 from hub.storage.sql import fetchval
 from hub.storage.threads import get_thread
 from tests.conftest import make_settings
@@ -22,7 +24,7 @@ from tests.factories import message, new_group, new_member, new_thread
 
 async def _admin(settings, *statements: str) -> None:
     admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
-    async with triopg.connect(admin_url) as conn:
+    async with await connect(admin_url) as conn:
         for statement in statements:
             await conn.execute(statement)
 
@@ -66,13 +68,15 @@ async def test_postgres_outage_refuses_writes_then_recovers_without_losing_acked
 class PostgresProxy:
     """A TCP proxy between the hub and PostgreSQL that the test cuts and restores: cut, it drops
     every connection it carries and closes each new one at once (counting them), as a database
-    that is down does; restored, it carries connections again."""
+    that is down does; restored, it carries connections again. Stalled, it keeps every
+    connection open and carries nothing, as a host that stopped answering does."""
 
     def __init__(self, target: str) -> None:
         parts = urlsplit(target)
         self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
         self._url = target
         self.up = True
+        self.stalled = False
         self.refused = 0
         self._refused_changed = trio.Event()
         self._pipes: set[trio.CancelScope] = set()
@@ -118,12 +122,12 @@ class PostgresProxy:
                 finally:
                     self._pipes.discard(scope)
 
-    @staticmethod
     async def _pump(
-        source: trio.SocketStream, sink: trio.SocketStream, pipe: trio.CancelScope
+        self, source: trio.SocketStream, sink: trio.SocketStream, pipe: trio.CancelScope
     ) -> None:
         async for chunk in source:
-            await sink.send_all(chunk)
+            if not self.stalled:
+                await sink.send_all(chunk)
         pipe.cancel()  # end of stream on one side ends the pipe
 
 
@@ -151,6 +155,49 @@ async def test_a_write_just_after_postgres_is_back_is_stored_without_waiting_out
         assert after.seq == 2
         bodies = [m.body for m in await storage.messages(thread.id)]
         assert bodies == ["before the outage", "after the outage"]
+
+
+@pytest.mark.postgres
+async def test_closing_connections_to_a_database_that_stopped_answering_keeps_to_the_deadline(
+    postgres_url, nursery
+):
+    """A connection's goodbye waits for the server to hang up; when it never does, the caller's
+    deadline ends the wait and the socket is dropped (the storage actor gives its writer 1 to
+    2 s, the read connections 2 s each)."""
+    proxy = PostgresProxy(postgres_url)
+    await nursery.start(proxy.serve)
+    async with trio_asyncio.open_loop():
+        engine = PostgresEngine(proxy.url, read_pool_size=2)
+        await engine.open()
+        writer = await engine.connect_writer()
+        assert await engine.read(_value(1)) == 1
+
+        proxy.stalled = True
+        started = trio.current_time()
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = started + 1
+            await writer.aclose()
+        with trio.fail_after(10):
+            await engine.aclose()
+
+        assert trio.current_time() - started < 1 + 2 * 2 + 1
+
+
+async def test_a_write_connection_the_server_terminated_is_replaced_and_writes_go_on(
+    postgres_settings,
+):
+    settings = postgres_settings
+    async with open_storage(settings) as storage:
+        alice = await new_member(storage, settings)
+        thread = await new_thread(storage, await new_group(storage, alice), alice)
+        pid = await storage.write(lambda now: _backend_pid())
+
+        await _admin(settings, f"SELECT pg_terminate_backend({pid})")
+        stored = await retry_until_stored(storage, message(thread, alice, "after the kill"))
+
+        assert stored.seq == 1
+        assert await storage.write(lambda now: _backend_pid()) != pid
+        assert storage.stats.reconnects == 1
 
 
 async def test_two_hub_processes_on_one_postgres_keep_seqs_gap_free(postgres_settings, tmp_path):
@@ -238,6 +285,10 @@ class _Marker:
 
 def _slow_read(seconds: float):
     return (yield fetchval(f"SELECT 1 FROM pg_sleep({seconds})"))
+
+
+def _backend_pid():
+    return (yield fetchval("SELECT pg_backend_pid()"))
 
 
 def _value(value: int):

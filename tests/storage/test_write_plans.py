@@ -13,10 +13,10 @@ import re
 
 import pytest
 import trio_asyncio
-import triopg
 
 from hub.storage import open_storage
 from hub.storage.postgres import append
+from hub.storage.postgres.connection import connect
 from tests.conftest import make_settings
 
 STATEMENTS = {
@@ -43,7 +43,7 @@ async def test_append_statements_planned_on_empty_tables_scan_no_table(
     async with trio_asyncio.open_loop():
         async with open_storage(make_settings(postgres_url, tmp_path / "var")):
             pass  # the schema, and nothing in it
-        async with triopg.connect(postgres_url) as conn:
+        async with await connect(postgres_url) as conn:
             await conn.execute("SET plan_cache_mode = force_generic_plan")
             plan = await generic_plan(conn, STATEMENTS[name])
 

@@ -1,4 +1,4 @@
-"""PostgreSQL, for production: asyncpg driven from Trio through triopg and trio-asyncio.
+"""PostgreSQL, for production: asyncpg driven from Trio through trio-asyncio.
 
 The storage actor owns the write connections (one per lane); reads use connections of their own
 (hub.storage.postgres.reads) and never queue behind writes. Messages take a bulk path (unnest
@@ -6,10 +6,9 @@ arrays) so a batch of 1,000 costs a handful of round trips, falling back to row-
 some row must fail on its own.
 
 Each whole operation (a read, or a batch from BEGIN to COMMIT) crosses from Trio into asyncio
-once: its statements run back to back inside one asyncio coroutine on the raw asyncpg
-connection. Going through triopg's proxy per statement cost a Trio/asyncio hand-off each way per
-statement, which profiled at a third of the hub's CPU under load; triopg still opens and closes
-the connections.
+once (`PgConnection.run`, hub.storage.postgres.connection): its statements run back to back
+inside one asyncio coroutine. A crossing per statement profiled at a third of the hub's CPU under
+load (docs/performance.md, decision register: "One asyncio hop per PostgreSQL operation").
 """
 
 from __future__ import annotations
@@ -24,12 +23,12 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 import trio_asyncio
-import triopg
 
 from hub.storage.append import bulk_append
 from hub.storage.engine import Engine, Stepper
 from hub.storage.packed import nested_query
 from hub.storage.postgres.append import PostgresAppend
+from hub.storage.postgres.connection import PgConnection, connect
 from hub.storage.postgres.nested import POSTGRES
 from hub.storage.postgres.reads import ReadConnections
 from hub.storage.records import SealedMessage, StoredMessage
@@ -82,7 +81,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _run(conn: Any, query: Query) -> Any:
+async def _init_writer(conn: asyncpg.Connection, *, lock_timeout_ms: int) -> None:
+    await _init_connection(conn)
+    # A batch waiting on a row another session holds fails within the storage timeout (and its
+    # callers hear so) instead of waiting for the 10 s query timeout.
+    await conn.execute(f"SET lock_timeout = {lock_timeout_ms}")
+
+
+async def _run(conn: asyncpg.Connection, query: Query) -> Any:
     if query.mode == "script":
         return await conn.execute(query.sql)
     if query.mode == "executemany":
@@ -114,7 +120,7 @@ def _held_back(query: Query) -> bool:
     )
 
 
-async def _drive(conn: Any, op: Op[T], pending: list[str] | None = None) -> T:
+async def _drive(conn: asyncpg.Connection, op: Op[T], pending: list[str] | None = None) -> T:
     """Run `op`'s queries in order. With `pending` (a write transaction), savepoint statements
     are held back and sent, in order, in one simple-protocol round trip with the statements
     around them (BEGIN, the previous savepoint statements, COMMIT) rather than one each, since
@@ -190,21 +196,23 @@ async def _transaction(conn: asyncpg.Connection, make_op: Callable[[], Op[T]]) -
 
 
 class PostgresWriter:
-    def __init__(self, proxy: Any) -> None:
-        self._proxy = proxy  # triopg's connection; it owns closing
-        self._transaction = trio_asyncio.aio_as_trio(partial(_transaction, proxy._asyncpg_conn))
+    """One lane's write connection; the storage actor drops it (`aclose`) after a failure and
+    connects a new one."""
+
+    def __init__(self, conn: PgConnection) -> None:
+        self._conn = conn
 
     async def commit(self, make_op: Callable[[], Op[T]]) -> T:
         try:
-            return await self._transaction(make_op)
+            return await self._conn.run(_transaction, make_op)
         except _UNAVAILABLE as exc:
             raise _lost(exc) from exc
 
     async def aclose(self) -> None:
         try:
-            await self._proxy.close()
+            await self._conn.close()
         except _UNAVAILABLE:
-            pass
+            pass  # gone already; `close` dropped the socket
 
 
 class PostgresEngine(Engine):
@@ -233,7 +241,7 @@ class PostgresEngine(Engine):
         reads = ReadConnections(
             self._read_pool_size,
             self._connect_reader,
-            trio_asyncio.aio_as_trio(_drive),
+            _drive,
             _UNAVAILABLE,
         )
         # Every read connection up front: a hub that cannot reach its database says so at start,
@@ -247,7 +255,7 @@ class PostgresEngine(Engine):
             raise
         self._reads = reads
 
-    async def _connect_reader(self) -> Any:
+    async def _connect_reader(self) -> PgConnection:
         # No timers per read. asyncpg schedules a timer for every query with a timeout and for
         # every cached statement, and cancels the first soon after. trio-asyncio's loop keeps a
         # cancelled timer until it would have fired (asyncio's own loop purges them), and each
@@ -259,18 +267,16 @@ class PostgresEngine(Engine):
         # `Storage.read`'s own deadline (HUB_STORAGE_TIMEOUT_S, which cancels the query, and the
         # connection is then dropped), and statements stay prepared (a few dozen texts).
         # Timestamps inside JSON (hub.storage.postgres.nested) are written in the session's zone.
-        proxy = triopg.connect(
-            self.dsn,
-            command_timeout=None,
-            max_cached_statement_lifetime=0,
-            server_settings={"timezone": "UTC"},
-        )
         try:
-            conn = await proxy.__aenter__()
-            await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
+            return await connect(
+                self.dsn,
+                setup=_init_connection,
+                command_timeout=None,
+                max_cached_statement_lifetime=0,
+                server_settings={"timezone": "UTC"},
+            )
         except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
-        return conn
 
     async def aclose(self) -> None:
         if self._reads is not None:
@@ -278,13 +284,12 @@ class PostgresEngine(Engine):
             await reads.aclose()
 
     async def connect_writer(self) -> PostgresWriter:
-        proxy = triopg.connect(self.dsn, command_timeout=self._command_timeout_s)
         try:
-            conn = await proxy.__aenter__()
-            await trio_asyncio.aio_as_trio(_init_connection)(conn._asyncpg_conn)
-            # A batch waiting on a row another session holds fails within the storage timeout
-            # (and its callers hear so) instead of waiting for the 10 s query timeout.
-            await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
+            conn = await connect(
+                self.dsn,
+                setup=partial(_init_writer, lock_timeout_ms=self._lock_timeout_ms),
+                command_timeout=self._command_timeout_s,
+            )
         except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         return PostgresWriter(conn)

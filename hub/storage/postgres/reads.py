@@ -32,8 +32,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import trio
 
+from hub.storage.postgres.connection import PgConnection
 from hub.storage.sql import Op
 
 T = TypeVar("T")
@@ -42,22 +44,22 @@ T = TypeVar("T")
 class ReadConnections:
     """At most `size` connections, each running one read at a time.
 
-    `connect` opens one (a triopg proxy, whose `_asyncpg_conn` reads run on); `run` drives an
-    operation on an asyncpg connection from Trio; `unavailable` are the exceptions that mean the
-    connection or the database is gone."""
+    `connect` opens one; `drive` runs an operation on the asyncio side, given the asyncpg
+    connection (each read is one crossing: `PgConnection.run`); `unavailable` are the exceptions
+    that mean the connection or the database is gone."""
 
     def __init__(
         self,
         size: int,
-        connect: Callable[[], Awaitable[Any]],
-        run: Callable[[Any, Op[Any]], Awaitable[Any]],
+        connect: Callable[[], Awaitable[PgConnection]],
+        drive: Callable[[asyncpg.Connection, Op[Any]], Awaitable[Any]],
         unavailable: tuple[type[BaseException], ...],
     ) -> None:
         self._size = size
         self._slots = trio.Semaphore(size)
-        self._idle: deque[Any] = deque()
+        self._idle: deque[PgConnection] = deque()
         self._connect = connect
-        self._run = run
+        self._drive = drive
         self._unavailable = unavailable
         self._closed = False
 
@@ -70,22 +72,22 @@ class ReadConnections:
         async with self._slots:
             if self._closed:
                 raise trio.ClosedResourceError("the read connections are closed")
-            proxy = None
-            while self._idle and proxy is None:
-                proxy = self._idle.popleft()
-                if proxy._asyncpg_conn.is_closed():
-                    proxy = None
-            if proxy is None:
-                proxy = await self._connect()
+            conn = None
+            while self._idle and conn is None:
+                conn = self._idle.popleft()
+                if conn.is_closed():
+                    conn = None
+            if conn is None:
+                conn = await self._connect()
             try:
-                result = await self._run(proxy._asyncpg_conn, op)
+                result = await conn.run(self._drive, op)
             except BaseException:
-                proxy._asyncpg_conn.terminate()
+                conn.terminate()
                 raise
-            if proxy._asyncpg_conn.is_closed() or self._closed:
-                proxy._asyncpg_conn.terminate()
+            if conn.is_closed() or self._closed:
+                conn.terminate()
             else:
-                self._idle.append(proxy)
+                self._idle.append(conn)
             return result
 
     async def aclose(self) -> None:
@@ -93,12 +95,10 @@ class ReadConnections:
         terminated when its read ends."""
         self._closed = True
         idle, self._idle = self._idle, deque()
-        for proxy in idle:
+        for conn in idle:
             with trio.move_on_after(2) as scope:
                 scope.shield = True
                 try:
-                    await proxy.close()
+                    await conn.close()
                 except self._unavailable:
-                    proxy._asyncpg_conn.terminate()
-            if scope.cancelled_caught:
-                proxy._asyncpg_conn.terminate()
+                    pass  # `close` dropped the socket
