@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from hub.auth import Principal
@@ -26,8 +26,8 @@ from hub.errors import Conflict, Forbidden, NotFound
 from hub.storage import Storage
 from hub.storage.access_rows import thread_access_row
 from hub.storage.groups import connection_of, get_group, group_ids_of
-from hub.storage.records import Connection, Group, Thread, row_to
-from hub.storage.sql import Nested, Op
+from hub.storage.records import Connection, Group, Thread, ThreadAccessRow, ThreadSnapshot
+from hub.storage.sql import Op
 
 T = TypeVar("T")
 
@@ -61,9 +61,6 @@ class ThreadAccess:
     group_id: UUID
     owner_organization_id: UUID
     member_role: str
-    # The caller's read position, when the decision's row carried it (`read_thread_with`).
-    last_read_seq: int | None = None
-    unread_count: int | None = None
 
 
 def is_allowed(principal: Principal, *, owns_group: bool, action: Action) -> bool:
@@ -94,27 +91,32 @@ async def authorize_thread(
     return await storage.read(thread_access(principal, thread_id, action))
 
 
-async def read_thread_with(
+async def read_thread(
     storage: Storage,
     principal: Principal,
     thread_id: UUID,
-    action: Action,
-    *nested: Nested,
-) -> tuple[ThreadAccess, dict[str, list[dict[str, Any]]]]:
-    """The access decision with the caller's read position, and the rows it allows (`nested`:
-    a page of history, presence), all in the decision's own statement: one snapshot, so what
-    is read is what was allowed (no membership change in between), and one round trip. The
-    rows come back only when the decision allows them."""
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+) -> ThreadSnapshot:
+    """The thread as the caller opens it ("read"): their read position, presence and a page of
+    history (`Storage.thread_snapshot`), decided in the read's own statement: one snapshot, so
+    what is read is what was allowed (no membership change in between), and one round trip.
+    Nothing of the page is opened unless the decision allows it."""
 
-    def op() -> Op[tuple[ThreadAccess, dict[str, list[dict[str, Any]]]]]:
-        row = yield from thread_access_row(
-            thread_id, principal.org_id, principal.user_id, nested=nested
-        )
-        access = _decide_thread(principal, thread_id, row, action)
-        assert row is not None  # a missing thread was refused above
-        return access, {n.name: row[n.name] for n in nested}
+    def decide(row: ThreadAccessRow | None) -> None:
+        _decide_thread(principal, thread_id, row, "read")
 
-    return await storage.read(op())
+    return await storage.thread_snapshot(
+        thread_id,
+        organization_id=principal.org_id,
+        reader_id=principal.user_id,
+        decide=decide,
+        after_seq=after_seq,
+        before_seq=before_seq,
+        limit=limit,
+    )
 
 
 def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:
@@ -125,7 +127,7 @@ def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[T
 
 def decided_in_write(
     principal: Principal, thread_id: UUID, action: Action
-) -> Callable[[dict[tuple[UUID, UUID], dict[str, Any] | None]], Op[UUID]]:
+) -> Callable[[dict[tuple[UUID, UUID], ThreadAccessRow | None]], Op[UUID]]:
     """The decision `authorize_thread` takes, to be taken instead inside the write it allows
     (the storage actor runs it in the transaction, before the message): what is written is
     what was allowed, with no membership change in between, and no read of its own beforehand.
@@ -133,7 +135,7 @@ def decided_in_write(
     writes of one run of a batch, so many messages of one organization to one thread fetch its
     access row once."""
 
-    def decide(rows: dict[tuple[UUID, UUID], dict[str, Any] | None]) -> Op[UUID]:
+    def decide(rows: dict[tuple[UUID, UUID], ThreadAccessRow | None]) -> Op[UUID]:
         key = (thread_id, principal.org_id)
         if key not in rows:
             rows[key] = yield from thread_access_row(thread_id, principal.org_id)
@@ -143,25 +145,15 @@ def decided_in_write(
 
 
 def _decide_thread(
-    principal: Principal, thread_id: UUID, row: dict[str, Any] | None, action: Action
+    principal: Principal, thread_id: UUID, row: ThreadAccessRow | None, action: Action
 ) -> ThreadAccess:
-    if row is None or row["member_status"] != "active":
+    if row is None or row.member_status != "active":
         raise NotFound(f"thread {thread_id} not found")
-    owner = row["owner_organization_id"]
-    owner_id = owner if isinstance(owner, UUID) else UUID(str(owner))
-    archived = row["group_status"] == "archived" or row["status"] == "archived"
-    _check(principal, owner_id, archived, action, "thread")
-    thread = row_to({k: v for k, v in row.items() if k in Thread.__struct_fields__}, Thread)
-    if "unread_count" not in row:
-        return ThreadAccess(thread, thread.group_id, owner_id, row["member_role"])
-    return ThreadAccess(
-        thread,
-        thread.group_id,
-        owner_id,
-        row["member_role"],
-        last_read_seq=int(row["last_read_seq"]),
-        unread_count=int(row["unread_count"]),
-    )
+    thread = row.thread
+    archived = row.group_status == "archived" or thread.status == "archived"
+    _check(principal, row.owner_organization_id, archived, action, "thread")
+    assert row.member_role is not None  # an active member has a role
+    return ThreadAccess(thread, thread.group_id, row.owner_organization_id, row.member_role)
 
 
 def _check(

@@ -28,76 +28,20 @@ at each `auth` refresh through `set_expiry`), so that it can sit in the heap as 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Hashable
-from heapq import heapify, heappop, heappush
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 import trio
 
 from hub import protocol
+from hub.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
 MAX_RESOLUTION_S = 1.0
-
-K = TypeVar("K", bound=Hashable)
-
-
-class Deadlines(Generic[K]):
-    """One deadline per key, earliest first. Moving or removing a key marks its old heap entry
-    dead rather than searching the heap for it. A dead entry drops its key at once, so a session
-    that has ended is not kept alive by it. Dead entries are swept out once the heap holds more
-    than twice as many entries as there are keys (plus 64), so a socket refreshing its token in
-    a loop cannot grow it."""
-
-    def __init__(self) -> None:
-        self._heap: list[list] = []  # [deadline, tie-breaker, key or None once dead]
-        self._live: dict[K, list] = {}
-        self._order = itertools.count()
-
-    def __len__(self) -> int:
-        return len(self._live)
-
-    def set(self, key: K, deadline: float) -> None:
-        old = self._live.get(key)
-        if old is not None:
-            old[2] = None
-        entry = [deadline, next(self._order), key]
-        self._live[key] = entry
-        heappush(self._heap, entry)
-        self._compact_if_sparse()
-
-    def discard(self, key: K) -> None:
-        entry = self._live.pop(key, None)
-        if entry is not None:
-            entry[2] = None
-            self._compact_if_sparse()
-
-    def earliest(self) -> float:
-        """The earliest live deadline (inf if none)."""
-        heap = self._heap
-        while heap and heap[0][2] is None:
-            heappop(heap)
-        return heap[0][0] if heap else math.inf
-
-    def pop_due(self, now: float) -> list[K]:
-        """Remove and return the keys whose deadline is `now` or earlier, earliest first."""
-        heap, due = self._heap, []
-        while heap and heap[0][0] <= now:
-            key = heappop(heap)[2]
-            if key is not None:
-                del self._live[key]
-                due.append(key)
-        return due
-
-    def _compact_if_sparse(self) -> None:
-        if len(self._heap) > 2 * len(self._live) + 64:
-            self._heap = [entry for entry in self._heap if entry[2] is not None]
-            heapify(self._heap)
 
 
 class Timed(Protocol):

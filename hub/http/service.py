@@ -25,7 +25,6 @@ from hub.errors import HubError, StorageUnavailable
 from hub.http.errors import error_response
 from hub.http.openapi import responds
 from hub.http.schemas import ErrorBody, Health, Liveness
-from hub.storage.sql import Op, fetchval
 
 blueprint = Blueprint("service", __name__)
 root = Blueprint("health", __name__)
@@ -43,11 +42,6 @@ class Readiness:
         return self._shutdown.is_set()
 
 
-def _ping() -> Op[Any]:
-    value = yield fetchval("SELECT 1")
-    return value
-
-
 @blueprint.get("/healthz")
 @security_scheme([])
 @responds(Health)
@@ -58,7 +52,7 @@ async def healthz() -> Health:
     storage = hub["storage"]
     uptime = round(time.monotonic() - hub["started_at"], 3)
     try:
-        await storage.read(_ping(), timeout_s=2.0)
+        await storage.ping(timeout_s=2.0)
     except HubError:
         raise StorageUnavailable("the database is unreachable") from None
     return Health(status="ok", database=storage.engine.name, uptime_s=uptime)
@@ -89,7 +83,7 @@ async def readiness() -> Health | Response:
         reason = "the storage writer is not connected to the database"
     else:
         try:
-            await storage.read(_ping(), timeout_s=2.0)
+            await storage.ping(timeout_s=2.0)
         except HubError:
             reason = "the database is unreachable"
     if reason is not None:

@@ -19,7 +19,7 @@ from quart_schema import validate_querystring, validate_request
 from hub.access import (
     authorize_group,
     authorize_thread,
-    read_thread_with,
+    read_thread,
     readable_group_ids,
 )
 from hub.errors import HubError
@@ -42,9 +42,7 @@ from hub.http.schemas import (
     ThreadResult,
     ThreadUpdate,
 )
-from hub.storage import messages as message_store
 from hub.storage import threads as thread_store
-from hub.storage.presence import presence_rows
 from hub.storage.records import AuditEntry, Message, MessageDraft, Thread, ThreadListing
 
 blueprint = Blueprint("threads", __name__)
@@ -214,34 +212,25 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     By default the latest `limit` messages; `before_seq` pages back, `after_seq` pages
     forward. `has_more` says whether messages exist beyond the page in that direction.
     """
-    tid = path_id("thread_id", thread_id)
-    principal = current_principal()
-    storage = current_storage()
-    after_seq = query_args.after_seq
-
-    page = message_store.history(
-        tid, after_seq=after_seq, before_seq=query_args.before_seq, limit=query_args.limit
+    snapshot = await read_thread(
+        current_storage(),
+        current_principal(),
+        path_id("thread_id", thread_id),
+        after_seq=query_args.after_seq,
+        before_seq=query_args.before_seq,
+        limit=query_args.limit,
     )
-    presence = presence_rows(tid)
-    access, rows = await read_thread_with(storage, principal, tid, "read", page, presence)
-    assert access.unread_count is not None and access.last_read_seq is not None
-    thread = access.thread
-    messages = await storage.open_rows(rows[page.name])
-    if after_seq is not None:
-        has_more = bool(messages) and messages[-1].seq < thread.last_seq
-    else:
-        has_more = bool(messages) and messages[0].seq > 1
+    reader = snapshot.reader
     return ThreadDetail(
         thread=thread_out(
-            thread, unread_count=access.unread_count, last_read_seq=access.last_read_seq
+            snapshot.thread, unread_count=reader.unread_count, last_read_seq=reader.last_read_seq
         ),
         presence=[
-            PresenceOut(user_id=p["user_id"], status=p["status"], last_seen_at=p["last_seen_at"])
-            for p in rows[presence.name]
-            if p["status"] != "offline"
+            PresenceOut(user_id=p.user_id, status=p.status, last_seen_at=p.last_seen_at)
+            for p in snapshot.presence
         ],
-        messages=[_message_out(m) for m in messages],
-        has_more=has_more,
+        messages=[_message_out(m) for m in snapshot.messages],
+        has_more=snapshot.has_more,
     )
 
 

@@ -1,5 +1,6 @@
 """Persistence: the storage actor (group commit), the operations by domain, and the two engines."""
 
-from hub.storage.handle import Storage, make_engine, open_engine, open_storage
+from hub.storage.engine import make_engine, open_engine
+from hub.storage.handle import Storage, open_storage
 
 __all__ = ["Storage", "make_engine", "open_engine", "open_storage"]

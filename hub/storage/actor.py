@@ -10,8 +10,8 @@ reaches only the request at fault. A database failure fails the batch, and the a
 with backoff while refusing new requests instead of letting them hang; a request arriving
 meanwhile makes it try again at once (at most every `retry_interval_s`), so writes succeed as
 soon as the database is back rather than after the backoff.
-On PostgreSQL several lanes run side by side (`hub.storage.handle.Storage` routes a message to
-its thread's lane); each `StorageActor` here is one lane and knows nothing of the others.
+On PostgreSQL several lanes run side by side (`hub.storage.lanes.Lanes` routes a message to its
+thread's lane); each `StorageActor` here is one lane and knows nothing of the others.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ class Request:
     # Set when the actor takes the request into a batch: from then on the actor answers it with
     # the commit's outcome (its queries have their own timeouts), not the caller's deadline.
     taken: bool = False
+    # How long its caller waits for it to be taken (`hub.storage.lanes`), for the refusal's text.
+    timeout_s: float = 0.0
     value: Any = None
     error: BaseException | None = None
 

@@ -1,6 +1,6 @@
 """Messages: appending one with the next gap-free seq of its thread (idempotent per sender and
 client_msg_id), reply checks, and reading history. Bodies arrive and leave sealed; opening them
-is `hub.storage.handle`'s business. The bulk append of many at once is `hub.storage.append`."""
+is `hub.storage.sealing`'s business. The bulk append of many at once is `hub.storage.append`."""
 
 from __future__ import annotations
 

@@ -102,6 +102,17 @@ class ReaderPosition(msgspec.Struct, frozen=True):
     unread_count: int
 
 
+class ThreadAccessRow(msgspec.Struct, frozen=True):
+    """What an access decision about a thread reads (`hub.storage.access_rows`): the thread, its
+    group's state and owner, and the caller organization's membership (None without one)."""
+
+    thread: Thread
+    group_status: GroupStatus
+    owner_organization_id: UUID
+    member_role: Role | None
+    member_status: ConnectionStatus | None
+
+
 class ThreadListing(msgspec.Struct, frozen=True):
     """A thread as one reader's listing shows it, with its rank by priority (urgent is 0)."""
 
@@ -205,6 +216,19 @@ class PresenceRecord(msgspec.Struct, frozen=True):
     user_id: UUID
     status: PresenceStatus
     last_seen_at: datetime
+
+
+class ThreadSnapshot(msgspec.Struct, frozen=True):
+    """A thread as one reader opens it (`hub.storage.handle.Storage.thread_snapshot`), all read
+    in one statement and so one snapshot: the thread, the reader's position, the presence of
+    everyone not offline, a page of messages (opened, oldest first), and whether messages exist
+    beyond the page in the direction it was read."""
+
+    thread: Thread
+    reader: ReaderPosition
+    presence: list[PresenceRecord]
+    messages: list[Message]
+    has_more: bool
 
 
 class AuditEntry(msgspec.Struct, frozen=True):

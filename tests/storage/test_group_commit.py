@@ -40,7 +40,7 @@ from tests.factories import (
 
 
 def sealed(storage, thread_id, sender, body, client_msg_id=None, reply_to=None) -> SealedMessage:
-    return storage.seal(
+    return storage.sealing.seal(
         MessageDraft(
             thread_id=thread_id,
             sender_user_id=sender.user_id,
@@ -188,7 +188,7 @@ async def test_a_full_inbox_makes_writers_wait_instead_of_growing(settings, tmp_
                 for i in range(10):
                     nursery.start_soon(storage.append_message, message(thread, alice, f"w{i}"))
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-                stats = storage._inboxes[storage.lane_of(thread.id)].statistics()
+                stats = storage.lanes._inboxes[storage.lane_of(thread.id)].statistics()
                 assert (stats.current_buffer_used, stats.tasks_waiting_send) == (2, 8)
                 assert await storage.read(count_messages(thread.id)) == 0
                 release.set()
@@ -259,8 +259,8 @@ async def test_closing_storage_commits_everything_it_accepted(settings):
         alice = await new_member(storage, settings)
         thread = await new_thread(storage, await new_group(storage, alice), alice)
         for i in range(300):
-            request = Request(message=storage.seal(message(thread, alice, f"s{i}")))
-            storage._inboxes[storage.lane_of(thread.id)].send_nowait(request)
+            request = Request(message=storage.sealing.seal(message(thread, alice, f"s{i}")))
+            storage.lanes._inboxes[storage.lane_of(thread.id)].send_nowait(request)
             accepted.append(request)
     # The context has exited: the actor drained its inbox before stopping.
     assert all(r.done.is_set() and r.error is None for r in accepted)
@@ -275,8 +275,8 @@ async def test_cancelled_storage_still_commits_what_it_accepted(settings):
             alice = await new_member(storage, settings)
             thread = await new_thread(storage, await new_group(storage, alice), alice)
             for i in range(300):
-                request = Request(message=storage.seal(message(thread, alice, f"c{i}")))
-                storage._inboxes[storage.lane_of(thread.id)].send_nowait(request)
+                request = Request(message=storage.sealing.seal(message(thread, alice, f"c{i}")))
+                storage.lanes._inboxes[storage.lane_of(thread.id)].send_nowait(request)
                 accepted.append(request)
             scope.cancel()
             await trio.sleep_forever()
@@ -298,6 +298,17 @@ async def test_a_write_the_database_cannot_take_is_refused_not_acknowledged(sett
         stored = await storage.append_message(message(thread, alice, "never acked", "n-1"))
         assert await storage.read(count_messages(thread.id)) == 1
         assert stored.seq == 1
+
+
+async def test_answered_requests_leave_the_deadline_watch(storage, settings):
+    """Every request in flight has an entry in the lanes' deadline heap; one that is answered
+    must leave it, or a busy hub would hold every request of the last timeout in memory."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    async with trio.open_nursery() as nursery:
+        for i in range(200):
+            nursery.start_soon(storage.append_message, message(thread, alice, f"m{i}"))
+    assert len(storage.lanes._deadlines) == 0  # private: what is still watched is the point
 
 
 async def test_a_request_already_in_a_commit_is_answered_by_the_commit_not_its_deadline(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import trio
 
-from hub.storage.handle import OpenedMessages
 from hub.storage.messages import count_messages, message_rows
 from hub.storage.records import Message
+from hub.storage.sealing import OpenedMessages
 from hub.storage.threads import get_thread
 from tests.factories import (
     message,
@@ -97,8 +97,8 @@ async def test_a_page_read_in_one_piece_matches_the_rows_read_one_by_one(storage
     assert forward == plain[:3]
     assert plain[1]["reply_to"] == first.id
     assert list(plain[1]["metadata"]) == ["$sealed"]  # stored sealed, a nested object
-    assert (await storage.open_rows(plain))[1].metadata["tags"] == ["rain", None, 3]
-    assert [m.body for m in await storage.open_rows(forward)] == [
+    assert (await storage.sealing.open_rows(plain))[1].metadata["tags"] == ["rain", None, 3]
+    assert [m.body for m in await storage.sealing.open_rows(forward)] == [
         "Tent at 3pm",
         'Gate "B" \u2014 \U0001f490',
         "note 0",
@@ -114,15 +114,15 @@ async def test_a_row_sealed_anew_or_edited_is_opened_again_not_served_from_memor
     thread = await new_thread(storage, await new_group(storage, alice), alice)
     await send(storage, thread, alice, "Tent at 3pm")
     [row] = await storage.read(message_rows(thread.id))
-    assert [m.body for m in await storage.open_rows([row])] == ["Tent at 3pm"]
+    assert [m.body for m in await storage.sealing.open_rows([row])] == ["Tent at 3pm"]
 
-    resealed = storage.keyring.seal_message(thread.id, "Tent at 4pm")
+    resealed = storage.sealing.keyring.seal_message(thread.id, "Tent at 4pm")
     moved = {**row, "body_ciphertext": resealed.ciphertext, "body_nonce": resealed.nonce}
     edited_at = datetime.now(UTC)
     edited = {**moved, "metadata": {"edited": True}, "edited_at": edited_at}
 
-    [again] = await storage.open_rows([moved])
-    [after_edit] = await storage.open_rows([edited])
+    [again] = await storage.sealing.open_rows([moved])
+    [after_edit] = await storage.sealing.open_rows([edited])
 
     assert again.body == "Tent at 4pm"
     assert (after_edit.metadata, after_edit.edited_at) == ({"edited": True}, edited_at)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from hub.storage.access_rows import thread_access_row
-from hub.storage.messages import history
-from hub.storage.presence import presence_rows, set_presences
-from hub.storage.records import PresenceRecord, row_to
+import pytest
+
+from hub.errors import NotFound
+from hub.storage.access_rows import thread_access_row, thread_page_rows
+from hub.storage.presence import set_presences
+from hub.storage.records import ReaderPosition
 from hub.storage.sql import renumbered
 from tests.factories import (
     new_group,
@@ -25,6 +27,10 @@ from tests.queries import thread_presence
 def test_nested_placeholders_are_numbered_after_the_outer_querys():
     assert renumbered("a = $1 AND b < $2 LIMIT $10", 4) == "a = $4 AND b < $5 LIMIT $13"
     assert renumbered("no placeholders", 7) == "no placeholders"
+
+
+def allow(row):
+    """A decision that lets every caller read (the access rules are tested in tests/http)."""
 
 
 async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_give_them(
@@ -43,36 +49,35 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
     plain = await storage.read(plain_message_rows(thread.id))
     presence = await storage.read(thread_presence(thread.id))
 
-    async def page(**bounds):
-        row = await storage.read(
-            thread_access_row(
+    async def page(after_seq=None, before_seq=None):
+        return await storage.read(
+            thread_page_rows(
                 thread.id,
                 alice.org_id,
                 alice.user_id,
-                nested=(
-                    history(thread.id, limit=3, **bounds),
-                    presence_rows(thread.id),
-                ),
+                allow,
+                after_seq=after_seq,
+                before_seq=before_seq,
+                limit=3,
             )
         )
-        return row
 
     latest = await page()
-    assert latest["messages"] == plain[5:8]
-    assert latest["last_seq"] == 8 and latest["member_status"] == "active"
-    assert (latest["last_read_seq"], latest["unread_count"]) == (0, 1)  # bob's one message
-    assert [row_to(p, PresenceRecord) for p in latest["presence"]] == presence
-    assert {p["status"] for p in latest["presence"]} == {"online", "away"}
-    assert all(p["last_seen_at"] == now for p in latest["presence"])
-    assert all(p["last_seen_at"].utcoffset().total_seconds() == 0 for p in latest["presence"])
+    assert latest.message_rows == plain[5:8]
+    assert latest.access.thread.last_seq == 8 and latest.access.member_status == "active"
+    assert latest.reader == ReaderPosition(last_read_seq=0, unread_count=1)  # bob's one message
+    assert latest.presence == presence
+    assert {p.status for p in latest.presence} == {"online", "away"}
+    assert all(p.last_seen_at == now for p in latest.presence)
+    assert all(p.last_seen_at.utcoffset().total_seconds() == 0 for p in latest.presence)
 
-    assert (await page(before_seq=4))["messages"] == plain[0:3]
-    assert (await page(after_seq=1))["messages"] == plain[1:4]
-    assert (await page(after_seq=8))["messages"] == []
-    reply = (await page(after_seq=0))["messages"][1]
+    assert (await page(before_seq=4)).message_rows == plain[0:3]
+    assert (await page(after_seq=1)).message_rows == plain[1:4]
+    assert (await page(after_seq=8)).message_rows == []
+    reply = (await page(after_seq=0)).message_rows[1]
     assert reply == plain[1]
     assert reply["reply_to"] == first.id and list(reply["metadata"]) == ["$sealed"]
-    [opened] = await storage.open_rows([reply])
+    [opened] = await storage.sealing.open_rows([reply])
     assert opened.metadata["tags"] == ["rain", None, 3]
     assert isinstance(reply["body_ciphertext"], bytes) and reply["created_at"].tzinfo is not None
 
@@ -80,19 +85,43 @@ async def test_a_thread_row_carries_its_page_and_presence_as_the_plain_reads_giv
 async def test_a_thread_without_messages_or_presence_nests_empty_lists(storage, settings):
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
-    nested = (history(thread.id, limit=50), presence_rows(thread.id))
 
-    row = await storage.read(thread_access_row(thread.id, alice.org_id, nested=nested))
+    rows = await storage.read(
+        thread_page_rows(
+            thread.id, alice.org_id, alice.user_id, allow, after_seq=None, before_seq=None, limit=50
+        )
+    )
 
-    assert (row["messages"], row["presence"]) == ([], [])
+    assert (rows.message_rows, rows.presence) == ([], [])
 
 
-async def test_no_outer_row_means_no_nested_rows(storage, settings):
+async def test_the_decision_sees_a_missing_thread_as_none_and_its_refusal_ends_the_read(
+    storage, settings
+):
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
     await send(storage, thread, alice, "Tent at 3pm")
-    missing = uuid.uuid4()
+    seen = []
 
-    row = await storage.read(thread_access_row(missing, alice.org_id, nested=(history(thread.id),)))
+    def refuse(row):
+        seen.append(row)
+        raise NotFound("no")
 
-    assert row is None
+    for thread_id in (uuid.uuid4(), thread.id):
+        with pytest.raises(NotFound):
+            await storage.read(
+                thread_page_rows(
+                    thread_id,
+                    alice.org_id,
+                    alice.user_id,
+                    refuse,
+                    after_seq=None,
+                    before_seq=None,
+                    limit=50,
+                )
+            )
+
+    missing, present = seen
+    assert missing is None
+    assert present == await storage.read(thread_access_row(thread.id, alice.org_id))
+    assert present.thread.id == thread.id and present.member_status == "active"

@@ -24,7 +24,7 @@ BEYOND_BIGINT = 2**63
 
 
 def _sealed(storage, thread, sender, body, **fields):
-    return storage.seal(
+    return storage.sealing.seal(
         MessageDraft(
             thread_id=thread.id,
             sender_user_id=sender.user_id,

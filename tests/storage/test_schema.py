@@ -65,7 +65,7 @@ async def test_bodies_are_stored_encrypted(storage, settings):
 
     [row] = await storage.read(_read("SELECT * FROM thread_messages"))
     assert b"Florist" not in bytes(row["body_ciphertext"])
-    assert row["key_version"] == storage.keyring.active_version
+    assert row["key_version"] == storage.sealing.keyring.active_version
     assert len(bytes(row["body_nonce"])) == 12
 
 
@@ -94,11 +94,11 @@ async def test_metadata_copied_to_another_thread_fails_to_decrypt(storage, setti
         await new_thread(storage, group, alice),
         await new_thread(storage, group, alice),
     )
-    sealed = storage.keyring.seal_metadata(source.id, {"gate": "4512"})
+    sealed = storage.sealing.keyring.seal_metadata(source.id, {"gate": "4512"})
 
     with pytest.raises(DecryptionFailed):
-        storage.keyring.open_metadata(target.id, sealed)
-    assert storage.keyring.open_metadata(source.id, sealed) == {"gate": "4512"}
+        storage.sealing.keyring.open_metadata(target.id, sealed)
+    assert storage.sealing.keyring.open_metadata(source.id, sealed) == {"gate": "4512"}
 
 
 async def test_a_body_copied_to_another_thread_fails_to_decrypt(storage, settings):
@@ -131,7 +131,7 @@ async def test_rotation_keeps_older_messages_readable(storage, settings):
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
     await send(storage, thread, alice, "sealed with the first key")
-    first_version = storage.keyring.active_version
+    first_version = storage.sealing.keyring.active_version
 
     new_version = await storage.rotate_key()
     await send(storage, thread, alice, "sealed with the second key")
