@@ -155,33 +155,41 @@ class StorageActor:
                     await self._writer.aclose()
 
     async def _next_batch(self) -> list[Request]:
-        # A held request may have been failed by its deadline while the reconnect ran.
+        # A request may have been failed by its deadline while it waited (held through a
+        # reconnect, or in the inbox): its caller was told it was not stored, so it never is.
         batch = [r for r in self._held if not r.done.is_set()]
         self._held = []
-        if not batch:
+        while not batch:
             try:
-                batch = [await self._inbox.receive()]
+                first = await self._inbox.receive()
             except trio.EndOfChannel:
                 return []
-        while len(batch) < self._batch_max:
-            try:
-                batch.append(self._inbox.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
+            if not first.done.is_set():
+                batch.append(first)
+        self._take_waiting(batch, (trio.WouldBlock, trio.EndOfChannel))
         for request in batch:
             request.taken = True
         self._engine.batch_taken(len(batch))
         return batch
 
+    def _take_waiting(self, batch: list[Request], empty: tuple[type[Exception], ...]) -> None:
+        """Add what waits in the inbox to `batch`, up to the batch size, leaving out requests
+        already failed by their deadline."""
+        while len(batch) < self._batch_max:
+            try:
+                request = self._inbox.receive_nowait()
+            except empty:
+                return
+            if not request.done.is_set():
+                batch.append(request)
+
     async def _flush_remaining(self) -> None:
         while True:
             batch = [r for r in self._held if not r.done.is_set()]
             self._held = []
-            while len(batch) < self._batch_max:
-                try:
-                    batch.append(self._inbox.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break
+            self._take_waiting(
+                batch, (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError)
+            )
             if not batch:
                 return
             for request in batch:

@@ -335,6 +335,36 @@ async def test_a_request_already_in_a_commit_is_answered_by_the_commit_not_its_d
     assert await storage.read(count_messages(thread.id)) == 1
 
 
+async def test_a_request_failed_by_its_deadline_while_waiting_is_never_committed(storage, settings):
+    """The caller of a request that was still waiting when its deadline passed is told it was
+    not stored; the actor must not commit it later, or the caller's retry would store it twice
+    (a write that has no client_msg_id to deduplicate it)."""
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    refused = []
+    async with hold_write_lock(settings, thread.id) as release:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(storage.append_message, message(thread, alice, "first", "w-1"))
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)  # taken, commit blocked
+
+            async def late() -> None:
+                with pytest.raises(StorageUnavailable) as caught:
+                    await storage.append_message(
+                        message(thread, alice, "told not stored", "w-2"), timeout_s=0.2
+                    )
+                refused.append(str(caught.value))
+
+            nursery.start_soon(late)
+            await trio.sleep(0.5)  # outlast the waiting request's 0.2 s deadline
+            release.set()
+    # A later write on the same lane passes through the inbox behind the refused one.
+    await storage.append_message(message(thread, alice, "after", "w-3"))
+
+    assert refused and "did not take the request" in refused[0]
+    rows = await storage.read(message_rows(thread.id, limit=10))
+    assert [row["client_msg_id"] for row in rows] == ["w-1", "w-3"]
+
+
 async def test_an_unexpected_failure_fails_its_batch_and_the_actor_carries_on(storage, settings):
     from hub.errors import HubError
 
