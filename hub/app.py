@@ -30,6 +30,7 @@ from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
 from hub.http.service import Readiness
 from hub.storage import Storage, open_storage
+from hub.ws.internals import check_shape
 from hub.ws.server import WebSocketServer
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ async def run_hub(
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until `shutdown` is set, then stop in order: servers, thread actors, storage."""
+    check_shape()  # a trio-websocket of the wrong shape stops the hub before it touches storage
     verifier = TokenVerifier(settings)
     async with open_storage(settings) as storage:
         supervisor = Supervisor(settings, storage)

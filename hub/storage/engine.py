@@ -1,27 +1,24 @@
-"""What an engine must provide to the storage actor and the read path, and how one is opened.
+"""What an engine must provide to the storage actor and the read path.
 
 An engine holds only what differs between SQLite and PostgreSQL: how to connect, how to run a
 query, how errors look, its migrations folder, and (PostgreSQL) a bulk path for messages. The
 operations themselves live once, one module per domain (`hub.storage.groups`,
-`hub.storage.messages`, ...; see docs/storage.md). `open_engine` is what tools and tests use to
-talk to the database without the storage actor; `hub.storage.handle.open_storage` builds on it.
+`hub.storage.messages`, ...; see docs/storage.md). How one is chosen and opened is
+`hub.storage.opening`, apart from this interface, which both engines import.
 """
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import trio
 
-from hub.config import Settings, sqlite_path
-from hub.errors import StorageUnavailable
 from hub.storage.records import SealedMessage, StoredMessage
-from hub.storage.sql import ConnectionLost, Op, Query, StatementError
+from hub.storage.sql import Op, Query, StatementError
 
 T = TypeVar("T")
 
@@ -112,55 +109,3 @@ def script_statements(script: str) -> list[str]:
     if tail:
         statements.append(tail)
     return [s for s in statements if s]
-
-
-def make_engine(settings: Settings) -> Engine:
-    """The engine `HUB_DATABASE_URL` names, not yet opened."""
-    if settings.backend == "sqlite":
-        from hub.storage.sqlite.engine import SqliteEngine
-
-        # Leave the caller's own deadline room to see the actor's clearer "unavailable" answer.
-        return SqliteEngine(
-            sqlite_path(settings.database_url), busy_timeout_s=settings.storage_timeout_s * 0.8
-        )
-    from hub.storage.postgres.engine import PostgresEngine
-
-    return PostgresEngine(settings.database_url, lock_timeout_s=settings.storage_timeout_s * 0.8)
-
-
-@contextlib.contextmanager
-def unwrap_single_error() -> Iterator[None]:
-    """Raise the one error inside nested single-exception groups as itself.
-
-    The nurseries of `open_engine` and `open_storage` (and trio-asyncio's loop) are details of
-    those context managers; callers should see `WrongMasterKey`, not an exception group around
-    it."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if isinstance(leaf, BaseExceptionGroup):
-            raise
-        raise leaf from group
-
-
-@contextlib.asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
-    """An opened engine (with the asyncio bridge PostgreSQL needs), for tools and tests that
-    talk to the database without the storage actor."""
-    with unwrap_single_error():
-        async with contextlib.AsyncExitStack() as stack:
-            engine = make_engine(settings)
-            if engine.name == "postgres":
-                import trio_asyncio
-
-                if trio_asyncio.current_loop.get() is None:
-                    await stack.enter_async_context(trio_asyncio.open_loop())
-            try:
-                await engine.open()
-            except ConnectionLost as exc:
-                raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-            stack.push_async_callback(engine.aclose)
-            yield engine

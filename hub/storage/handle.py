@@ -24,10 +24,11 @@ from hub.errors import StorageUnavailable
 from hub.storage import keys
 from hub.storage.access_rows import Decide, thread_page_rows
 from hub.storage.actor import AuditSpec, Authorize, Request, StorageStats
-from hub.storage.engine import Engine, open_engine, unwrap_single_error
+from hub.storage.engine import Engine
 from hub.storage.lanes import Lanes, open_lanes
 from hub.storage.messages import message_rows
 from hub.storage.migrations import migrate
+from hub.storage.opening import open_engine, unwrap_single_error
 from hub.storage.records import Message, MessageDraft, StoredMessage, ThreadSnapshot
 from hub.storage.sealing import Sealing
 from hub.storage.sql import ConnectionLost, Op, fetchval
