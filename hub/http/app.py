@@ -31,7 +31,6 @@ from hub.http import (
     members,
     messages,
     openapi,
-    routing,
     service,
     threads,
 )
@@ -58,7 +57,6 @@ def create_app(
     app.asgi_app = framing.FramingGuard(  # type: ignore[method-assign]
         app.asgi_app, answer_timeout_s=settings.http_idle_timeout_s
     )
-    routing.install(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = {
