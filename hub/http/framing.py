@@ -34,12 +34,12 @@ A client may shut down its sending side once its request is out and still read t
 TCP half-close, as `nc -N` makes). Hypercorn's reader takes the end of the stream for the end of
 the connection and closes the stream, which hands the app `http.disconnect` at once; quart-trio
 cancels the request on it, so the client got no answer, or a head whose body was cancelled after
-it had been written. So once the
-request is complete, or the app has begun its answer, the disconnect reaches the app only after
-the answer is out, or after `answer_timeout_s` (the bound a client still sending would have had,
-through Hypercorn's read timeout). A client that is really gone costs the rest of one request's
-work; the writes to it fail quietly in Hypercorn. A disconnect inside an unfinished body still
-reaches the app at once: the body it may be waiting for will never come.
+it had been written. So once the request is complete, or the app has begun its answer, the
+disconnect reaches the app only after the answer is out, or after `answer_timeout_s` (the bound
+a client still sending would have had, through Hypercorn's read timeout). A client that is
+really gone costs the rest of one request's work; the writes to it fail quietly in Hypercorn. A
+disconnect inside an unfinished body still reaches the app at once: the body it may be waiting
+for will never come.
 """
 
 from __future__ import annotations
