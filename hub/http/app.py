@@ -31,7 +31,6 @@ from hub.http import (
     members,
     messages,
     openapi,
-    routing,
     service,
     threads,
 )
@@ -55,8 +54,9 @@ def create_app(
     REST-posted messages reach live subscribers; storing directly otherwise); `readiness` tells
     `/readyz` when the hub is shutting down."""
     app = QuartTrio(__name__, static_folder=None)
-    app.asgi_app = framing.FramingGuard(app.asgi_app)  # type: ignore[method-assign]
-    routing.install(app)
+    app.asgi_app = framing.FramingGuard(  # type: ignore[method-assign]
+        app.asgi_app, answer_timeout_s=settings.http_idle_timeout_s
+    )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = {

@@ -1,5 +1,6 @@
-"""Request framing the HTTP server leaves to the app: bodies the app never read, and requests
-whose length is stated twice. `FramingGuard` wraps the app at the ASGI interface.
+"""Request framing the HTTP server leaves to the app: bodies the app never read, requests whose
+length is stated twice, and clients that half-close. `FramingGuard` wraps the app at the ASGI
+interface.
 
 A response sent before its request's body was read (a 401, a 413, a 404) wedged the connection
 for good. Hypercorn hands the app `http.disconnect` from inside the app's last `send`, as the
@@ -28,6 +29,17 @@ connection, so whatever followed the chunked terminator was served as a second r
 smuggling through any proxy that frames by `Content-Length`. Such a request, and an HTTP/1.0
 request with `Transfer-Encoding`, is refused with 400 and `Connection: close` before the app
 sees it (RFC 9112 §6.1, §6.3).
+
+A client may shut down its sending side once its request is out and still read the answer (a
+TCP half-close, as `nc -N` makes). Hypercorn's reader takes the end of the stream for the end of
+the connection and closes the stream, which hands the app `http.disconnect` at once; quart-trio
+cancels the request on it, so the client got no answer, or a head whose body was cancelled after
+it had been written. So once the request is complete, or the app has begun its answer, the
+disconnect reaches the app only after the answer is out, or after `answer_timeout_s` (the bound
+a client still sending would have had, through Hypercorn's read timeout). A client that is
+really gone costs the rest of one request's work; the writes to it fail quietly in Hypercorn. A
+disconnect inside an unfinished body still reaches the app at once: the body it may be waiting
+for will never come.
 """
 
 from __future__ import annotations
@@ -57,14 +69,16 @@ class RequestBody:
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self.received = 0
-        self.ended = False
+        self.complete = False  # the last of the body arrived
+        self.ended = False  # nothing more will arrive: complete, or the client disconnected
         self._progress = trio.Event()
 
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
-            self.ended = self.ended or not message.get("more_body", False)
+            self.complete = self.complete or not message.get("more_body", False)
+            self.ended = self.ended or self.complete
         else:  # http.disconnect: nothing more will arrive
             self.ended = True
         self._progress.set()
@@ -93,13 +107,26 @@ class RequestBody:
 class _Exchange:
     """One request's responses pass through here on their way to the server."""
 
-    def __init__(self, body: RequestBody, send: Send) -> None:
+    def __init__(self, body: RequestBody, send: Send, answer_timeout_s: float) -> None:
         self._body = body
         self._send = send
+        self._answer_timeout_s = answer_timeout_s
+        self._answering = False
+        self._answered = trio.Event()
+
+    async def receive(self) -> Message:
+        """The app's `receive`: the body, and a disconnect only when the app may act on it."""
+        message = await self._body.receive()
+        if message["type"] == "http.disconnect" and (self._body.complete or self._answering):
+            # Perhaps only a half-close (see the module docstring): let the answer go out first.
+            with trio.move_on_after(self._answer_timeout_s):
+                await self._answered.wait()
+        return message
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
+            self._answering = True
             if not self._body.ended and not await self._body.discard(DISCARD_BYTES, DISCARD_S):
                 message = _closing(message)
             await self._send(message)
@@ -119,11 +146,12 @@ class _Exchange:
         with trio.CancelScope(shield=True):
             if self._body.ended:  # the queue has room for the disconnect: nothing to keep moving
                 await self._send(message)
-                return
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._body.drop_rest)
-                await self._send(message)
-                nursery.cancel_scope.cancel()
+            else:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._body.drop_rest)
+                    await self._send(message)
+                    nursery.cancel_scope.cancel()
+        self._answered.set()
 
     async def refuse(self, status: int, code: str, message: str) -> None:
         """Answer in the hub's error shape and close the connection, without the app."""
@@ -162,19 +190,23 @@ def framing_error(http_version: str, headers: Iterable[tuple[bytes, bytes]]) -> 
 
 
 class FramingGuard:
-    """ASGI middleware: refuse ambiguous framing, and never leave a request's body half read."""
+    """ASGI middleware: refuse ambiguous framing, never leave a request's body half read, and
+    answer a client that half-closed."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, answer_timeout_s: float) -> None:
+        """`answer_timeout_s`: the longest a client that half-closed after its request waits for
+        the answer before the app is told it has gone (the hub passes its idle timeout)."""
         self.app = app
+        self.answer_timeout_s = answer_timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         body = RequestBody(receive)
-        exchange = _Exchange(body, send)
+        exchange = _Exchange(body, send, self.answer_timeout_s)
         problem = framing_error(scope.get("http_version", "1.1"), scope["headers"])
         if problem is not None:
             await exchange.refuse(400, "invalid", problem)
             return
-        await self.app(scope, body.receive, exchange.send)
+        await self.app(scope, exchange.receive, exchange.send)

@@ -9,8 +9,6 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from hub.http import coalesce
-
 log = logging.getLogger(__name__)
 
 
@@ -29,9 +27,9 @@ async def serve_http(
     between requests (Hypercorn's keep-alive timeout), a request head or body that stops
     arriving (its read timeout, which alone ends reading but leaves the socket to the keep-alive
     timer while no request is in flight, hence both), and also the wait for the app's answer to
-    a complete request, as Hypercorn reads on meanwhile; `hub.config` makes it exceed the
-    storage timeout for that reason."""
-    coalesce.install()
+    a complete request, as Hypercorn reads on meanwhile (after a half-close, `FramingGuard`
+    bounds that wait with the same figure); `hub.config` makes it exceed the storage timeout for
+    that reason."""
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None

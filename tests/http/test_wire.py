@@ -121,6 +121,76 @@ async def test_transfer_encoding_in_http_1_0_is_refused(hub: Running):
     assert "HTTP/1.0" in json.loads(response.body)["error"]["message"]
 
 
+HALF_CLOSE_TRIES = 20  # the answer raced the client's half-close: about half of them lost it
+
+
+@pytest.mark.parametrize(
+    ("what", "method", "path", "body", "authorized", "status"),
+    [
+        ("liveness", "GET", "/healthz", b"", False, 200),
+        ("a read that asks the database", "GET", f"{BASE_PATH}/healthz", b"", False, 200),
+        ("an authenticated listing", "GET", f"{BASE_PATH}/groups", b"", True, 200),
+        ("a write", "POST", f"{BASE_PATH}/groups", b'{"name": "Smith & Jones"}', True, 201),
+        ("a refusal before the body is read", "POST", f"{BASE_PATH}/groups", b"{}", False, 401),
+        ("no such route", "GET", "/nowhere", b"", False, 404),
+    ],
+)
+async def test_a_client_that_half_closes_after_its_request_reads_the_whole_answer(
+    hub: Running, settings, what, method, path, body, authorized, status
+):
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if authorized:
+        member = await new_member(hub.storage, settings)
+        headers.append(("Authorization", f"Bearer {member.token}"))
+    for _ in range(HALF_CLOSE_TRIES):
+        conn = await Connection.open(hub.rest_url)
+        try:
+            with trio.fail_after(GUARD_S):
+                assert await conn.send(request(method, path, headers, body))
+                await conn.stream.send_eof()
+                response = await conn.response(method.encode())  # Malformed if cut short
+                assert response is not None, "closed without an answer"
+                assert response.status == status
+                assert isinstance(json.loads(response.body), dict)
+                assert await conn.closed_by_server()
+        finally:
+            await conn.aclose()
+
+
+@pytest.mark.parametrize("then", ["keep the connection", "half-close"])
+async def test_pipelined_requests_are_each_answered_whole_and_in_order(
+    hub: Running, settings, then
+):
+    member = await new_member(hub.storage, settings)
+    auth = [("Authorization", f"Bearer {member.token}")]
+    paths = ["/healthz", f"{BASE_PATH}/groups", "/nowhere", f"{BASE_PATH}/healthz"]
+    conn = await Connection.open(hub.rest_url)
+    try:
+        with trio.fail_after(GUARD_S):
+            assert await conn.send(b"".join(request("GET", path, auth) for path in paths))
+            if then == "half-close":
+                await conn.stream.send_eof()
+            answers = []
+            for _ in paths:
+                response = await conn.response()
+                assert response is not None
+                answers.append((response.status, sorted(json.loads(response.body))))
+            if then == "half-close":
+                assert await conn.closed_by_server()
+            else:
+                assert await conn.send(request("GET", "/healthz"))
+                following = await conn.response()
+                assert following is not None and following.status == 200
+    finally:
+        await conn.aclose()
+    assert answers == [
+        (200, ["status", "uptime_s"]),
+        (200, ["items", "next_cursor"]),
+        (404, ["error"]),
+        (200, ["database", "status", "uptime_s"]),
+    ]
+
+
 @pytest.fixture
 async def impatient_hub(database_url, tmp_path) -> AsyncIterator[tuple[Running, Any]]:
     """The whole hub with a two-second idle timeout (and storage timeout below it)."""

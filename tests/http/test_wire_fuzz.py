@@ -1,8 +1,9 @@
 """Generated requests thrown at the REST port over raw TCP: methods, paths, tokens, header sets
-with duplicate and conflicting framing headers, bodies up to a few MB sent whole, sent in part,
-or not sent. Whatever arrives, the hub answers with a well-formed HTTP response or closes the
-connection; it never answers 5xx; a connection it keeps open serves the next request; and a
-fresh connection's `/healthz` is answered afterwards.
+with duplicate and conflicting framing headers, bodies up to a few MB sent whole (and the
+connection kept or half-closed), sent in part, or not sent. Whatever arrives, the hub answers with
+a well-formed HTTP response or closes the connection; it never answers 5xx; a complete request
+is answered even when the client half-closes after it; a connection it keeps open serves the
+next request; and a fresh connection's `/healthz` is answered afterwards.
 
 The one 5xx allowed is h11's 501 for a transfer coding other than chunked, sent with
 `Connection: close` before the app sees the request (RFC 9112 §6.1: "SHOULD respond with 501").
@@ -83,7 +84,7 @@ class Case:
     path: str
     headers: list[tuple[str, str]]
     size: int
-    delivery: str  # "whole", "part" (then half-close), "none" (then half-close)
+    delivery: str  # "whole", "whole then half-close", "part" or "none" (both then half-close)
     json_body: bool
 
 
@@ -105,7 +106,7 @@ CASES = st.builds(
         st.booleans(),
     ),
     size=SIZES,
-    delivery=st.sampled_from(["whole", "whole", "part", "none"]),
+    delivery=st.sampled_from(["whole", "whole", "whole then half-close", "part", "none"]),
     json_body=st.booleans(),
 )
 
@@ -143,8 +144,10 @@ def _check(response, case: Case, headers: list[tuple[str, str]]) -> None:
 async def _one(url: str, case: Case, token: str, outcomes: Counter) -> None:
     headers, body, exact = _materialize(case, token)
     keep_open = exact and case.delivery == "whole"
+    # A client may half-close once its request is out; it still gets the answer.
+    answer_due = exact and case.delivery == "whole then half-close"
     data = request(case.method, case.path, headers, b"")
-    if case.delivery == "whole":
+    if case.delivery.startswith("whole"):
         data += body
     elif case.delivery == "part":
         data += body[: len(body) // 2]
@@ -170,8 +173,12 @@ async def _one(url: str, case: Case, token: str, outcomes: Counter) -> None:
                     except Malformed as error:
                         raise AssertionError(f"malformed response to {case}: {error}") from None
                     if response is None:
+                        assert not answer_due, f"no answer after a half-close: {case}"
                         outcomes["closed"] += 1
                         return
+                    if answer_due:
+                        outcomes["answered after a half-close"] += 1
+                        answer_due = False
                     outcomes[response.status] += 1
                     _check(response, case, headers)
                     if response.closes:
