@@ -3,8 +3,9 @@
 Every storage operation is written once, as a generator that yields `Query` values and receives
 their results (or has the database's error thrown in). Each engine drives the same generator its
 own way: SQLite runs a whole operation, or a whole group-commit batch, in one worker-thread hop;
-PostgreSQL awaits each query through asyncpg. Queries use `$1` placeholders; the SQLite engine
-rewrites them to `?1` once per statement text.
+PostgreSQL drives it on the asyncio side, awaiting each query through asyncpg, in one crossing from
+Trio per operation (`hub.storage.postgres.connection`). Queries use `$1` placeholders; the SQLite
+engine rewrites them to `?1` once per statement text.
 """
 
 from __future__ import annotations
