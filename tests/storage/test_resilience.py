@@ -16,7 +16,7 @@ from hub.storage import open_storage
 from hub.storage.messages import message_rows
 from hub.storage.postgres.connection import connect
 from hub.storage.postgres.engine import PostgresEngine
-from hub.storage.sql import fetchval
+from hub.storage.sql import ConnectionLost, fetchval
 from hub.storage.threads import get_thread
 from tests.conftest import make_settings
 from tests.factories import message, new_group, new_member, new_thread
@@ -129,6 +129,23 @@ class PostgresProxy:
             if not self.stalled:
                 await sink.send_all(chunk)
         pipe.cancel()  # end of stream on one side ends the pipe
+
+
+@pytest.mark.postgres
+async def test_connecting_to_a_host_that_says_nothing_gives_up_within_the_connect_timeout(
+    postgres_url, nursery
+):
+    """A database host that takes the TCP connection and then never answers (a hung server, a
+    firewall that drops packets) must cost a reconnect attempt the connect timeout, not
+    asyncpg's default minute."""
+    proxy = PostgresProxy(postgres_url)
+    await nursery.start(proxy.serve)
+    proxy.stalled = True
+    engine = PostgresEngine(proxy.url, connect_timeout_s=0.5)
+    async with trio_asyncio.open_loop():
+        with trio.fail_after(5):  # the point of the test: well inside asyncpg's default 60 s
+            with pytest.raises(ConnectionLost):
+                await engine.connect_writer()
 
 
 @pytest.mark.postgres

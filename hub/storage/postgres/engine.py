@@ -228,8 +228,12 @@ class PostgresEngine(Engine):
         read_pool_size: int = 8,
         command_timeout_s: float = 10.0,
         lock_timeout_s: float = 4.0,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         self.dsn = dsn
+        # asyncpg waits 60 s by default for a host that takes the TCP connection and says
+        # nothing; the storage actor would be stuck that long in one reconnect attempt.
+        self._connect_timeout_s = connect_timeout_s
         self._lock_timeout_ms = int(lock_timeout_s * 1000)
         self._read_pool_size = read_pool_size
         self._command_timeout_s = command_timeout_s
@@ -271,6 +275,7 @@ class PostgresEngine(Engine):
             return await connect(
                 self.dsn,
                 setup=_init_connection,
+                timeout=self._connect_timeout_s,
                 command_timeout=None,
                 max_cached_statement_lifetime=0,
                 server_settings={"timezone": "UTC"},
@@ -288,6 +293,7 @@ class PostgresEngine(Engine):
             conn = await connect(
                 self.dsn,
                 setup=partial(_init_writer, lock_timeout_ms=self._lock_timeout_ms),
+                timeout=self._connect_timeout_s,
                 command_timeout=self._command_timeout_s,
             )
         except _CONNECT_FAILURES as exc:
