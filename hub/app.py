@@ -9,6 +9,10 @@
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
 
+One `hub.metrics.Metrics` per hub: the storage actors, the realtime layer and the REST app count
+in it, and what they already keep as state (`HubStats`, `StorageStats`, inbox depths, sockets
+open) is read from them when `/metrics` is scraped (`_readings`).
+
 Shutdown is one event: both servers stop accepting; REST finishes its requests, every socket is
 closed with 1001 after writing what it had queued; only when the servers nursery is empty are the
 thread actors cancelled (they save presence on the way out), and then the storage context closes
@@ -29,6 +33,7 @@ from hub.config import Settings
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
 from hub.http.service import Readiness
+from hub.metrics import LaneReading, Metrics, Readings
 from hub.storage import Storage, open_storage
 from hub.ws.internals import check_shape
 from hub.ws.server import WebSocketServer
@@ -45,6 +50,7 @@ class Running:
     storage: Storage
     ws_url: str = ""
     supervisor: Supervisor | None = None
+    metrics: Metrics | None = None
 
 
 async def run_hub(
@@ -56,10 +62,24 @@ async def run_hub(
     """Run until `shutdown` is set, then stop in order: servers, thread actors, storage."""
     check_shape()  # a trio-websocket of the wrong shape stops the hub before it touches storage
     verifier = TokenVerifier(settings)
-    async with open_storage(settings) as storage:
-        supervisor = Supervisor(settings, storage)
+    metrics = Metrics(settings.node_id)
+    if settings.production and settings.metrics_token is None:
+        log.warning(
+            "hub: HUB_METRICS_TOKEN is not set: /metrics is public on the HTTP port "
+            "(no tenant data, but volumes and latencies); set it, or keep /metrics off the "
+            "load balancer"
+        )
+    async with open_storage(settings, metrics=metrics) as storage:
+        supervisor = Supervisor(settings, storage, metrics)
+        websockets = WebSocketServer(supervisor, verifier)
+        metrics.read_at_scrape(functools.partial(_readings, websockets, supervisor, storage))
         app = create_app(
-            settings, storage, verifier, router=supervisor.router, readiness=Readiness(shutdown)
+            settings,
+            storage,
+            verifier,
+            router=supervisor.router,
+            readiness=Readiness(shutdown),
+            hub_metrics=metrics,
         )
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)
@@ -71,15 +91,41 @@ async def run_hub(
                     settings.http_port,
                     shutdown,
                 )
-                ws_url = await servers.start(WebSocketServer(supervisor, verifier).run, shutdown)
+                ws_url = await servers.start(websockets.run, shutdown)
                 running = Running(
                     rest_url=http_base + BASE_PATH,
                     storage=storage,
                     ws_url=ws_url,
                     supervisor=supervisor,
+                    metrics=metrics,
                 )
-                log.info("hub: REST on %s, WebSocket on %s", running.rest_url, running.ws_url)
+                log.info(
+                    "hub: node %s, REST on %s, WebSocket on %s",
+                    settings.node_id,
+                    running.rest_url,
+                    running.ws_url,
+                )
                 task_status.started(running)
             log.info("hub: servers stopped; stopping thread actors")
             actors.cancel_scope.cancel()
         log.info("hub: flushing storage")
+
+
+def _readings(websockets: WebSocketServer, supervisor: Supervisor, storage: Storage) -> Readings:
+    """What a scrape reads from the running parts (hub.metrics, `Readings`)."""
+    stats = supervisor.stats
+    return Readings(
+        sockets_open=websockets.sockets_open,
+        sessions_authenticated=stats.connections,
+        thread_actors=stats.thread_actors,
+        thread_inbox_max=supervisor.threads.fullest_inbox(),
+        thread_actor_starts=stats.actor_starts,
+        thread_actor_crashes=stats.actor_crashes,
+        slow_consumer_disconnects=stats.slow_consumers_cut,
+        heartbeat_timeouts=stats.heartbeat_timeouts,
+        abuse_disconnects=stats.abuse_closes,
+        lanes=[
+            LaneReading(depth, lane.connected, lane.batches_failed, lane.reconnects)
+            for depth, lane in zip(storage.inbox_depths, storage.lane_stats, strict=True)
+        ],
+    )

@@ -7,12 +7,14 @@ with one line that says what to fix and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
+import logging.handlers
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import trio
@@ -30,6 +32,7 @@ _SERVE_FLAGS = {
     "--ws-port": "HUB_WS_PORT",
     "--env": "HUB_ENV",
     "--log-level": "HUB_LOG_LEVEL",
+    "--node-id": "HUB_NODE_ID",
 }
 
 
@@ -90,8 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         key: value for key, value in vars(args).items() if key.startswith("HUB_") and value
     }
     try:
-        settings = load_settings(overrides=overrides)
-        _configure_logging(settings)
+        with _held_log_records() as held:
+            settings = load_settings(overrides=overrides)
+        _configure_logging(settings, held)
         handler: Callable[[Settings, argparse.Namespace], Any] = {
             "serve": _serve,
             "token": _token,
@@ -122,12 +126,52 @@ def _startup_problem(exc: BaseException) -> str | None:
     return None
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s node=%(node)s %(name)s: %(message)s"
+
+
+class NodeFilter(logging.Filter):
+    """Gives every record the node it comes from (`%(node)s`), so the lines of several hub
+    processes gathered in one place still say which one wrote each."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node = self.node_id
+        return True
+
+
+@contextlib.contextmanager
+def _held_log_records() -> Iterator[logging.handlers.MemoryHandler]:
+    """Hold what is logged while the settings load (a generated development secret is
+    announced then), until logging knows the node to name in each line. If the settings fail,
+    the held lines go out as they are: there is no node to name."""
+    held = logging.handlers.MemoryHandler(capacity=1000, flushLevel=logging.CRITICAL + 1)
+    root = logging.getLogger()
+    root.addHandler(held)
+    try:
+        yield held
+    except BaseException:
+        held.setTarget(logging.StreamHandler(sys.stderr))
+        held.close()  # flushes
+        raise
+    finally:
+        root.removeHandler(held)
+
+
+def _configure_logging(settings: Settings, held: logging.handlers.MemoryHandler) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    # On the handler, not a logger: a handler's filters see every record it writes, those of
+    # hub's loggers and the libraries' (Hypercorn, trio-websocket) alike.
+    handler.addFilter(NodeFilter(settings.node_id))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
+    if handler in logging.getLogger().handlers:
+        # Not when logging was set up before (an embedding program's handlers already wrote
+        # the held lines as they came).
+        held.setTarget(handler)
+    held.close()  # flushes what was held, through the handler that names the node
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,6 +233,7 @@ def _print_banner(settings: Settings, running: Any) -> None:
 
     lines = [
         "Vendor Connections Hub is running",
+        f"  node:      {settings.node_id}",
         f"  database:  {settings.backend} ({_describe_database(settings)})",
         f"  REST:      {running.rest_url}",
         f"  WebSocket: {running.ws_url}",

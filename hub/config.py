@@ -11,7 +11,9 @@ import base64
 import binascii
 import logging
 import os
+import re
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,11 @@ log = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("development", "production")
 DEFAULT_DATABASE_URL = "sqlite:///var/hub.db"
+# A node id appears in every log line and as a metrics label value: short, and nothing a log
+# parser or a Prometheus query would have to escape.
+NODE_ID_MAX = 63
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+METRICS_TOKEN_MIN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,10 @@ class Settings:
     storage_timeout_s: float = 5.0
     http_idle_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Names this process in logs and metrics (HUB_NODE_ID; generated when unset).
+    node_id: str = "hub"
+    # When set, GET /metrics needs `Authorization: Bearer <this>` (HUB_METRICS_TOKEN).
+    metrics_token: str | None = None
     # REST token buckets per user and route class: (tokens per second, burst).
     rate_read: tuple[float, float] = (20.0, 100.0)
     rate_write: tuple[float, float] = (5.0, 30.0)
@@ -75,7 +86,7 @@ class Settings:
     def __repr__(self) -> str:
         # Settings are logged at startup; the secrets must never be.
         return (
-            f"Settings(env={self.env!r}, backend={self.backend!r}, "
+            f"Settings(env={self.env!r}, node={self.node_id!r}, backend={self.backend!r}, "
             f"http={self.http_host}:{self.http_port}, ws={self.ws_host}:{self.ws_port})"
         )
 
@@ -171,6 +182,8 @@ def load_settings(
         storage_timeout_s=_positive_float(source, "HUB_STORAGE_TIMEOUT_S", 5.0),
         http_idle_timeout_s=_http_idle_timeout(source),
         log_level=_log_level(source),
+        node_id=_node_id(source),
+        metrics_token=_metrics_token(source),
         rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
         rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
@@ -216,6 +229,43 @@ def _realtime(source: Mapping[str, str]) -> dict[str, float | int]:
     if values["ws_max_connections_per_user"] > values["ws_max_connections"]:
         raise ConfigError("HUB_WS_MAX_CONNECTIONS_PER_USER cannot exceed HUB_WS_MAX_CONNECTIONS")
     return values
+
+
+def _node_id(source: Mapping[str, str]) -> str:
+    raw = source.get("HUB_NODE_ID", "").strip()
+    if not raw:
+        return generated_node_id()
+    if len(raw) > NODE_ID_MAX or not _NODE_ID.fullmatch(raw):
+        shown = raw if len(raw) <= NODE_ID_MAX else raw[:NODE_ID_MAX] + "…"
+        raise ConfigError(
+            f"HUB_NODE_ID must be 1 to {NODE_ID_MAX} letters, digits, '.', '_' or '-', starting "
+            f"with a letter or digit, got {shown!r}"
+        )
+    return raw
+
+
+def generated_node_id() -> str:
+    """The host's name (made safe and short) and 6 random hex digits: unique per process, so
+    two processes on one host, or one restarted, are never taken for the same node."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname().split(".")[0]).strip("-._")
+    return f"{host[: NODE_ID_MAX - 7] or 'hub'}-{secrets.token_hex(3)}"
+
+
+def _metrics_token(source: Mapping[str, str]) -> str | None:
+    """The bearer token /metrics asks for, or None (public). Its value is never shown, here or
+    in any log line."""
+    raw = source.get("HUB_METRICS_TOKEN")
+    if raw is None or raw.strip() == "":
+        return None
+    token = raw.strip()
+    if len(token) < METRICS_TOKEN_MIN:
+        raise ConfigError(f"HUB_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters")
+    if any(c.isspace() or not c.isprintable() or not c.isascii() for c in token):
+        raise ConfigError(
+            "HUB_METRICS_TOKEN must be printable ASCII without spaces (it is sent in an "
+            "Authorization header)"
+        )
+    return token
 
 
 def parse_encryption_key(encoded: str) -> bytes:

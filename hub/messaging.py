@@ -14,16 +14,22 @@ from uuid import UUID
 from hub.access import decided_in_write
 from hub.auth import Principal
 from hub.storage import Storage
-from hub.storage.actor import AuditSpec
+from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 
 
 class MessageRouter(Protocol):
     async def post(
-        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+        self,
+        principal: Principal,
+        message: MessageDraft,
+        *,
+        audit: AuditSpec = (),
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
         """Check access, store (ack only after commit), deliver; raise HubError on refusal.
-        Audit rows that name no group are given the thread's group."""
+        Audit rows that name no group are given the thread's group; `timing` (when the hub
+        received the send) is given the commit's moment, for the latency metrics."""
         ...
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
@@ -36,12 +42,18 @@ class DirectRouter:
         self._storage = storage
 
     async def post(
-        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+        self,
+        principal: Principal,
+        message: MessageDraft,
+        *,
+        audit: AuditSpec = (),
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
         return await self._storage.append_message(
             message,
             audit=audit,
             authorize=decided_in_write(principal, message.thread_id, "post"),
+            timing=timing,
         )
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:

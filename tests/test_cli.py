@@ -242,3 +242,72 @@ def _get(url: str, token: str) -> tuple[int, Any]:
         return response.status, json.loads(response.read() or b"null")
     finally:
         conn.close()
+
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+async def test_every_log_line_of_serve_names_its_node(tmp_path):
+    # No secrets given: the development ones are generated, and announced while the settings
+    # load, before logging knows the node; those lines must name it too.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    environ.update(
+        HUB_NODE_ID="edge-7",
+        HUB_VAR_DIR=str(tmp_path / "var"),
+        HUB_DATABASE_URL=f"sqlite:///{tmp_path}/hub.db",
+        HUB_HTTP_PORT="0",
+        HUB_WS_PORT="0",
+    )
+    output = bytearray()
+    banner_or_exit = trio.Event()
+
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                [*HUB, "serve"],
+                cwd=tmp_path,
+                env=environ,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        )
+
+        async def read_output() -> None:
+            async for chunk in process.stdout:
+                output.extend(chunk)
+                if b"  try:" in output:
+                    banner_or_exit.set()
+            banner_or_exit.set()
+
+        nursery.start_soon(read_output)
+        with trio.fail_after(60):
+            await banner_or_exit.wait()
+        rest = re.search(r"REST:\s+(\S+)", output.decode(errors="replace")).group(1)
+        scraped = await trio.to_thread.run_sync(
+            _get_text, rest.removesuffix("/api/vendor-connections") + "/metrics"
+        )
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            status = await process.wait()
+
+    text = output.decode(errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    logged = [line for line in lines if LOG_LINE.match(line)]
+    assert status == 0, text
+    assert "  node:      edge-7" in lines
+    assert any("HUB_JWT_SECRET is not set" in line for line in logged), text
+    assert any("SIGTERM received" in line for line in logged), text
+    assert all(" node=edge-7 " in line for line in logged), text
+    assert 'hub_node_info{node="edge-7"} 1.0' in scraped
+
+
+def _get_text(url: str) -> str:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path)
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+import socket
 import stat
 
 import pytest
@@ -74,6 +76,13 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_STORAGE_TIMEOUT_S", "-1", "must be positive"),
         ("HUB_HTTP_IDLE_TIMEOUT_S", "0", "must be positive"),
         ("HUB_HTTP_IDLE_TIMEOUT_S", "5", "must exceed HUB_STORAGE_TIMEOUT_S"),
+        ("HUB_NODE_ID", "edge 7", "letters, digits"),
+        ("HUB_NODE_ID", 'edge"7', "letters, digits"),
+        ("HUB_NODE_ID", "-edge-7", "starting with a letter or digit"),
+        ("HUB_NODE_ID", "n" * 64, "1 to 63"),
+        ("HUB_NODE_ID", "nöde", "letters, digits"),
+        ("HUB_METRICS_TOKEN", "short", "at least 16 characters"),
+        ("HUB_METRICS_TOKEN", "sixteen chars or more", "without spaces"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):
@@ -108,3 +117,35 @@ def test_settings_repr_shows_no_secrets(tmp_path):
     )
 
     assert SECRET not in repr(settings) and KEY not in repr(settings)
+
+
+def test_a_node_id_is_kept_as_given(tmp_path):
+    settings = load_settings({"HUB_VAR_DIR": str(tmp_path), "HUB_NODE_ID": "eu-west.hub_2"})
+
+    assert settings.node_id == "eu-west.hub_2"
+
+
+def test_without_a_node_id_each_process_gets_its_own_from_the_host_name(tmp_path):
+    first = load_settings({"HUB_VAR_DIR": str(tmp_path)}).node_id
+    second = load_settings({"HUB_VAR_DIR": str(tmp_path)}).node_id
+
+    assert first != second
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname().split(".")[0]).strip("-._")
+    for node_id in (first, second):
+        assert re.fullmatch(rf"{re.escape(host[:56] or 'hub')}-[0-9a-f]{{6}}", node_id)
+        assert len(node_id) <= 63
+
+
+def test_a_bad_metrics_token_is_refused_without_showing_it(tmp_path):
+    token = "scrape me please"  # 16 characters, with spaces
+
+    with pytest.raises(ConfigError) as error:
+        load_settings({"HUB_VAR_DIR": str(tmp_path), "HUB_METRICS_TOKEN": token})
+    assert "HUB_METRICS_TOKEN" in str(error.value) and token not in str(error.value)
+
+
+def test_settings_repr_shows_no_metrics_token(tmp_path):
+    token = "m" * 32
+    settings = load_settings({"HUB_VAR_DIR": str(tmp_path), "HUB_METRICS_TOKEN": token})
+
+    assert settings.metrics_token == token and token not in repr(settings)

@@ -32,8 +32,9 @@ from hub.actors.stats import HubStats
 from hub.actors.thread import Command, ThreadActor, ThreadStore
 from hub.config import Settings
 from hub.errors import NotFound, Overloaded
+from hub.metrics import Metrics
 from hub.storage import Storage
-from hub.storage.actor import AuditSpec, Authorize
+from hub.storage.actor import AuditSpec, Authorize, SendTiming
 from hub.storage.bulk import PresenceUpdate
 from hub.storage.identities import get_user
 from hub.storage.records import Message, MessageDraft, StoredMessage
@@ -54,9 +55,15 @@ class StorageThreadStore:
         return (await self._storage.read(get_thread(thread_id))).last_seq
 
     async def append(
-        self, message: MessageDraft, audit: AuditSpec, authorize: Authorize | None = None
+        self,
+        message: MessageDraft,
+        audit: AuditSpec,
+        authorize: Authorize | None = None,
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
-        return await self._storage.append_message(message, audit=audit, authorize=authorize)
+        return await self._storage.append_message(
+            message, audit=audit, authorize=authorize, timing=timing
+        )
 
     async def messages_after(self, thread_id: UUID, after_seq: int, limit: int) -> list[Message]:
         return await self._storage.messages(thread_id, after_seq=after_seq, limit=limit)
@@ -75,8 +82,11 @@ class ThreadRegistry:
     """The running thread actors of this process, one per thread at most (see the module's
     contract). `run` owns their nursery."""
 
-    def __init__(self, store: ThreadStore, settings: Settings, stats: HubStats) -> None:
+    def __init__(
+        self, store: ThreadStore, settings: Settings, stats: HubStats, metrics: Metrics
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._idle_s = settings.ws_thread_idle_s
         self._hold_limit = settings.ws_outgoing_queue * 16
         self._stats = stats
@@ -90,6 +100,14 @@ class ThreadRegistry:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
+
+    def fullest_inbox(self) -> int:
+        """The most commands waiting in any running actor's inbox now (for a scrape: it looks
+        at every actor)."""
+        return max(
+            (actor.inbox.statistics().current_buffer_used for actor in self._actors.values()),
+            default=0,
+        )
 
     def running(self, thread_id: UUID) -> ThreadActor | None:
         """The thread's actor if one runs now; never starts one."""
@@ -114,6 +132,7 @@ class ThreadRegistry:
                     idle_s=self._idle_s,
                     hold_limit=self._hold_limit,
                     on_idle=self._actor_idle,
+                    metrics=self._metrics,
                 )
                 await self._nursery.start(self._run_actor, actor)
                 self._actors[thread_id] = actor

@@ -29,7 +29,7 @@ from hub.actors.sessions import SessionDirectory
 from hub.actors.thread import Post, Revoke
 from hub.auth import Principal
 from hub.storage import Storage
-from hub.storage.actor import AuditSpec
+from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 from hub.storage.threads import thread_ids_of_group
 
@@ -51,19 +51,30 @@ class Router:
         self._answer_timeout_s = storage_timeout_s + COMMAND_TIMEOUT_S
 
     async def post(
-        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+        self,
+        principal: Principal,
+        message: MessageDraft,
+        *,
+        audit: AuditSpec = (),
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
         """Check access, store (answer only after commit), deliver to live subscribers. The
         access decision is taken in the write transaction itself (`decided_in_write`)."""
         authorize = decided_in_write(principal, message.thread_id, "post")
-        return await self._post(Post(message, principal.name, audit, authorize=authorize))
+        post = Post(message, principal.name, audit, authorize=authorize, timing=timing)
+        return await self._post(post)
 
     async def post_authorized(
-        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+        self,
+        principal: Principal,
+        message: MessageDraft,
+        *,
+        audit: AuditSpec = (),
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
         """For a session that has decided its access to the thread already (and forgets the
         decision when the membership is revoked)."""
-        return await self._post(Post(message, principal.name, audit))
+        return await self._post(Post(message, principal.name, audit, timing=timing))
 
     async def _post(self, post: Post) -> StoredMessage:
         await self._threads.send(post.message.thread_id, post)

@@ -52,9 +52,10 @@ from hub.auth import Principal, TokenVerifier
 from hub.config import Settings
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.frames import error_frame, event_frame, internal_error
+from hub.metrics import Metrics
 from hub.ratelimit import RateLimiter
 from hub.storage import Storage
-from hub.storage.actor import AuditSpec
+from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.messages import history_kept_since
 from hub.storage.receipts import mark_read
 from hub.storage.records import AuditEntry, MessageDraft, StoredMessage
@@ -115,6 +116,7 @@ class SessionHost(Protocol):
     settings: Settings
     storage: Storage
     stats: HubStats
+    metrics: Metrics  # the hub's: frames in and out, refusals
     timers: SessionTimers[Any]
     limiter: RateLimiter  # every user's message budget, shared by all of their sockets
 
@@ -136,7 +138,12 @@ class SessionHost(Protocol):
         ...
 
     async def post_authorized(
-        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+        self,
+        principal: Principal,
+        message: MessageDraft,
+        *,
+        audit: AuditSpec = (),
+        timing: SendTiming | None = None,
     ) -> StoredMessage: ...
 
     def typing(self, principal: Principal, thread_id: UUID, is_typing: bool) -> None: ...
@@ -146,6 +153,22 @@ class SessionHost(Protocol):
     def set_user_status(self, user_id: UUID, status: str) -> None: ...
 
     async def ensure_identity(self, principal: Principal) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A send_message waiting for the worker, with the moment its frame arrived."""
+
+    frame: protocol.SendMessage
+    timing: SendTiming
+
+    @property
+    def ref(self) -> str | None:
+        return self.frame.ref
+
+    @property
+    def thread_id(self) -> UUID:
+        return self.frame.thread_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +299,14 @@ class Session:
         self.peer = peer or Peer()
         # positive decisions -> (expiry, the thread's group)
         self._access: dict[tuple[UUID, str], tuple[float, UUID]] = {}
-        self._work_send, self._work = trio.open_memory_channel[
-            protocol.SendMessage | protocol.MarkRead | UUID
-        ](WORK_QUEUE)
+        self._work_send, self._work = trio.open_memory_channel[_Send | protocol.MarkRead | UUID](
+            WORK_QUEUE
+        )
+        metrics = host.metrics
+        self._frames_in = metrics.frames_in
+        self._frames_in_invalid = metrics.frames_in_invalid
+        self._frames_out = metrics.frames_out
+        self._rate_limited = metrics.rate_limited["websocket", "send"]
         self._abuse: deque[float] = deque()
         self._frame_at = trio.current_time()  # the handshake counts as hearing from the peer
         self._close_code: int | None = None
@@ -360,6 +388,7 @@ class Session:
 
     def send(self, frame: protocol.ServerFrame) -> None:
         """Queue a reply of this session's own (essential)."""
+        self._frames_out[type(frame)].inc()
         self._put(event_frame(frame), essential=True)
 
     # --- Subscriber ------------------------------------------------------------------------------
@@ -462,6 +491,7 @@ class Session:
     async def _receive(self, raw: str | bytes) -> None:
         if isinstance(raw, bytes):
             # The protocol is JSON text; a binary frame is refused as RFC 6455 says (1003).
+            self._frames_in_invalid.inc()
             self.send(
                 protocol.Error(
                     code="invalid",
@@ -475,6 +505,7 @@ class Session:
         # matter).
         size = len(raw) if len(raw) * 4 <= limit else len(raw.encode())
         if size > limit:
+            self._frames_in_invalid.inc()
             self._refuse(
                 protocol.Error(
                     code="invalid",
@@ -485,8 +516,10 @@ class Session:
         try:
             frame = protocol.decode_client(raw)
         except protocol.ProtocolError as exc:
+            self._frames_in_invalid.inc()
             self._refuse(protocol.Error(code="invalid", message=exc.message, ref=exc.ref))
             return
+        self._frames_in[type(frame)].inc()
         try:
             await self._dispatch(frame)
         except HubError as exc:
@@ -501,8 +534,8 @@ class Session:
             try:
                 if isinstance(item, UUID):
                     await self._rejoin(item)
-                elif isinstance(item, protocol.SendMessage):
-                    await self._send_message(item)
+                elif isinstance(item, _Send):
+                    await self._send_message(item.frame, item.timing)
                 else:
                     await self._mark_read(item)
             except HubError as exc:
@@ -534,6 +567,7 @@ class Session:
             case protocol.SendMessage():
                 decision = self._host.limiter.take(self.principal.user_id)
                 if not decision.allowed:
+                    self._rate_limited.inc()
                     self._refuse(
                         protocol.Error(
                             code="rate_limited",
@@ -544,7 +578,8 @@ class Session:
                         )
                     )
                     return
-                self._queue_work(frame)
+                # Send→commit starts when the frame came off the socket (hub.metrics).
+                self._queue_work(_Send(frame, SendTiming(self._frame_at)))
             case protocol.MarkRead():
                 self._queue_work(frame)
             case protocol.TypingIndicator():
@@ -559,9 +594,9 @@ class Session:
             case protocol.Auth():
                 await self._refresh(frame)
 
-    def _queue_work(self, frame: protocol.SendMessage | protocol.MarkRead) -> None:
+    def _queue_work(self, item: _Send | protocol.MarkRead) -> None:
         try:
-            self._work_send.send_nowait(frame)
+            self._work_send.send_nowait(item)
         except trio.WouldBlock:
             raise Overloaded(
                 f"more than {WORK_QUEUE} requests are waiting on this socket; retry"
@@ -598,7 +633,7 @@ class Session:
             self._subscriptions.pop(thread_id, None)
             raise
 
-    async def _send_message(self, frame: protocol.SendMessage) -> None:
+    async def _send_message(self, frame: protocol.SendMessage, timing: SendTiming) -> None:
         body, metadata = message_content(
             frame.kind, frame.body, frame.metadata, frame.latitude, frame.longitude
         )
@@ -627,7 +662,10 @@ class Session:
             details={"thread_id": str(frame.thread_id), "kind": frame.kind, "via": "websocket"},
         )
         stored = await self._host.post_authorized(
-            principal, message, audit=lambda stored: () if stored.duplicate else [entry]
+            principal,
+            message,
+            audit=lambda stored: () if stored.duplicate else [entry],
+            timing=timing,
         )
         self.send(
             protocol.Ack(

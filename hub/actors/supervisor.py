@@ -15,7 +15,8 @@ The parts, one module each, with their contracts there:
 - `router` (hub.actors.router): the `hub.messaging.MessageRouter` REST posts through, and
   revocations.
 - `limiter` (hub.ratelimit): every user's message budget, shared by all of their sockets.
-- `timers` (hub.actors.timers), `identities` (hub.identities), `stats` (hub.actors.stats).
+- `timers` (hub.actors.timers), `identities` (hub.identities), `stats` (hub.actors.stats),
+  `metrics` (hub.metrics, the hub's: what its parts count for `/metrics`).
 
 The supervisor itself holds no state of its own. It is what a session sees of the realtime layer
 (`hub.actors.session.SessionHost`): each of those calls is a line that hands the request to the
@@ -40,9 +41,10 @@ from hub.actors.timers import SessionTimers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.identities import Identities
+from hub.metrics import Metrics
 from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
-from hub.storage.actor import AuditSpec
+from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 
 IDENTITY_TTL_S = 600.0
@@ -51,16 +53,21 @@ IDENTITY_TTL_S = 600.0
 class Supervisor:
     """The realtime layer of one process (see the module docstring for its parts)."""
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.stats = HubStats()
+        self.metrics = metrics if metrics is not None else Metrics(settings.node_id)
         self.identities = Identities(storage, ttl_s=IDENTITY_TTL_S)
         self.limiter = RateLimiter(Budget(settings.ws_message_rate, settings.ws_message_burst))
         self.timers: SessionTimers[Any] = SessionTimers(
             settings.ws_heartbeat_s, settings.ws_heartbeat_timeout_s
         )
-        self.threads = ThreadRegistry(StorageThreadStore(storage), settings, self.stats)
+        self.threads = ThreadRegistry(
+            StorageThreadStore(storage), settings, self.stats, self.metrics
+        )
         self.sessions = SessionDirectory(settings.ws_max_connections_per_user, self.stats)
         self.presence = PresenceStore(self.sessions, self.threads)
         self.router = Router(
@@ -116,9 +123,14 @@ class Supervisor:
         return await self.threads.send_if_running(thread_id, Unsubscribe(session_id, ref))
 
     async def post_authorized(
-        self, principal: Principal, message: MessageDraft, *, audit: AuditSpec = ()
+        self,
+        principal: Principal,
+        message: MessageDraft,
+        *,
+        audit: AuditSpec = (),
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
-        return await self.router.post_authorized(principal, message, audit=audit)
+        return await self.router.post_authorized(principal, message, audit=audit, timing=timing)
 
     def typing(self, principal: Principal, thread_id: UUID, is_typing: bool) -> None:
         self.threads.notify(thread_id, SetTyping(principal, is_typing))

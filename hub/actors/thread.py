@@ -36,7 +36,8 @@ from hub import protocol
 from hub.auth import Principal
 from hub.errors import HubError, Overloaded
 from hub.frames import error_frame, event_frame
-from hub.storage.actor import AuditSpec, Authorize
+from hub.metrics import Metrics
+from hub.storage.actor import AuditSpec, Authorize, SendTiming
 from hub.storage.records import Message, MessageDraft, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,11 @@ class ThreadStore(Protocol):
     async def last_seq(self, thread_id: UUID) -> int: ...
 
     async def append(
-        self, message: MessageDraft, audit: AuditSpec, authorize: Authorize | None = None
+        self,
+        message: MessageDraft,
+        audit: AuditSpec,
+        authorize: Authorize | None = None,
+        timing: SendTiming | None = None,
     ) -> StoredMessage: ...
 
     async def messages_after(
@@ -150,6 +155,7 @@ class Post:
     audit: AuditSpec = ()
     # Set when the sender's access is decided in the write (hub.access.decided_in_write).
     authorize: Authorize | None = None
+    timing: SendTiming | None = None  # when the hub received it; the commit sets its moment
     reply: Reply[StoredMessage] = field(default_factory=Reply)
 
 
@@ -244,6 +250,7 @@ class ThreadActor:
         inbox_size: int = 1024,
         hold_limit: int = 4096,
         on_idle: Callable[[ThreadActor], bool] = lambda actor: True,
+        metrics: Metrics | None = None,
     ) -> None:
         self.thread_id = thread_id
         self._store = store
@@ -255,7 +262,8 @@ class ThreadActor:
         self._users: dict[UUID, _User] = {}
         self._typing: dict[UUID, float] = {}  # user -> expiry, trio.current_time()
         self._delivered_seq = 0
-        self._pending: dict[int, bytes] = {}  # committed ahead of order: seq -> frame
+        # committed ahead of order: seq -> (frame, its send's timing; None when read back)
+        self._pending: dict[int, tuple[bytes, SendTiming | None]] = {}
         self._gap_since: float | None = None
         self._filling = False
         self._posts: set[Post] = set()  # accepted, not yet answered
@@ -267,6 +275,22 @@ class ThreadActor:
         self._nursery: trio.Nursery | None = None
         self.started = False
         self.stats = ThreadStats()
+        metrics = metrics if metrics is not None else Metrics()
+        # The children fan-out counts on, looked up once (hub.metrics: one inc(n) a fan-out).
+        out = metrics.frames_out
+        self._messages_out = out[protocol.NewMessage]
+        self._acks_out = out[protocol.Ack]
+        self._commit_to_deliver = metrics.commit_to_deliver
+        self._broadcast_out = {
+            kind: out[kind]
+            for kind in (
+                protocol.ReadReceipt,
+                protocol.UserJoined,
+                protocol.UserLeft,
+                protocol.Typing,
+                protocol.Presence,
+            )
+        }
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -364,7 +388,9 @@ class ThreadActor:
                         thread_id=self.thread_id, user_id=command.user_id, seq=command.seq
                     )
                 )
-                self._broadcast(frame, essential=True, exclude_session=command.session_id)
+                self._broadcast(
+                    frame, protocol.ReadReceipt, essential=True, exclude_session=command.session_id
+                )
             case Revoke():
                 self._revoke(command.organization_id)
             case _ReplayDone():
@@ -374,7 +400,7 @@ class ThreadActor:
                 self._gap_since = None  # a failed fill is retried GAP_WAIT_S from now
                 for seq, frame in command.frames:
                     if seq > self._delivered_seq:
-                        self._pending.setdefault(seq, frame)
+                        self._pending.setdefault(seq, (frame, None))
                 self.stats.gaps_filled += 1
                 self._drain_pending()
         self.stats.subscribers = len(self._subs)
@@ -411,10 +437,13 @@ class ThreadActor:
                 recovered=command.recovered if command.since_seq is not None else None,
             )
             subscriber.deliver(event_frame(ack), essential=True)
+            self._acks_out.inc()
         subscriber.joined(self.thread_id, self._delivered_seq)
         if first_session:
             joined = event_frame(protocol.UserJoined(thread_id=self.thread_id, user=user.entry))
-            self._broadcast(joined, essential=False, exclude_user=principal.user_id)
+            self._broadcast(
+                joined, protocol.UserJoined, essential=False, exclude_user=principal.user_id
+            )
             self._dirty_presence[principal.user_id] = command.status
             self._presence_wakeup.set()
         since = command.since_seq
@@ -431,6 +460,7 @@ class ThreadActor:
         if ref is not None:
             ack = protocol.Ack(ref=ref, thread_id=self.thread_id)
             subscription.subscriber.deliver(event_frame(ack), essential=True)
+            self._acks_out.inc()
         user_id = subscription.subscriber.principal.user_id
         user = self._users.get(user_id)
         if user is None:
@@ -442,7 +472,7 @@ class ThreadActor:
         if self._typing.pop(user_id, None) is not None:
             self._broadcast_typing(user_id, False)
         left = event_frame(protocol.UserLeft(thread_id=self.thread_id, user_id=user_id))
-        self._broadcast(left, essential=False)
+        self._broadcast(left, protocol.UserLeft, essential=False)
         self._dirty_presence[user_id] = "offline"
         self._presence_wakeup.set()
 
@@ -488,14 +518,17 @@ class ThreadActor:
             created_at=stored.created_at,
         )
         frame = event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
-        self._pending[stored.seq] = frame
+        self._pending[stored.seq] = (frame, done.post.timing)
         self._drain_pending()
 
     def _drain_pending(self) -> None:
         """Deliver every pending message that is next in seq order."""
-        while (frame := self._pending.pop(self._delivered_seq + 1, None)) is not None:
+        while (next_up := self._pending.pop(self._delivered_seq + 1, None)) is not None:
+            frame, timing = next_up
             self._delivered_seq += 1
             self._fan_out(self._delivered_seq, frame)
+            if timing is not None and timing.committed_at is not None:
+                self._commit_to_deliver.observe(trio.current_time() - timing.committed_at)
         # Anything pending now is beyond a missing seq.
         for seq in [s for s in self._pending if s <= self._delivered_seq]:
             del self._pending[seq]
@@ -503,6 +536,7 @@ class ThreadActor:
         self.stats.delivered_seq = self._delivered_seq
 
     def _fan_out(self, seq: int, frame: bytes) -> None:
+        delivered = 0
         for subscription in list(self._subs.values()):
             if subscription.replaying:
                 subscription.held.append((seq, frame))
@@ -510,6 +544,8 @@ class ThreadActor:
                     subscription.subscriber.cut_off()
             else:
                 subscription.subscriber.deliver_message(self.thread_id, seq, frame)
+                delivered += 1
+        self._messages_out.inc(delivered)
 
     def _replay_done(self, done: _ReplayDone) -> None:
         self._replays -= 1
@@ -526,6 +562,7 @@ class ThreadActor:
         held, subscription.held = subscription.held, []
         for seq, frame in held:
             subscription.subscriber.deliver_message(self.thread_id, seq, frame)
+        self._messages_out.inc(len(held))
 
     def _set_typing(self, user_id: UUID, is_typing: bool) -> None:
         if user_id not in self._users:
@@ -547,7 +584,7 @@ class ThreadActor:
         frame = event_frame(
             protocol.Typing(thread_id=self.thread_id, user_id=user_id, is_typing=is_typing)
         )
-        self._broadcast(frame, essential=False, exclude_user=user_id)
+        self._broadcast(frame, protocol.Typing, essential=False, exclude_user=user_id)
 
     def _set_status(self, user_id: UUID, status: str) -> None:
         user = self._users.get(user_id)
@@ -562,23 +599,29 @@ class ThreadActor:
         frame = event_frame(
             protocol.Presence(thread_id=self.thread_id, user_id=user_id, status=status)  # type: ignore[arg-type]
         )
-        self._broadcast(frame, essential=False)
+        self._broadcast(frame, protocol.Presence, essential=False)
         self._dirty_presence[user_id] = status
         self._presence_wakeup.set()
 
     def _broadcast(
         self,
         frame: bytes,
+        kind: type[protocol.ServerFrame],
         *,
         essential: bool,
         exclude_user: UUID | None = None,
         exclude_session: str | None = None,
     ) -> None:
+        """`frame` (an event of type `kind`, counted once per broadcast) to every subscriber
+        but those excluded."""
+        delivered = 0
         for session_id, subscription in self._subs.items():
             subscriber = subscription.subscriber
             if session_id == exclude_session or subscriber.principal.user_id == exclude_user:
                 continue
             subscriber.deliver(frame, essential=essential)
+            delivered += 1
+        self._broadcast_out[kind].inc(delivered)
 
     # --- gaps ------------------------------------------------------------------------------------
 
@@ -605,7 +648,7 @@ class ThreadActor:
 
     async def _store_message(self, post: Post) -> None:
         try:
-            stored = await self._store.append(post.message, post.audit, post.authorize)
+            stored = await self._store.append(post.message, post.audit, post.authorize, post.timing)
         except HubError as exc:
             await self.inbox.send(_PostDone(post, None, exc))
         else:
@@ -626,6 +669,7 @@ class ThreadActor:
                         break
                     frame = await self._frame_of(message)
                     await subscription.subscriber.deliver_replay(self.thread_id, message.seq, frame)
+                    self._messages_out.inc()
                 after = page[-1].seq
         except HubError as exc:
             error = exc

@@ -2,6 +2,8 @@
 
     service   /healthz, /readyz at the root; /healthz, /docs and /openapi.json (quart-schema)
               under the base; all public
+    metrics   /metrics at the root (public unless HUB_METRICS_TOKEN), and every request
+              counted by route template, method and status
     groups    /groups, /groups/{group_id}
     members   invitations (invite, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
@@ -30,12 +32,14 @@ from hub.http import (
     identity,
     members,
     messages,
+    metrics,
     openapi,
     service,
     threads,
 )
 from hub.identities import Identities
 from hub.messaging import DirectRouter, MessageRouter
+from hub.metrics import Metrics
 from hub.storage import Storage
 
 BASE_PATH = "/api/vendor-connections"
@@ -49,10 +53,12 @@ def create_app(
     *,
     router: MessageRouter | None = None,
     readiness: service.Readiness | None = None,
+    hub_metrics: Metrics | None = None,
 ) -> QuartTrio:
     """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
     REST-posted messages reach live subscribers; storing directly otherwise); `readiness` tells
-    `/readyz` when the hub is shutting down."""
+    `/readyz` when the hub is shutting down; `hub_metrics` is what `/metrics` serves and
+    requests are counted in (the hub's; one of the app's own without it)."""
     app = QuartTrio(__name__, static_folder=None)
     app.asgi_app = framing.FramingGuard(  # type: ignore[method-assign]
         app.asgi_app, answer_timeout_s=settings.http_idle_timeout_s
@@ -70,13 +76,16 @@ def create_app(
         ),
         "base_path": BASE_PATH,
         "readiness": readiness or service.Readiness(),
+        "metrics": hub_metrics if hub_metrics is not None else Metrics(settings.node_id),
         "started_at": time.monotonic(),
     }
+    metrics.install(app)  # first: its hooks enclose every other one
     openapi.install(app, f"{BASE_PATH}/openapi.json")
     bodies.install(app)
     errors.install(app)
     identity.install(app)
     app.register_blueprint(service.root)
+    app.register_blueprint(metrics.blueprint)
     for family in (service, groups, members, threads, messages, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app

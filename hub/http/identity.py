@@ -32,6 +32,7 @@ PUBLIC_ENDPOINTS = {
     "service.healthz",
     "service.docs",
     "openapi",
+    "metrics.scrape",  # its own bearer token, when HUB_METRICS_TOKEN is set
 }
 SEND_ENDPOINTS = {"messages.send_message"}
 _USER_AGENT_MAX = 500
@@ -60,6 +61,7 @@ def install(app: QuartTrio) -> None:
         decision = hub["rate_limiters"][kind].take((principal.user_id, kind))
         g.rate_decision = decision
         if not decision.allowed:
+            hub["metrics"].rate_limited["rest", kind].inc()
             raise RateLimited(
                 f"too many {kind} requests; retry in {decision.retry_after_s:.1f}s",
                 retry_after_s=decision.retry_after_s,

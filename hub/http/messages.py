@@ -18,10 +18,12 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from hub.http.identity import audit, current_principal, current_router
+from hub.http.metrics import request_started
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import MessageAck, MessageIn
 from hub.messaging import MessageRouter
+from hub.storage.actor import SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 from hub.validation import message_content
 
@@ -43,7 +45,11 @@ async def post_message(message: MessageDraft, *, group_id: UUID | None = None) -
     )
     # A repeated client_msg_id stores nothing, so it is not audited a second time.
     return await router.post(
-        current_principal(), message, audit=lambda stored: () if stored.duplicate else [entry]
+        current_principal(),
+        message,
+        audit=lambda stored: () if stored.duplicate else [entry],
+        # Send→commit starts when the request reached the app (hub.metrics).
+        timing=SendTiming(request_started()),
     )
 
 

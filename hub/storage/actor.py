@@ -27,6 +27,7 @@ import trio
 from msgspec.structs import replace
 
 from hub.errors import Conflict, HubError, Invalid, StorageUnavailable
+from hub.metrics import Metrics
 from hub.storage.audit import insert_audit
 from hub.storage.batches import isolated
 from hub.storage.bulk import run_kind
@@ -44,6 +45,16 @@ Authorize = Callable[[dict[Any, Any]], Op[UUID]]
 
 
 @dataclass(eq=False, slots=True)
+class SendTiming:
+    """When a message send reached the hub and when it was committed (Trio clock), for the
+    send→commit and commit→deliver latencies (hub.metrics). The door that received the send
+    makes it; the storage actor sets `committed_at`; the thread actor reads it after fan-out."""
+
+    received_at: float
+    committed_at: float | None = None
+
+
+@dataclass(eq=False, slots=True)
 class Request:
     """One caller's write: either an operation or a message to append, plus its audit rows."""
 
@@ -57,6 +68,7 @@ class Request:
     # alone and writes nothing of it. Audit rows naming no group get the group it returns.
     authorize: Authorize | None = None
     group_id: UUID | None = None
+    timing: SendTiming | None = None
     done: trio.Event = field(default_factory=trio.Event)
     # Set when the actor takes the request into a batch: from then on the actor answers it with
     # the commit's outcome (its queries have their own timeouts), not the caller's deadline.
@@ -105,8 +117,10 @@ class StorageActor:
         backoff_max_s: float = 5.0,
         retry_interval_s: float = 0.1,
         upkeep: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
+        self._metrics = metrics if metrics is not None else Metrics()
         self._upkeep = upkeep
         self._inbox = inbox
         self._batch_max = batch_max
@@ -201,6 +215,7 @@ class StorageActor:
             await self._reconnect(batch)
             return
         now = datetime.now(UTC)
+        started = trio.current_time()
         try:
             # Shielded: a transaction is never abandoned half-way; each query has its own
             # timeout in the engine, so this cannot hang forever.
@@ -241,11 +256,26 @@ class StorageActor:
             await self._drop_writer()
             await self._reconnect([])
             return
+        committed_at = trio.current_time()
         self.stats.commits += 1
         self.stats.requests_committed += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        metrics = self._metrics
+        stored = 0
         for request, outcome in zip(batch, outcomes, strict=True):
             request.resolve(outcome)
+            if request.message is not None and request.error is None:
+                if not request.value.duplicate:
+                    stored += 1
+                timing = request.timing
+                if timing is not None:
+                    timing.committed_at = committed_at
+                    metrics.send_to_commit.observe(committed_at - timing.received_at)
+        # Once per batch, not per request: a batch may hold a thousand.
+        metrics.storage_batch_size.observe(len(batch))
+        metrics.storage_commit.observe(committed_at - started)
+        if stored:
+            metrics.messages_stored.inc(stored)
 
     async def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None

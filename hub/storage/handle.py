@@ -21,9 +21,10 @@ import trio
 from hub.config import Settings
 from hub.crypto import KeyRing, MasterKey
 from hub.errors import StorageUnavailable
+from hub.metrics import Metrics
 from hub.storage import keys
 from hub.storage.access_rows import Decide, thread_page_rows
-from hub.storage.actor import AuditSpec, Authorize, Request, StorageStats
+from hub.storage.actor import AuditSpec, Authorize, Request, SendTiming, StorageStats
 from hub.storage.engine import Engine
 from hub.storage.lanes import Lanes, open_lanes
 from hub.storage.messages import message_rows
@@ -69,6 +70,11 @@ class Storage:
     def lane_stats(self) -> list[StorageStats]:
         return self.lanes.lane_stats
 
+    @property
+    def inbox_depths(self) -> list[int]:
+        """Requests waiting in each lane's inbox now."""
+        return self.lanes.inbox_depths
+
     def lane_of(self, thread_id: UUID) -> int:
         return self.lanes.lane_of(thread_id)
 
@@ -96,10 +102,14 @@ class Storage:
         audit: AuditSpec = (),
         authorize: Authorize | None = None,
         timeout_s: float | None = None,
+        timing: SendTiming | None = None,
     ) -> StoredMessage:
         """Encrypt and store a message; the answer comes only after its commit. `authorize`
-        decides the sender's access in the same transaction (hub.access.decided_in_write)."""
-        request = Request(message=self.sealing.seal(message), audit=audit, authorize=authorize)
+        decides the sender's access in the same transaction (hub.access.decided_in_write);
+        `timing` is given the commit's moment."""
+        request = Request(
+            message=self.sealing.seal(message), audit=audit, authorize=authorize, timing=timing
+        )
         return await self.lanes.submit(request, timeout_s)
 
     async def read(self, op: Op[T], *, timeout_s: float | None = None) -> T:
@@ -179,9 +189,10 @@ class Storage:
 
 @contextlib.asynccontextmanager
 async def open_storage(
-    settings: Settings, *, apply_migrations: bool = True
+    settings: Settings, *, apply_migrations: bool = True, metrics: Metrics | None = None
 ) -> AsyncIterator[Storage]:
-    """Engine, migrations, keys and the running storage actors, for the duration of the block."""
+    """Engine, migrations, keys and the running storage actors, for the duration of the block;
+    the actors count their batches in `metrics` (the hub's; one of their own without it)."""
     with unwrap_single_error():
         async with open_engine(settings) as engine:
             master = MasterKey(settings.encryption_key)
@@ -197,7 +208,7 @@ async def open_storage(
                 keyring = keys.keyring_from(await engine.read(keys.encryption_keys()), master)
             except ConnectionLost as exc:
                 raise StorageUnavailable(f"cannot reach the database: {exc}") from None
-            async with open_lanes(engine, settings) as lanes:
+            async with open_lanes(engine, settings, metrics) as lanes:
                 storage = Storage(engine, lanes, master, settings.storage_timeout_s, keyring)
                 if keyring is None:
                     await storage.sealing.load_keys()  # a new database: make the first key

@@ -30,6 +30,7 @@ import trio
 from hub.config import Settings
 from hub.deadlines import Deadlines
 from hub.errors import StorageUnavailable
+from hub.metrics import Metrics
 from hub.storage.actor import Request, StorageActor, StorageStats
 from hub.storage.engine import Engine
 from hub.storage.sql import ConnectionLost
@@ -70,6 +71,11 @@ class Lanes:
     @property
     def lane_stats(self) -> list[StorageStats]:
         return [actor.stats for actor in self._actors]
+
+    @property
+    def inbox_depths(self) -> list[int]:
+        """Requests waiting in each lane's inbox now."""
+        return [inbox.statistics().current_buffer_used for inbox in self._inboxes]
 
     def lane_of(self, thread_id: UUID) -> int:
         return thread_id.int % len(self._inboxes)
@@ -135,16 +141,25 @@ class Lanes:
 
 
 @contextlib.asynccontextmanager
-async def open_lanes(engine: Engine, settings: Settings) -> AsyncIterator[Lanes]:
+async def open_lanes(
+    engine: Engine, settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[Lanes]:
     """The storage actors, connected and running, with their deadline watcher, for the duration
     of the block; leaving it closes the inboxes and waits for the actors to commit what they
-    had accepted."""
+    had accepted. Every actor counts its batches in `metrics` (one of their own without it)."""
+    metrics = metrics if metrics is not None else Metrics()
     lanes = settings.storage_writers if engine.parallel_writers else 1
     channels = [
         trio.open_memory_channel[Request](settings.storage_inbox_size) for _ in range(lanes)
     ]
     actors = [
-        StorageActor(engine, receive, batch_max=settings.storage_batch_max, upkeep=lane == 0)
+        StorageActor(
+            engine,
+            receive,
+            batch_max=settings.storage_batch_max,
+            upkeep=lane == 0,
+            metrics=metrics,
+        )
         for lane, (_, receive) in enumerate(channels)
     ]
     async with trio.open_nursery() as nursery:

@@ -62,6 +62,17 @@ class WebSocketServer:
         self._verifier = verifier
         self._handshaking = 0
         self._closing = False
+        metrics = supervisor.metrics
+        self._refused = metrics.ws_refused
+        self._frames_in = metrics.frames_in
+        self._frames_in_invalid = metrics.frames_in_invalid
+        self._errors_out = metrics.frames_out[protocol.Error]
+
+    @property
+    def sockets_open(self) -> int:
+        """WebSocket connections open now: sessions, and sockets still handshaking or
+        authenticating."""
+        return self._supervisor.connections + self._handshaking
 
     async def run(
         self, shutdown: trio.Event, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
@@ -98,15 +109,18 @@ class WebSocketServer:
     async def _handle(self, request: WebSocketRequest) -> None:
         fix_close_handling(request)
         if request.path.split("?", 1)[0] != WS_PATH:
+            self._refused["path"].inc()
             await request.reject(404, body=b"not found")
             return
         headers = {name.lower(): value for name, value in request.headers}
         origin = headers.get(b"origin")
         if origin is not None and not self._origin_allowed(origin.decode("latin-1")):
+            self._refused["origin"].inc()
             await request.reject(403, body=b"origin not allowed")
             return
         total = self._supervisor.connections + self._handshaking
         if self._closing or total >= self._settings.ws_max_connections:
+            self._refused["shutting_down" if self._closing else "max_connections"].inc()
             await request.reject(503, extra_headers=[(b"retry-after", b"5")], body=b"busy")
             return
         self._handshaking += 1
@@ -123,6 +137,7 @@ class WebSocketServer:
             try:
                 await self._supervisor.ensure_identity(principal)
             except HubError as exc:
+                self._refused["unavailable"].inc()
                 await self._refuse(ws, error_frame(exc), protocol.CLOSE_INTERNAL, "try again")
                 return
             self._handshaking -= 1
@@ -152,6 +167,7 @@ class WebSocketServer:
         try:
             self._supervisor.admit(session)
         except Overloaded as exc:
+            self._refused["per_user_limit"].inc()
             await self._refuse(
                 ws, error_frame(exc), protocol.CLOSE_TOO_MANY_CONNECTIONS, "too many connections"
             )
@@ -175,10 +191,12 @@ class WebSocketServer:
                 token = await self._first_frame_token(ws)
             return self._verifier.verify(token)
         except _BinaryFrame as exc:
+            self._refused["unauthorized"].inc()
             await self._refuse(
                 ws, error_frame(exc), protocol.CLOSE_UNSUPPORTED_DATA, "binary frame"
             )
         except (Invalid, Unauthorized) as exc:
+            self._refused["unauthorized"].inc()
             await self._refuse(ws, error_frame(exc), protocol.CLOSE_UNAUTHORIZED, "unauthorized")
         return None
 
@@ -195,14 +213,18 @@ class WebSocketServer:
                 f"within {timeout_s:g}s"
             )
         if isinstance(raw, bytes):
+            self._frames_in_invalid.inc()
             raise _BinaryFrame(BINARY_REFUSED)
         limit = self._settings.ws_max_frame
         if len(raw) > limit and len(raw.encode()) > limit:
+            self._frames_in_invalid.inc()
             raise Invalid(f"first frame larger than {limit} bytes")
         try:
             frame = protocol.decode_client(raw)
         except protocol.ProtocolError as exc:
+            self._frames_in_invalid.inc()
             raise Invalid(f"first frame: {exc.message}; it must be an auth frame") from None
+        self._frames_in[type(frame)].inc()
         if not isinstance(frame, protocol.Auth):
             raise Unauthorized(
                 f"the first frame was {_frame_type(frame)}: authenticate with an auth frame "
@@ -216,6 +238,7 @@ class WebSocketServer:
         """Send `error` and close with `code`, all within the close timeout: a peer that does
         not read, or never answers the close frame, loses the connection then (and the caller
         drops it), instead of holding a descriptor and a handshake slot."""
+        self._errors_out.inc()
         with trio.move_on_after(self._settings.ws_close_timeout_s):
             try:
                 await ws.send_message(protocol.encode(error))

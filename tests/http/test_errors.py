@@ -151,7 +151,7 @@ async def test_a_non_json_body_is_422_asking_for_a_json_object(api, owner):
 
 
 class ExplodingRouter:
-    async def post(self, principal, message, *, audit=None):
+    async def post(self, principal, message, *, audit=None, timing=None):
         raise RuntimeError("secret connection string postgres://admin:hunter2@db")
 
 

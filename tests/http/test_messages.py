@@ -114,9 +114,9 @@ class RecordingRouter(DirectRouter):
         super().__init__(storage)
         self.posted = []
 
-    async def post(self, principal, message, *, audit=()):
+    async def post(self, principal, message, *, audit=(), timing=None):
         self.posted.append((principal.user_id, message.body))
-        return await super().post(principal, message, audit=audit)
+        return await super().post(principal, message, audit=audit, timing=timing)
 
 
 async def test_messages_are_posted_through_the_configured_router(settings, storage, vendor, thread):

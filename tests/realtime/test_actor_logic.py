@@ -41,7 +41,7 @@ class FakeStore:
     async def last_seq(self, thread_id):
         return self.seq
 
-    async def append(self, message: MessageDraft, audit=(), authorize=None):
+    async def append(self, message: MessageDraft, audit=(), authorize=None, timing=None):
         self.seq += 1
         seq = self.seq
         self.messages.append(

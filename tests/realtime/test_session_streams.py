@@ -16,6 +16,7 @@ from hub.actors.session import Session
 from hub.actors.stats import HubStats
 from hub.actors.timers import SessionTimers
 from hub.auth import Principal, TokenVerifier, issue_token
+from hub.metrics import Metrics
 from hub.ws.connection import Connection
 from tests.conftest import make_settings
 
@@ -26,6 +27,7 @@ class FakeSupervisor:
     def __init__(self, settings) -> None:
         self.settings = settings
         self.stats = HubStats()
+        self.metrics = Metrics()
         self.timers = SessionTimers(settings.ws_heartbeat_s, settings.ws_heartbeat_timeout_s)
 
     async def leave(self, session_id, thread_id, ref=None) -> bool:
