@@ -10,6 +10,9 @@ What it does for you:
 - Reconnects with exponential backoff (and jitter) when the connection drops, is cut off as
   too slow (4009), or the server restarts (1001). A bad token (4001) or a refused handshake
   (403) is final: waiting calls raise `HubClientError`.
+- Fails over: given several URLs (the nodes of one hub), it connects to the first and, whenever
+  a connection ends or cannot be made, tries the next one in turn. Any node serves any thread,
+  and the rejoin below recovers what was missed meanwhile from the database all nodes share.
 - Remembers every joined thread and the last seq it delivered there, and rejoins with
   `since_seq` after a reconnect; the server replays what was missed. `new_message` events are
   delivered to you exactly once per thread, in seq order (replayed duplicates are dropped).
@@ -26,7 +29,7 @@ import itertools
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,7 +92,7 @@ class _Request:
 class HubClient:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str,
         *,
         auth_in_frame: bool = False,
@@ -100,14 +103,13 @@ class HubClient:
         request_timeout_s: float = 30.0,
         wrap_stream: Callable[[trio.SocketStream], Any] | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "ws" or not parts.hostname:
-            raise ValueError(f"expected a ws:// URL, got {url!r}")
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("expected at least one ws:// URL")
+        self._endpoints = [_endpoint(u) for u in self.urls]
+        self._node = 0  # index into urls of the node the client connects to next
+        self.url = self.urls[0]  # the node of the current (or the last) connection
         self.token = token
-        self._host = parts.hostname
-        self._port = parts.port or 80
-        self._path = parts.path or "/"
         self._auth_in_frame = auth_in_frame
         self._origin = origin
         self._backoff_s = backoff_s
@@ -312,15 +314,19 @@ class HubClient:
         )
         if self._origin is not None:
             headers.append((b"origin", self._origin.encode()))
-        stream = await trio.open_tcp_stream(self._host, self._port)
+        host, port, path = self._endpoints[self._node]
+        self.url = self.urls[self._node]
+        # Whatever ends this connection, the next attempt goes to the next node.
+        self._node = (self._node + 1) % len(self.urls)
+        stream = await trio.open_tcp_stream(host, port)
         try:
             async with trio.open_nursery() as nursery:
                 self._stream = self._wrap_stream(stream) if self._wrap_stream else stream
                 ws = await wrap_client_stream(
                     nursery,
                     self._stream,
-                    f"{self._host}:{self._port}",
-                    self._path,
+                    f"{host}:{port}",
+                    path,
                     extra_headers=headers,
                     max_message_size=16 * 1024 * 1024,
                 )
@@ -409,6 +415,14 @@ class HubClient:
         await self._events_send.send(frame)
 
 
+def _endpoint(url: str) -> tuple[str, int, str]:
+    """Host, port and path of a ws:// URL, or ValueError naming it."""
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        raise ValueError(f"expected a ws:// URL, got {url!r}")
+    return parts.hostname, parts.port or 80, parts.path or "/"
+
+
 def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
     leaves: list[BaseException] = []
 
@@ -424,9 +438,9 @@ def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, token: str, **options: Any) -> AsyncIterator[HubClient]:
+async def connect(url: str | Sequence[str], token: str, **options: Any) -> AsyncIterator[HubClient]:
     """A connected client for the duration of the block (raises HubClientError if the first
-    connection is refused)."""
+    connection is refused). Several URLs are the nodes of one hub, tried in turn."""
     client = HubClient(url, token, **options)
     async with trio.open_nursery() as nursery:
         await nursery.start(client.run)
