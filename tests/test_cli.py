@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import http.client
 import json
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -146,33 +149,7 @@ async def test_serve_with_an_identity_providers_key_in_development_keeps_serving
         HUB_HTTP_PORT="0",
         HUB_WS_PORT="0",
     )
-    output = bytearray()
-    banner_or_exit = trio.Event()
-
-    async with trio.open_nursery() as nursery:
-        process = await nursery.start(
-            functools.partial(
-                trio.run_process,
-                [*HUB, "serve"],
-                cwd=tmp_path,
-                env=environ,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        )
-
-        async def read_output() -> None:
-            # Read to the end so the server never blocks on a full pipe.
-            async for chunk in process.stdout:
-                output.extend(chunk)
-                if b"  tokens:" in output:
-                    banner_or_exit.set()
-            banner_or_exit.set()
-
-        nursery.start_soon(read_output)
-        with trio.fail_after(60):
-            await banner_or_exit.wait()
+    async with serving(environ, b"  tokens:") as (process, output):
         text = output.decode(errors="replace")
         assert "tokens:    from your identity provider" in text, text
         assert "token:     ey" not in text
@@ -258,32 +235,7 @@ async def test_every_log_line_of_serve_names_its_node(tmp_path):
         HUB_HTTP_PORT="0",
         HUB_WS_PORT="0",
     )
-    output = bytearray()
-    banner_or_exit = trio.Event()
-
-    async with trio.open_nursery() as nursery:
-        process = await nursery.start(
-            functools.partial(
-                trio.run_process,
-                [*HUB, "serve"],
-                cwd=tmp_path,
-                env=environ,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        )
-
-        async def read_output() -> None:
-            async for chunk in process.stdout:
-                output.extend(chunk)
-                if b"  try:" in output:
-                    banner_or_exit.set()
-            banner_or_exit.set()
-
-        nursery.start_soon(read_output)
-        with trio.fail_after(60):
-            await banner_or_exit.wait()
+    async with serving(environ, b"  try:") as (process, output):
         rest = re.search(r"REST:\s+(\S+)", output.decode(errors="replace")).group(1)
         scraped = await trio.to_thread.run_sync(
             _get_text, rest.removesuffix("/api/vendor-connections") + "/metrics"
@@ -311,3 +263,37 @@ def _get_text(url: str) -> str:
         return conn.getresponse().read().decode()
     finally:
         conn.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    environ: dict[str, str], banner_end: bytes
+) -> AsyncIterator[tuple[trio.Process, bytearray]]:
+    """`hub serve` with `environ`, once its banner has printed up to `banner_end` (or it has
+    exited); its output keeps being read to the end, so it never blocks on a full pipe."""
+    output = bytearray()
+    banner_or_exit = trio.Event()
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                [*HUB, "serve"],
+                cwd=Path(environ["HUB_VAR_DIR"]).parent,
+                env=environ,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        )
+
+        async def read_output() -> None:
+            async for chunk in process.stdout:
+                output.extend(chunk)
+                if banner_end in output:
+                    banner_or_exit.set()
+            banner_or_exit.set()
+
+        nursery.start_soon(read_output)
+        with trio.fail_after(60):
+            await banner_or_exit.wait()
+        yield process, output
