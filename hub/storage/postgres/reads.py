@@ -91,14 +91,19 @@ class ReadConnections:
             return result
 
     async def aclose(self) -> None:
-        """Close the idle connections (each within 2 s, else terminated); one still reading is
-        terminated when its read ends."""
+        """Close the idle connections, all at once, within 2 s (else each is terminated), so
+        a database that stopped answering delays shutdown by 2 s, not 2 s per connection; one
+        still reading is terminated when its read ends."""
         self._closed = True
         idle, self._idle = self._idle, deque()
-        for conn in idle:
-            with trio.move_on_after(2) as scope:
-                scope.shield = True
-                try:
-                    await conn.close()
-                except self._unavailable:
-                    pass  # `close` dropped the socket
+        with trio.move_on_after(2) as scope:
+            scope.shield = True
+            async with trio.open_nursery() as nursery:
+                for conn in idle:
+                    nursery.start_soon(self._close, conn)
+
+    async def _close(self, conn: Any) -> None:
+        try:
+            await conn.close()
+        except self._unavailable:
+            pass  # `close` dropped the socket
