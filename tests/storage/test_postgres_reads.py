@@ -10,6 +10,7 @@ import trio_asyncio
 from hub.errors import StorageUnavailable
 from hub.storage import open_storage
 from hub.storage.postgres.connection import connect
+from hub.storage.postgres.reads import ReadConnections
 from hub.storage.sql import fetchval
 from tests.conftest import make_settings
 
@@ -136,3 +137,40 @@ async def _until_no_backends(settings, where: str, arg) -> None:
             if rows[0]["n"] == 0:
                 return
             await trio.sleep(0.02)
+
+
+class _SilentConnection:
+    """A connection whose goodbye the server never answers: `close` waits until cancelled."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        self._log, self._name = log, name
+
+    def is_closed(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        self._log.append(f"closing {self._name}")
+        try:
+            await trio.sleep_forever()
+        finally:
+            self._log.append(f"dropped {self._name}")
+
+
+async def test_shutdown_says_goodbye_to_every_idle_connection_at_once(autojump_clock):
+    """Against a database that stopped answering, every idle read connection gets its goodbye
+    at the same moment and all are dropped together after 2 s: shutdown does not wait 2 s per
+    connection (virtual time: Trio's autojump clock, no real waiting)."""
+    log: list[str] = []
+    names = iter("abcd")
+
+    async def connect() -> _SilentConnection:
+        return _SilentConnection(log, next(names))
+
+    reads = ReadConnections(4, connect, drive=None, unavailable=(OSError,))
+    await reads.fill()
+    started = trio.current_time()
+    await reads.aclose()
+
+    assert sorted(log[:4]) == ["closing a", "closing b", "closing c", "closing d"]
+    assert sorted(log[4:]) == ["dropped a", "dropped b", "dropped c", "dropped d"]
+    assert trio.current_time() - started == pytest.approx(2.0)
