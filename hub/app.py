@@ -3,8 +3,8 @@
     run_hub
     ├── storage actor          (open_storage; flushed last, after everything that writes)
     └── actors nursery
-        ├── supervisor         (thread actors and session timers; its router is the
-        │                       MessageRouter REST and sockets post through: hub.actors)
+        ├── supervisor         (the broker, thread actors and session timers; its router is
+        │                       the MessageRouter REST and sockets post through: hub.actors)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
@@ -29,6 +29,7 @@ import trio
 
 from hub.actors.supervisor import Supervisor
 from hub.auth import TokenVerifier
+from hub.broker import Broker, make_broker
 from hub.config import Settings
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
@@ -57,9 +58,11 @@ async def run_hub(
     settings: Settings,
     shutdown: trio.Event,
     *,
+    broker: Broker | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run until `shutdown` is set, then stop in order: servers, thread actors, storage."""
+    """Run until `shutdown` is set, then stop in order: servers, thread actors, storage.
+    `broker` replaces the one the settings choose (tests run in-process clusters with it)."""
     check_shape()  # a trio-websocket of the wrong shape stops the hub before it touches storage
     verifier = TokenVerifier(settings)
     metrics = Metrics(settings.node_id)
@@ -70,7 +73,9 @@ async def run_hub(
             "load balancer"
         )
     async with open_storage(settings, metrics=metrics) as storage:
-        supervisor = Supervisor(settings, storage, metrics)
+        if broker is None:
+            broker = make_broker(settings, metrics)
+        supervisor = Supervisor(settings, storage, metrics, broker)
         websockets = WebSocketServer(supervisor, verifier)
         metrics.read_at_scrape(functools.partial(_readings, websockets, supervisor, storage))
         app = create_app(
@@ -78,7 +83,7 @@ async def run_hub(
             storage,
             verifier,
             router=supervisor.router,
-            readiness=Readiness(shutdown),
+            readiness=Readiness(shutdown, broker),
             hub_metrics=metrics,
         )
         async with trio.open_nursery() as actors:
@@ -124,6 +129,7 @@ def _readings(websockets: WebSocketServer, supervisor: Supervisor, storage: Stor
         slow_consumer_disconnects=stats.slow_consumers_cut,
         heartbeat_timeouts=stats.heartbeat_timeouts,
         abuse_disconnects=stats.abuse_closes,
+        broker_connected=supervisor.broker.connected,
         lanes=[
             LaneReading(depth, lane.connected, lane.batches_failed, lane.reconnects)
             for depth, lane in zip(storage.inbox_depths, storage.lane_stats, strict=True)

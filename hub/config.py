@@ -30,6 +30,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/hub.db"
 NODE_ID_MAX = 63
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 METRICS_TOKEN_MIN = 16
+_REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,14 @@ class Settings:
     log_level: str = "INFO"
     # Names this process in logs and metrics (HUB_NODE_ID; generated when unset).
     node_id: str = "hub"
+    # Scale-out (docs/scaling.md): several nodes share Redis when HUB_REDIS_URL is set.
+    redis_url: str | None = None
+    redis_prefix: str = "hub"
+    # A dead node's presence and connections stop counting after this (HUB_PRESENCE_TTL_S).
+    presence_ttl_s: float = 30.0
+    # How often a node checks its live threads' last seq against the database (HUB_SEQ_CHECK_S);
+    # a third of it while the broker is down.
+    seq_check_s: float = 3.0
     # When set, GET /metrics needs `Authorization: Bearer <this>` (HUB_METRICS_TOKEN).
     metrics_token: str | None = None
     # REST token buckets per user and route class: (tokens per second, burst).
@@ -106,7 +115,7 @@ def database_backend(url: str) -> str:
             raise ConfigError(f"HUB_DATABASE_URL: a PostgreSQL URL needs a host, got {url!r}")
         return "postgres"
     raise ConfigError(
-        f"HUB_DATABASE_URL must start with sqlite:/// or postgresql://, got {_redact_url(url)!r}"
+        f"HUB_DATABASE_URL must start with sqlite:/// or postgresql://, got {redact_url(url)!r}"
     )
 
 
@@ -184,6 +193,7 @@ def load_settings(
         log_level=_log_level(source),
         node_id=_node_id(source),
         metrics_token=_metrics_token(source),
+        **_scale_out(source),
         rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
         rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
@@ -229,6 +239,27 @@ def _realtime(source: Mapping[str, str]) -> dict[str, float | int]:
     if values["ws_max_connections_per_user"] > values["ws_max_connections"]:
         raise ConfigError("HUB_WS_MAX_CONNECTIONS_PER_USER cannot exceed HUB_WS_MAX_CONNECTIONS")
     return values
+
+
+def _scale_out(source: Mapping[str, str]) -> dict[str, str | float | None]:
+    """HUB_REDIS_URL (unset: one process, in-memory broker), HUB_REDIS_PREFIX, the presence TTL
+    and the seq check's period."""
+    url = source.get("HUB_REDIS_URL", "").strip() or None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+            raise ConfigError(
+                f"HUB_REDIS_URL must look like redis://host:6379/0, got {redact_url(url)!r}"
+            )
+    prefix = source.get("HUB_REDIS_PREFIX", "hub").strip()
+    if not _REDIS_PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            "HUB_REDIS_PREFIX must be 1 to 64 letters, digits, '.', '_', '-' or ':', "
+            f"got {prefix!r}"
+        )
+    ttl = _positive_float(source, "HUB_PRESENCE_TTL_S", 30.0)
+    check = _positive_float(source, "HUB_SEQ_CHECK_S", 3.0)
+    return {"redis_url": url, "redis_prefix": prefix, "presence_ttl_s": ttl, "seq_check_s": check}
 
 
 def _node_id(source: Mapping[str, str]) -> str:
@@ -350,7 +381,8 @@ def _log_level(source: Mapping[str, str]) -> str:
     return level
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ***, for logs and errors."""
     parts = urlsplit(url)
     if parts.password:
         return url.replace(parts.password, "***")

@@ -97,6 +97,7 @@ class Readings:
     slow_consumer_disconnects: int = 0
     heartbeat_timeouts: int = 0
     abuse_disconnects: int = 0
+    broker_connected: bool = True
     lanes: Sequence[LaneReading] = ()
 
 
@@ -160,6 +161,14 @@ class _ReadingsCollector:
                 now.abuse_disconnects,
             ),
         ]
+        families.append(
+            gauge(
+                "hub_broker_connected",
+                "1 while the cross-node broker (Redis) is reachable, or the hub runs alone; 0 "
+                "while it is down and delivery across nodes falls back to polling.",
+                1 if now.broker_connected else 0,
+            )
+        )
         depth = GaugeMetricFamily(
             "hub_storage_inbox_depth",
             "Write requests waiting in a storage lane's inbox now.",
@@ -262,6 +271,30 @@ class Metrics:
             registry=registry,
         )
         self.ws_refused = {reason: ws_refused.labels(reason) for reason in WS_REFUSALS}
+
+        self.broker_publish_failures = Counter(
+            "hub_broker_publish_failures_total",
+            "Events not handed to the broker (it was down, its queue full, or the publish "
+            "failed); lost messages are repaired from the database by seq.",
+            registry=registry,
+        )
+        self.broker_reconnects = Counter(
+            "hub_broker_reconnects_total",
+            "Times the broker connection (Redis) was re-established after a failure.",
+            registry=registry,
+        )
+        self.gap_repairs = Counter(
+            "hub_gap_repairs_total",
+            "Seq gaps in a thread's delivery filled from the database (a publish lost, or a "
+            "message committed elsewhere found by the seq check).",
+            registry=registry,
+        )
+        self.fallback_polls = Counter(
+            "hub_fallback_polls_total",
+            "Seq checks of this node's live threads against the database run while the broker "
+            "was down (cross-node delivery by polling).",
+            registry=registry,
+        )
 
         self._http_requests = Counter(
             "hub_http_requests_total",

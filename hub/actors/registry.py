@@ -29,7 +29,7 @@ from uuid import UUID
 import trio
 
 from hub.actors.stats import HubStats
-from hub.actors.thread import Command, ThreadActor, ThreadStore
+from hub.actors.thread import Command, ThreadActor, ThreadBroker, ThreadPresence, ThreadStore
 from hub.config import Settings
 from hub.errors import NotFound, Overloaded
 from hub.metrics import Metrics
@@ -83,9 +83,18 @@ class ThreadRegistry:
     contract). `run` owns their nursery."""
 
     def __init__(
-        self, store: ThreadStore, settings: Settings, stats: HubStats, metrics: Metrics
+        self,
+        store: ThreadStore,
+        settings: Settings,
+        stats: HubStats,
+        metrics: Metrics,
+        *,
+        broker: ThreadBroker | None = None,
+        presence: ThreadPresence | None = None,
     ) -> None:
         self._store = store
+        self._broker = broker
+        self._presence = presence
         self._metrics = metrics
         self._idle_s = settings.ws_thread_idle_s
         self._hold_limit = settings.ws_outgoing_queue * 16
@@ -113,6 +122,14 @@ class ThreadRegistry:
         """The thread's actor if one runs now; never starts one."""
         return self._actors.get(thread_id)
 
+    def live(self) -> list[ThreadActor]:
+        """The running actors that have subscribers now (for the seq check and presence
+        refreshes: a scan of every actor, done every few seconds)."""
+        return [actor for actor in self._actors.values() if actor.stats.subscribers]
+
+    def all_running(self) -> list[ThreadActor]:
+        return list(self._actors.values())
+
     async def actor(self, thread_id: UUID) -> ThreadActor:
         """The running actor of a thread, started if needed (NotFound if there is no thread)."""
         while True:
@@ -133,6 +150,8 @@ class ThreadRegistry:
                     hold_limit=self._hold_limit,
                     on_idle=self._actor_idle,
                     metrics=self._metrics,
+                    broker=self._broker,
+                    presence=self._presence,
                 )
                 await self._nursery.start(self._run_actor, actor)
                 self._actors[thread_id] = actor

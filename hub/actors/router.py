@@ -16,7 +16,9 @@ Its contract:
   the membership is revoked.
 - `membership_revoked` makes every session of the organization forget the access it remembered
   for the group's threads, then ends its live subscriptions to them (each gets `not_found`), so
-  the next send or join is checked again and refused.
+  the next send or join is checked again and refused. It tells every other node too
+  (`MembershipRevoked` on the control channel), which does the same for its own sessions
+  (`revoked_elsewhere`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from hub.actors.registry import COMMAND_TIMEOUT_S, ThreadRegistry
 from hub.actors.sessions import SessionDirectory
 from hub.actors.thread import Post, Revoke
 from hub.auth import Principal
+from hub.broker.contract import Broker
+from hub.broker.events import MembershipRevoked
 from hub.storage import Storage
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
@@ -42,9 +46,11 @@ class Router:
         storage: Storage,
         threads: ThreadRegistry,
         sessions: SessionDirectory,
+        broker: Broker,
         *,
         storage_timeout_s: float,
     ) -> None:
+        self._broker = broker
         self._storage = storage
         self._threads = threads
         self._sessions = sessions
@@ -84,6 +90,12 @@ class Router:
         """An organization was removed from a group: end its live subscriptions to the group's
         threads and forget positive access decisions its sessions remembered, so the next send
         or join is checked again (and refused)."""
+        event = MembershipRevoked(self._broker.node_id, group_id, organization_id)
+        self._broker.publish_control(event)
+        await self.revoked_elsewhere(group_id, organization_id)
+
+    async def revoked_elsewhere(self, group_id: UUID, organization_id: UUID) -> None:
+        """What a revocation does to this node's sessions, wherever it was decided."""
         thread_ids = await self._storage.read(thread_ids_of_group(group_id))
         for session in self._sessions.of_organization(organization_id):
             session.forget_access(thread_ids)

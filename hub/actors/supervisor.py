@@ -1,6 +1,8 @@
 """The supervisor: the realtime layer of one process, composed of its parts and run as one tree.
 
     Supervisor.run
+    ├── broker           crossing nodes: Redis, or this process alone (hub.broker)
+    ├── seq check        what a lost publish never brought, read from storage (hub.actors.seqcheck)
     ├── session timers   one task for every session's heartbeat and token expiry (hub.actors.timers)
     └── thread registry  the thread actors, each in its nursery (hub.actors.registry)
 
@@ -18,6 +20,9 @@ The parts, one module each, with their contracts there:
 - `timers` (hub.actors.timers), `identities` (hub.identities), `stats` (hub.actors.stats),
   `metrics` (hub.metrics, the hub's: what its parts count for `/metrics`).
 
+The supervisor is also the broker's sink (hub.broker.contract.BrokerSink): what other nodes
+publish goes, a line each, to the thread actors, the presence store or the router.
+
 The supervisor itself holds no state of its own. It is what a session sees of the realtime layer
 (`hub.actors.session.SessionHost`): each of those calls is a line that hands the request to the
 part that owns it. The WebSocket transport (hub.ws.server) admits and releases sessions through
@@ -26,6 +31,8 @@ it, since releasing a user's last session also resets their presence.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -34,12 +41,26 @@ import trio
 from hub.actors.presence import PresenceStore
 from hub.actors.registry import StorageThreadStore, ThreadRegistry
 from hub.actors.router import Router
+from hub.actors.seqcheck import SeqCheck
 from hub.actors.sessions import LiveSession, SessionDirectory
 from hub.actors.stats import HubStats
-from hub.actors.thread import Receipt, SetTyping, Subscribe, Subscriber, Unsubscribe
+from hub.actors.thread import (
+    Receipt,
+    Remote,
+    Resync,
+    SetTyping,
+    Subscribe,
+    Subscriber,
+    ThreadPresence,
+    Unsubscribe,
+)
 from hub.actors.timers import SessionTimers
 from hub.auth import Principal
+from hub.broker.contract import Broker
+from hub.broker.events import ControlEvent, MembershipRevoked, ThreadEvent, UserStatusSet
+from hub.broker.memory import MemoryBroker
 from hub.config import Settings
+from hub.errors import HubError
 from hub.identities import Identities
 from hub.metrics import Metrics
 from hub.ratelimit import Budget, RateLimiter
@@ -48,36 +69,65 @@ from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 
 IDENTITY_TTL_S = 600.0
+REVOCATIONS_QUEUE = 1024
+
+log = logging.getLogger(__name__)
 
 
 class Supervisor:
     """The realtime layer of one process (see the module docstring for its parts)."""
 
     def __init__(
-        self, settings: Settings, storage: Storage, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        storage: Storage,
+        metrics: Metrics | None = None,
+        broker: Broker | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.stats = HubStats()
         self.metrics = metrics if metrics is not None else Metrics(settings.node_id)
+        self.broker: Broker = (
+            broker if broker is not None else MemoryBroker(settings.node_id, metrics=self.metrics)
+        )
+        presence: ThreadPresence | None = getattr(self.broker, "presence", None)
         self.identities = Identities(storage, ttl_s=IDENTITY_TTL_S)
         self.limiter = RateLimiter(Budget(settings.ws_message_rate, settings.ws_message_burst))
         self.timers: SessionTimers[Any] = SessionTimers(
             settings.ws_heartbeat_s, settings.ws_heartbeat_timeout_s
         )
         self.threads = ThreadRegistry(
-            StorageThreadStore(storage), settings, self.stats, self.metrics
+            StorageThreadStore(storage),
+            settings,
+            self.stats,
+            self.metrics,
+            broker=self.broker,
+            presence=presence,
         )
         self.sessions = SessionDirectory(settings.ws_max_connections_per_user, self.stats)
-        self.presence = PresenceStore(self.sessions, self.threads)
+        self.presence = PresenceStore(self.sessions, self.threads, self.broker)
         self.router = Router(
-            storage, self.threads, self.sessions, storage_timeout_s=settings.storage_timeout_s
+            storage,
+            self.threads,
+            self.sessions,
+            self.broker,
+            storage_timeout_s=settings.storage_timeout_s,
+        )
+        self._revocations, self._revocations_inbox = trio.open_memory_channel[tuple[UUID, UUID]](
+            REVOCATIONS_QUEUE
+        )
+        self.seq_check = SeqCheck(
+            storage, self.threads, self.broker, self.metrics, interval_s=settings.seq_check_s
         )
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED):
         """Own the thread actors and the session timers until cancelled (at shutdown, after
         sessions closed)."""
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.broker.run, self)
+            await nursery.start(self.seq_check.run)
+            await nursery.start(self._apply_revocations)
             await nursery.start(self.timers.run)
             await nursery.start(self.threads.run)
             task_status.started(self)
@@ -140,3 +190,40 @@ class Supervisor:
 
     def set_user_status(self, user_id: UUID, status: str) -> None:
         self.presence.set_status(user_id, status)
+
+    # --- BrokerSink: what other nodes publish ---------------------------------------------------
+
+    def thread_event(self, thread_id: UUID, event: ThreadEvent) -> None:
+        self.threads.notify(thread_id, Remote(event))
+
+    def resubscribed(self, thread_ids: Collection[UUID]) -> None:
+        for thread_id in thread_ids:
+            self.threads.notify(thread_id, Resync())
+
+    def control_event(self, event: ControlEvent) -> None:
+        match event:
+            case UserStatusSet(user_id=user_id, status=status):
+                self.presence.status_set_elsewhere(user_id, status)
+            case MembershipRevoked(group_id=group_id, organization_id=organization_id):
+                try:
+                    self._revocations.send_nowait((group_id, organization_id))
+                except trio.WouldBlock:
+                    log.error(
+                        "revocation of %s in %s from another node dropped",
+                        organization_id,
+                        group_id,
+                    )
+
+    async def _apply_revocations(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Revocations decided on other nodes, applied here in order (each reads the group's
+        threads from storage, so the broker's reader cannot do it itself)."""
+        task_status.started()
+        async for group_id, organization_id in self._revocations_inbox:
+            try:
+                await self.router.revoked_elsewhere(group_id, organization_id)
+            except HubError as exc:
+                log.error(
+                    "revocation of %s in %s not applied here: %s", organization_id, group_id, exc
+                )

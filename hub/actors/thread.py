@@ -15,6 +15,16 @@ that subscriber are held, a replay task streams `since_seq < seq <= delivered_se
 (waiting for room in the session's queue), then the held live messages follow. Every seq reaches
 the subscriber once, in order, with nothing missing at the seam.
 
+Across nodes (hub.broker). After commit the actor publishes the message's frame to its
+thread's channel; the actors of the same thread on other nodes put it among their `_pending`
+by seq, so a message from elsewhere and one committed here are ordered, deduplicated and
+gap-filled by the same code. A lost last message is found by the seq check (`CheckSeq`, from
+hub.actors.seqcheck), which fills from storage up to the stored `last_seq`. Typing, receipts,
+status changes and joins and leaves cross as events carrying their frames. Who is in the thread
+anywhere (`_shown`) is this node's view: its own sessions' users plus those the cluster's
+presence store (hub.broker.presence) and other nodes' events reported; this node's own
+registrations in that store are made by one child task, in order (`_registrar`).
+
 Fan-out. Each event is encoded once, down to its WebSocket frame bytes (`hub.frames`); the
 same bytes go to every subscriber through a non-blocking `deliver` (the session's bounded queue
 decides what to shed or whom to cut off), so one slow socket never slows the thread for everyone
@@ -30,10 +40,13 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
+import msgspec
 import trio
 
 from hub import protocol
 from hub.auth import Principal
+from hub.broker import events as crossing
+from hub.broker.errors import BrokerUnavailable
 from hub.errors import HubError, Overloaded
 from hub.frames import error_frame, event_frame
 from hub.metrics import Metrics
@@ -95,6 +108,57 @@ class ThreadStore(Protocol):
     async def user_name(self, user_id: UUID) -> str: ...
 
     async def save_presence(self, thread_id: UUID, statuses: dict[UUID, str]) -> None: ...
+
+
+class ThreadBroker(Protocol):
+    """What a thread actor needs of the broker (hub.broker.contract.Broker)."""
+
+    node_id: str
+
+    def publish(self, thread_id: UUID, event: crossing.ThreadEvent) -> None: ...
+
+    def watch(self, thread_id: UUID) -> None: ...
+
+    def unwatch(self, thread_id: UUID) -> None: ...
+
+
+class ThreadPresence(Protocol):
+    """The cluster's presence store, as a thread actor uses it (hub.broker.presence)."""
+
+    async def join(self, thread_id: UUID, user_id: UUID, entry: bytes) -> bool: ...
+
+    async def leave(self, thread_id: UUID, user_id: UUID) -> bool: ...
+
+    async def set_entry(self, thread_id: UUID, user_id: UUID, entry: bytes) -> None: ...
+
+    async def present(self, thread_id: UUID) -> dict[UUID, bytes]: ...
+
+
+class _Alone:
+    """The broker of a hub that is one process: nobody to tell."""
+
+    node_id = "local"
+
+    def publish(self, thread_id: UUID, event: crossing.ThreadEvent) -> None:
+        pass
+
+    def watch(self, thread_id: UUID) -> None:
+        pass
+
+    def unwatch(self, thread_id: UUID) -> None:
+        pass
+
+
+_entry_encoder = msgspec.msgpack.Encoder()
+_entry_decoder = msgspec.msgpack.Decoder(protocol.PresenceEntry)
+
+
+def encode_entry(entry: protocol.PresenceEntry) -> bytes:
+    return _entry_encoder.encode(entry)
+
+
+def decode_entry(data: bytes) -> protocol.PresenceEntry:
+    return _entry_decoder.decode(data)
 
 
 class Reply(Generic[T]):
@@ -187,6 +251,40 @@ class Revoke:
 
 
 @dataclass(eq=False, slots=True)
+class Remote:
+    """An event another node published on this thread's channel."""
+
+    event: crossing.ThreadEvent
+
+
+@dataclass(eq=False, slots=True)
+class CheckSeq:
+    """The stored `last_seq` (hub.actors.seqcheck): anything up to it not delivered yet is
+    read from storage now."""
+
+    last_seq: int
+
+
+@dataclass(eq=False, slots=True)
+class Resync:
+    """The broker (re)subscribed this thread: what was published before may be missed, and
+    presence may have changed meanwhile. Register again, reload presence, check the seq."""
+
+
+@dataclass(eq=False, slots=True)
+class _Reloaded:
+    entries: dict[UUID, protocol.PresenceEntry] | None  # None: the store could not answer
+    last_seq: int | None
+
+
+@dataclass(eq=False, slots=True)
+class _LeftEverywhere:
+    """The store's answer to this node's leave: the user is in the thread on no live node."""
+
+    user_id: UUID
+
+
+@dataclass(eq=False, slots=True)
 class _PostDone:
     post: Post
     stored: StoredMessage | None
@@ -212,6 +310,11 @@ Command = (
     | SetStatus
     | Receipt
     | Revoke
+    | Remote
+    | CheckSeq
+    | Resync
+    | _Reloaded
+    | _LeftEverywhere
     | _PostDone
     | _ReplayDone
     | _Filled
@@ -227,7 +330,8 @@ class _Subscription:
 
 @dataclass(eq=False, slots=True)
 class _User:
-    entry: protocol.PresenceEntry
+    """A user with sessions on this node subscribed to the thread."""
+
     sessions: set[str] = field(default_factory=set)
 
 
@@ -251,16 +355,30 @@ class ThreadActor:
         hold_limit: int = 4096,
         on_idle: Callable[[ThreadActor], bool] = lambda actor: True,
         metrics: Metrics | None = None,
+        broker: ThreadBroker | None = None,
+        presence: ThreadPresence | None = None,
     ) -> None:
         self.thread_id = thread_id
         self._store = store
+        self._broker: ThreadBroker = broker if broker is not None else _Alone()
+        self._origin = self._broker.node_id
+        self._presence = presence
         self._idle_s = idle_s
         self._hold_limit = hold_limit
         self._on_idle = on_idle
         self.inbox, self._inbox = trio.open_memory_channel[Command](inbox_size)
         self._subs: dict[str, _Subscription] = {}
         self._users: dict[UUID, _User] = {}
+        # Who is in the thread anywhere, as this node shows it (its own users included).
+        self._shown: dict[UUID, protocol.PresenceEntry] = {}
         self._typing: dict[UUID, float] = {}  # user -> expiry, trio.current_time()
+        self._remote_typing: dict[UUID, float] = {}  # users typing on other nodes
+        self._known_last = 0  # the highest seq known to exist (seq checks)
+        # This node's registrations in the cluster presence store: what is wanted per user
+        # (an entry to register, None to leave), and what the registrar has registered.
+        self._want: dict[UUID, bytes | None] = {}
+        self._registered: dict[UUID, bytes] = {}
+        self._registrar_wakeup = trio.Event()
         self._delivered_seq = 0
         # committed ahead of order: seq -> (frame, its send's timing; None when read back)
         self._pending: dict[int, tuple[bytes, SendTiming | None]] = {}
@@ -281,6 +399,7 @@ class ThreadActor:
         self._messages_out = out[protocol.NewMessage]
         self._acks_out = out[protocol.Ack]
         self._commit_to_deliver = metrics.commit_to_deliver
+        self._gap_repairs = metrics.gap_repairs
         self._broadcast_out = {
             kind: out[kind]
             for kind in (
@@ -297,17 +416,23 @@ class ThreadActor:
     async def run(self, *, task_status: trio.TaskStatus[ThreadActor] = trio.TASK_STATUS_IGNORED):
         """Serve commands until idle for `idle_s` (and `on_idle` agrees) or cancelled."""
         self._delivered_seq = await self._store.last_seq(self.thread_id)
-        self.stats.delivered_seq = self._delivered_seq
+        self.stats.delivered_seq = self._known_last = self._delivered_seq
+        self._broker.watch(self.thread_id)
+        if self._presence is not None:
+            self._shown = await self._load_presence() or {}
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._presence_writer)
+                if self._presence is not None:
+                    nursery.start_soon(self._registrar)
                 self._idle_since = trio.current_time()
                 self.started = True
                 task_status.started(self)
                 await self._serve()
                 nursery.cancel_scope.cancel()
         finally:
+            self._broker.unwatch(self.thread_id)
             await self._flush_presence_shielded()
 
     async def _serve(self) -> None:
@@ -357,6 +482,8 @@ class ThreadActor:
 
     def _next_deadline(self) -> float:
         deadlines = [min(self._typing.values())] if self._typing else []
+        if self._remote_typing:
+            deadlines.append(min(self._remote_typing.values()))
         if self._gap_since is not None and not self._filling:
             deadlines.append(self._gap_since + GAP_WAIT_S)
         if self._is_idle():
@@ -391,17 +518,35 @@ class ThreadActor:
                 self._broadcast(
                     frame, protocol.ReadReceipt, essential=True, exclude_session=command.session_id
                 )
+                self._broker.publish(self.thread_id, crossing.ReceiptRead(self._origin, frame))
             case Revoke():
                 self._revoke(command.organization_id)
+            case Remote():
+                self._remote(command.event)
+            case CheckSeq():
+                self._learn_last_seq(command.last_seq)
+            case Resync():
+                self._resync()
+            case _Reloaded():
+                if command.entries is not None:
+                    self._reconcile_presence(command.entries)
+                if command.last_seq is not None:
+                    self._learn_last_seq(command.last_seq)
+            case _LeftEverywhere():
+                self._left_everywhere(command.user_id)
             case _ReplayDone():
                 self._replay_done(command)
             case _Filled():
                 self._filling = False
                 self._gap_since = None  # a failed fill is retried GAP_WAIT_S from now
+                repaired = False
                 for seq, frame in command.frames:
                     if seq > self._delivered_seq:
+                        repaired = repaired or seq not in self._pending
                         self._pending.setdefault(seq, (frame, None))
                 self.stats.gaps_filled += 1
+                if repaired:
+                    self._gap_repairs.inc()
                 self._drain_pending()
         self.stats.subscribers = len(self._subs)
         if self._is_idle():
@@ -419,32 +564,43 @@ class ThreadActor:
         self._subs[session_id] = subscription
         user = self._users.get(principal.user_id)
         first_session = user is None
+        shown_before = principal.user_id in self._shown
         if user is None:
+            user = self._users[principal.user_id] = _User()
+            elsewhere = self._shown.get(principal.user_id)
+            # Present on another node already: their one status is the one shown.
             entry = protocol.PresenceEntry(
                 user_id=principal.user_id,
                 name=principal.name,
                 org_id=principal.org_id,
-                status=command.status,  # type: ignore[arg-type]
+                status=elsewhere.status if elsewhere is not None else command.status,  # type: ignore[arg-type]
             )
-            user = self._users[principal.user_id] = _User(entry)
+            self._shown[principal.user_id] = entry
+            self._register(principal.user_id)
         user.sessions.add(session_id)
         if not command.silent:
             ack = protocol.Ack(
                 ref=command.ref,
                 thread_id=self.thread_id,
                 last_seq=self._delivered_seq,
-                presence=[u.entry for u in self._users.values()],
+                presence=list(self._shown.values()),
                 recovered=command.recovered if command.since_seq is not None else None,
             )
             subscriber.deliver(event_frame(ack), essential=True)
             self._acks_out.inc()
         subscriber.joined(self.thread_id, self._delivered_seq)
-        if first_session:
-            joined = event_frame(protocol.UserJoined(thread_id=self.thread_id, user=user.entry))
+        if first_session and not shown_before:
+            entry = self._shown[principal.user_id]
+            joined = event_frame(protocol.UserJoined(thread_id=self.thread_id, user=entry))
             self._broadcast(
                 joined, protocol.UserJoined, essential=False, exclude_user=principal.user_id
             )
-            self._dirty_presence[principal.user_id] = command.status
+            if self._presence is None:
+                self._broker.publish(
+                    self.thread_id,
+                    crossing.UserJoined(self._origin, entry.user_id, encode_entry(entry), joined),
+                )
+            self._dirty_presence[principal.user_id] = entry.status
             self._presence_wakeup.set()
         since = command.since_seq
         if since is not None and since < self._delivered_seq:
@@ -471,8 +627,21 @@ class ThreadActor:
         del self._users[user_id]
         if self._typing.pop(user_id, None) is not None:
             self._broadcast_typing(user_id, False)
+        if self._presence is None:
+            self._left_everywhere(user_id)
+        else:
+            # Whether the user is still in the thread on another node is the store's answer
+            # (`_LeftEverywhere`), not this node's guess.
+            self._want[user_id] = None
+            self._registrar_wakeup.set()
+
+    def _left_everywhere(self, user_id: UUID) -> None:
+        """The user is in the thread on no node now (unless they came back here meanwhile)."""
+        if user_id in self._users or self._shown.pop(user_id, None) is None:
+            return
         left = event_frame(protocol.UserLeft(thread_id=self.thread_id, user_id=user_id))
         self._broadcast(left, protocol.UserLeft, essential=False)
+        self._broker.publish(self.thread_id, crossing.UserLeft(self._origin, user_id, left))
         self._dirty_presence[user_id] = "offline"
         self._presence_wakeup.set()
 
@@ -518,6 +687,9 @@ class ThreadActor:
             created_at=stored.created_at,
         )
         frame = event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
+        self._broker.publish(
+            self.thread_id, crossing.MessageCommitted(self._origin, stored.seq, frame)
+        )
         self._pending[stored.seq] = (frame, done.post.timing)
         self._drain_pending()
 
@@ -532,8 +704,17 @@ class ThreadActor:
         # Anything pending now is beyond a missing seq.
         for seq in [s for s in self._pending if s <= self._delivered_seq]:
             del self._pending[seq]
-        self._gap_since = (self._gap_since or trio.current_time()) if self._pending else None
+        self._known_last = max(self._known_last, self._delivered_seq)
+        behind = bool(self._pending) or self._known_last > self._delivered_seq
+        self._gap_since = (self._gap_since or trio.current_time()) if behind else None
         self.stats.delivered_seq = self._delivered_seq
+
+    def _learn_last_seq(self, last_seq: int) -> None:
+        """The stored last seq: what is beyond the delivered one is filled after `GAP_WAIT_S`
+        unless it arrives by then (a commit of this node's own still reporting back)."""
+        if last_seq > self._known_last:
+            self._known_last = last_seq
+            self._drain_pending()
 
     def _fan_out(self, seq: int, frame: bytes) -> None:
         delivered = 0
@@ -579,29 +760,119 @@ class ThreadActor:
         for user_id in [u for u, expiry in self._typing.items() if expiry <= now]:
             del self._typing[user_id]
             self._broadcast_typing(user_id, False)
+        # Typing on another node expires here too, should its node never say it stopped.
+        for user_id in [u for u, expiry in self._remote_typing.items() if expiry <= now]:
+            del self._remote_typing[user_id]
+            self._broadcast_typing(user_id, False, publish=False)
 
-    def _broadcast_typing(self, user_id: UUID, is_typing: bool) -> None:
+    def _broadcast_typing(self, user_id: UUID, is_typing: bool, *, publish: bool = True) -> None:
         frame = event_frame(
             protocol.Typing(thread_id=self.thread_id, user_id=user_id, is_typing=is_typing)
         )
         self._broadcast(frame, protocol.Typing, essential=False, exclude_user=user_id)
+        if publish:
+            event = crossing.TypingChanged(self._origin, user_id, is_typing, frame)
+            self._broker.publish(self.thread_id, event)
 
     def _set_status(self, user_id: UUID, status: str) -> None:
-        user = self._users.get(user_id)
-        if user is None or user.entry.status == status:
+        """A status set by one of this node's sessions of the user."""
+        shown = self._shown.get(user_id)
+        if user_id not in self._users or shown is None or shown.status == status:
             return
-        user.entry = protocol.PresenceEntry(
-            user_id=user.entry.user_id,
-            name=user.entry.name,
-            org_id=user.entry.org_id,
-            status=status,  # type: ignore[arg-type]
-        )
+        entry = self._shown[user_id] = msgspec.structs.replace(shown, status=status)
         frame = event_frame(
             protocol.Presence(thread_id=self.thread_id, user_id=user_id, status=status)  # type: ignore[arg-type]
         )
         self._broadcast(frame, protocol.Presence, essential=False)
+        encoded = encode_entry(entry)
+        self._broker.publish(
+            self.thread_id, crossing.StatusChanged(self._origin, user_id, encoded, frame)
+        )
+        self._register(user_id)
         self._dirty_presence[user_id] = status
         self._presence_wakeup.set()
+
+    # --- other nodes -----------------------------------------------------------------------------
+
+    def _remote(self, event: crossing.ThreadEvent) -> None:
+        match event:
+            case crossing.MessageCommitted(seq=seq, frame=frame):
+                if seq > self._delivered_seq:
+                    self._pending.setdefault(seq, (frame, None))
+                    self._drain_pending()
+            case crossing.TypingChanged(user_id=user_id, is_typing=is_typing, frame=frame):
+                if user_id in self._users:
+                    return  # their sessions here report their typing here
+                was_typing = user_id in self._remote_typing
+                if is_typing:
+                    self._remote_typing[user_id] = trio.current_time() + TYPING_EXPIRY_S
+                else:
+                    self._remote_typing.pop(user_id, None)
+                if was_typing != is_typing:
+                    self._broadcast(frame, protocol.Typing, essential=False, exclude_user=user_id)
+            case crossing.ReceiptRead(frame=frame):
+                self._broadcast(frame, protocol.ReadReceipt, essential=True)
+            case crossing.UserJoined(user_id=user_id, entry=entry, frame=frame):
+                if user_id not in self._shown:
+                    self._shown[user_id] = decode_entry(entry)
+                    self._broadcast(frame, protocol.UserJoined, essential=False)
+            case crossing.UserLeft(user_id=user_id, frame=frame):
+                if user_id in self._users or self._shown.pop(user_id, None) is None:
+                    return
+                if self._remote_typing.pop(user_id, None) is not None:
+                    self._broadcast_typing(user_id, False, publish=False)
+                self._broadcast(frame, protocol.UserLeft, essential=False)
+            case crossing.StatusChanged(user_id=user_id, entry=entry, frame=frame):
+                shown = self._shown.get(user_id)
+                decoded = decode_entry(entry)
+                if shown is not None and shown.status == decoded.status:
+                    return
+                self._shown[user_id] = (
+                    decoded
+                    if shown is None
+                    else msgspec.structs.replace(shown, status=decoded.status)
+                )
+                if shown is not None:
+                    self._broadcast(frame, protocol.Presence, essential=False)
+                if user_id in self._users:
+                    self._register(user_id)
+
+    def _resync(self) -> None:
+        """After a (re)subscription: register this node's users again (a restarted Redis lost
+        them), then reload who is present and the stored last seq."""
+        if self._presence is not None:
+            self._registered.clear()
+            for user_id in self._users:
+                self._register(user_id)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._reload)
+
+    def _reconcile_presence(self, entries: dict[UUID, protocol.PresenceEntry]) -> None:
+        """Make what this node shows agree with the store, telling subscribers what changed."""
+        for user_id, entry in entries.items():
+            shown = self._shown.get(user_id)
+            if shown is None:
+                self._shown[user_id] = entry
+                joined = event_frame(protocol.UserJoined(thread_id=self.thread_id, user=entry))
+                self._broadcast(joined, protocol.UserJoined, essential=False)
+            elif shown.status != entry.status and user_id not in self._users:
+                self._shown[user_id] = entry
+                frame = event_frame(
+                    protocol.Presence(
+                        thread_id=self.thread_id, user_id=user_id, status=entry.status
+                    )
+                )
+                self._broadcast(frame, protocol.Presence, essential=False)
+        for user_id in [u for u in self._shown if u not in entries and u not in self._users]:
+            del self._shown[user_id]
+            left = event_frame(protocol.UserLeft(thread_id=self.thread_id, user_id=user_id))
+            self._broadcast(left, protocol.UserLeft, essential=False)
+
+    def _register(self, user_id: UUID) -> None:
+        """Have the registrar put this node's entry for the user in the presence store."""
+        if self._presence is not None:
+            self._want[user_id] = encode_entry(self._shown[user_id])
+            self._registrar_wakeup.set()
 
     def _broadcast(
         self,
@@ -629,7 +900,7 @@ class ThreadActor:
         if self._gap_since is None or self._filling or now < self._gap_since + GAP_WAIT_S:
             return
         self._filling = True
-        upto = min(self._pending) - 1
+        upto = min(self._pending) - 1 if self._pending else self._known_last
         assert self._nursery is not None
         self._nursery.start_soon(self._fill_gap, self._delivered_seq, upto)
 
@@ -696,6 +967,70 @@ class ThreadActor:
             created_at=message.created_at,
         )
         return event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
+
+    async def _load_presence(self) -> dict[UUID, protocol.PresenceEntry] | None:
+        """Who the cluster's presence store says is in the thread; None if it cannot say."""
+        assert self._presence is not None
+        try:
+            entries = await self._presence.present(self.thread_id)
+        except BrokerUnavailable:
+            return None
+        loaded: dict[UUID, protocol.PresenceEntry] = {}
+        for user_id, data in entries.items():
+            try:
+                loaded[user_id] = decode_entry(data)
+            except msgspec.DecodeError:
+                log.warning("thread %s: dropped an unreadable presence entry", self.thread_id)
+        return loaded
+
+    async def _reload(self) -> None:
+        entries = await self._load_presence() if self._presence is not None else None
+        try:
+            last_seq: int | None = await self._store.last_seq(self.thread_id)
+        except HubError:
+            last_seq = None  # the next seq check will tell
+        await self.inbox.send(_Reloaded(entries, last_seq))
+
+    async def _registrar(self) -> None:
+        """This node's registrations in the presence store, one at a time and in order, so a
+        leave never overtakes the join before it. A join the store reports as the user's first
+        anywhere is announced to the other nodes; a leave that was their last is reported back
+        to the actor, which tells everyone. With the store unreachable, this node's own view
+        decides (presence is local until the broker is back, and `Resync` registers again)."""
+        assert self._presence is not None
+        while True:
+            await self._registrar_wakeup.wait()
+            self._registrar_wakeup = trio.Event()
+            while self._want:
+                user_id = next(iter(self._want))
+                entry = self._want.pop(user_id)
+                try:
+                    await self._register_one(user_id, entry)
+                except BrokerUnavailable:
+                    if entry is None:
+                        await self.inbox.send(_LeftEverywhere(user_id))
+
+    async def _register_one(self, user_id: UUID, entry: bytes | None) -> None:
+        assert self._presence is not None
+        if entry is None:
+            if self._registered.pop(user_id, None) is None:
+                await self.inbox.send(_LeftEverywhere(user_id))  # never registered here
+            elif await self._presence.leave(self.thread_id, user_id):
+                await self.inbox.send(_LeftEverywhere(user_id))
+            return
+        if user_id in self._registered:
+            if self._registered[user_id] != entry:
+                await self._presence.set_entry(self.thread_id, user_id, entry)
+                self._registered[user_id] = entry
+            return
+        first = await self._presence.join(self.thread_id, user_id, entry)
+        self._registered[user_id] = entry
+        if first:
+            shown = decode_entry(entry)
+            joined = event_frame(protocol.UserJoined(thread_id=self.thread_id, user=shown))
+            self._broker.publish(
+                self.thread_id, crossing.UserJoined(self._origin, user_id, entry, joined)
+            )
 
     async def _presence_writer(self) -> None:
         """Persist presence changes, coalesced: one write per burst, whatever its size."""

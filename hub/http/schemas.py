@@ -391,7 +391,9 @@ class Liveness(msgspec.Struct):
     uptime_s: float
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: str
     database: str
     uptime_s: float
+    broker: str | None = None  # readiness: "memory" (one process) or "redis"
+    degraded: list[str] | None = None

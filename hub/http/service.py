@@ -32,14 +32,31 @@ root = Blueprint("health", __name__)
 
 class Readiness:
     """What readiness needs to know that the storage cannot tell: whether the hub has begun to
-    shut down. Whoever runs the hub hands it the shutdown event the servers stop on."""
+    shut down (whoever runs the hub hands it the shutdown event the servers stop on), and the
+    broker that crosses nodes, if there is one."""
 
-    def __init__(self, shutdown: trio.Event | None = None) -> None:
+    def __init__(self, shutdown: trio.Event | None = None, broker: Any = None) -> None:
         self._shutdown = shutdown if shutdown is not None else trio.Event()
+        self._broker = broker
 
     @property
     def shutting_down(self) -> bool:
         return self._shutdown.is_set()
+
+    @property
+    def broker(self) -> str:
+        return "memory" if self._broker is None else self._broker.name
+
+    @property
+    def degraded(self) -> list[str] | None:
+        """What works less well than it should while the hub still serves (a 200, not a 503:
+        taking every node out of the load balancer because Redis is down would be an outage)."""
+        if self._broker is None or self._broker.connected:
+            return None
+        return [
+            "broker: Redis is unreachable; messages still stored and delivered, across nodes by "
+            "polling the database; presence, typing and limits are per node until it is back"
+        ]
 
 
 @blueprint.get("/healthz")
@@ -73,7 +90,8 @@ async def liveness() -> Liveness:
 @responds(ErrorBody, 503)
 async def readiness() -> Health | Response:
     """Readiness: 200 when the hub is not shutting down, every storage writer is connected and
-    the database answers within 2 s; else 503 with code `not_ready` and the reason."""
+    the database answers within 2 s; else 503 with code `not_ready` and the reason. While the
+    broker (Redis) is down the hub still serves: 200 with status `degraded` and what is."""
     hub = current_app.extensions["hub"]
     storage = hub["storage"]
     reason = None
@@ -89,7 +107,15 @@ async def readiness() -> Health | Response:
     if reason is not None:
         return error_response(503, "not_ready", reason)
     uptime = round(time.monotonic() - hub["started_at"], 3)
-    return Health(status="ready", database=storage.engine.name, uptime_s=uptime)
+    readiness = hub["readiness"]
+    degraded = readiness.degraded
+    return Health(
+        status="degraded" if degraded else "ready",
+        database=storage.engine.name,
+        uptime_s=uptime,
+        broker=readiness.broker,
+        degraded=degraded,
+    )
 
 
 @blueprint.get("/docs")

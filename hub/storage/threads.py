@@ -164,3 +164,17 @@ def _reader_position_of(row: dict[str, Any]) -> ReaderPosition:
 def thread_ids_of_group(group_id: UUID) -> Op[list[UUID]]:
     rows = yield fetch("SELECT id FROM messaging_threads WHERE group_id = $1 ORDER BY id", group_id)
     return [row["id"] for row in rows]
+
+
+def last_seqs(thread_ids: Sequence[UUID]) -> Op[dict[UUID, int]]:
+    """Each thread's last stored seq, in one query: the seq check of a node's live threads
+    (hub.actors.seqcheck) finds what a lost publish never brought."""
+    if not thread_ids:
+        return {}
+    bind = Binder()
+    rows = yield fetch(
+        "SELECT id, last_seq FROM messaging_threads "  # noqa: S608 (placeholders only)
+        f"WHERE id IN ({bind.many(thread_ids)})",
+        *bind.args,
+    )
+    return {row["id"]: row["last_seq"] for row in rows}
