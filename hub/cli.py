@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from hub.config import Settings, load_settings
+from hub.config import Settings, load_settings, redact_url
 from hub.errors import ConfigError, HubError
 
 log = logging.getLogger("hub")
@@ -228,6 +228,12 @@ def tune_runtime() -> None:
     sys.setswitchinterval(0.0001)
 
 
+def _describe_broker(settings: Settings) -> str:
+    if settings.redis_url is None:
+        return "memory (this process alone; set HUB_REDIS_URL to run several nodes)"
+    return f"redis ({redact_url(settings.redis_url)}, prefix {settings.redis_prefix!r})"
+
+
 def _print_banner(settings: Settings, running: Any) -> None:
     from hub.auth import issue_token
 
@@ -235,6 +241,7 @@ def _print_banner(settings: Settings, running: Any) -> None:
         "Vendor Connections Hub is running",
         f"  node:      {settings.node_id}",
         f"  database:  {settings.backend} ({_describe_database(settings)})",
+        f"  broker:    {_describe_broker(settings)}",
         f"  REST:      {running.rest_url}",
         f"  WebSocket: {running.ws_url}",
     ]
