@@ -56,6 +56,7 @@ BACKOFF_MAX_S = 5.0
 
 DropHook = Callable[[UUID, ThreadEvent], bool]
 
+
 class SubscriptionEnded(Exception):
     """coredis stopped iterating the subscriber connection's messages."""
 

@@ -41,16 +41,26 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--bind", "127.0.0.1"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
-            ) as conn:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn,
+            ):
                 conn.sendall(b"PING\r\n")
                 if conn.recv(16).startswith(b"+PONG"):
                     return
@@ -82,9 +92,7 @@ def settings(postgres_url: str, tmp_path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def cluster(
-    settings: Settings, brokers: list[Broker | None]
-) -> AsyncIterator[list[Running]]:
+async def cluster(settings: Settings, brokers: list[Broker | None]) -> AsyncIterator[list[Running]]:
     """One in-process node per broker (None: what the settings choose), sharing the database;
     node i is `node-i` unless its broker names it."""
     async with trio_asyncio.open_loop():

@@ -54,7 +54,7 @@ async def nodes(settings, redis_server, tmp_path, count: int = 2) -> AsyncIterat
 
 def readiness(node: Node) -> dict:
     url = node.rest_url.split("/api/")[0] + "/readyz"
-    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (loopback test URL)
+    with urllib.request.urlopen(url, timeout=5) as answer:
         return json.load(answer)
 
 
@@ -70,9 +70,10 @@ async def until_ready(node: Node, status: str) -> dict:
 async def test_sends_interleaved_over_two_processes_reach_both_once_in_order(
     settings, redis_server, tmp_path
 ):
-    async with world(settings) as (alice, bob, _, thread), nodes(
-        settings, redis_server, tmp_path
-    ) as (a, b):
+    async with (
+        world(settings) as (alice, bob, _, thread),
+        nodes(settings, redis_server, tmp_path) as (a, b),
+    ):
         await until_ready(a, "ready")
         await until_ready(b, "ready")
         async with (
@@ -103,9 +104,10 @@ async def test_sends_interleaved_over_two_processes_reach_both_once_in_order(
 async def test_redis_killed_mid_stream_loses_nothing_and_delivery_resumes(
     settings, redis_server, tmp_path
 ):
-    async with world(settings) as (alice, bob, _, thread), nodes(
-        settings, redis_server, tmp_path
-    ) as (a, b):
+    async with (
+        world(settings) as (alice, bob, _, thread),
+        nodes(settings, redis_server, tmp_path) as (a, b),
+    ):
         await until_ready(b, "ready")
         async with (
             hub_client.connect(a.ws_url, alice.token) as on_a,
