@@ -118,7 +118,12 @@ class Supervisor:
             REVOCATIONS_QUEUE
         )
         self.seq_check = SeqCheck(
-            storage, self.threads, self.broker, self.metrics, interval_s=settings.seq_check_s
+            storage,
+            self.threads,
+            self.broker,
+            self.metrics,
+            interval_s=settings.seq_check_s,
+            revoked=self.router.revoked_elsewhere,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED):

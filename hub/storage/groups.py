@@ -400,3 +400,15 @@ def create_client(
 def get_client(client_id: UUID) -> Op[Client | None]:
     row = yield fetchrow("SELECT * FROM clients WHERE id = $1", client_id)
     return None if row is None else row_to(row, Client)
+
+
+def removals_since(since: datetime) -> Op[list[tuple[UUID, UUID, datetime]]]:
+    """Organizations removed from a group after `since` (group, organization, when): how a
+    node learns of revocations decided elsewhere while the broker cannot tell it
+    (hub.actors.seqcheck)."""
+    rows = yield fetch(
+        "SELECT group_id, organization_id, updated_at FROM vendor_connections "
+        "WHERE status = 'removed' AND updated_at > $1 ORDER BY updated_at",
+        since,
+    )
+    return [(row["group_id"], row["organization_id"], row["updated_at"]) for row in rows]

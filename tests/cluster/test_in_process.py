@@ -15,6 +15,7 @@ from hub import protocol
 from hub.broker.events import MessageCommitted, ThreadEvent
 from hub.broker.memory import MemoryBroker, MemoryBus
 from hub.broker.redis import RedisBroker
+from hub.storage.groups import remove_member
 from tests.cluster.conftest import cluster
 from tests.factories import add_member, new_group, new_member, new_thread
 
@@ -199,3 +200,25 @@ async def test_with_the_broker_down_messages_still_cross_by_polling(settings):
     assert [m.seq for m in seen_during] == [1, 2, 3]
     assert [m.seq for m in seen_after] == [1, 2, 3, 4]
     assert polls >= 1
+
+
+async def test_a_revocation_decided_while_the_broker_is_down_still_ends_traffic_elsewhere(
+    settings,
+):
+    bus = MemoryBus()
+    async with cluster(settings, [MemoryBroker("node-0", bus), MemoryBroker("node-1", bus)]) as (
+        a,
+        b,
+    ):
+        _, bob, group, thread = await world(a, settings)
+        async with hub_client.connect(b.ws_url, bob.token) as on_b:
+            await on_b.join(thread.id)
+            bus.down()
+            # What DELETE /groups/{id}/members/{org} does on node A: store, then revoke.
+            await a.storage.write(
+                lambda now: remove_member(group_id=group.id, organization_id=bob.org_id, now=now)
+            )
+            await a.supervisor.router.membership_revoked(group.id, bob.org_id)
+            lost = await on_b.next_event(protocol.Error)
+
+    assert lost.code == "not_found" and lost.thread_id == thread.id
