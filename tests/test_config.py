@@ -83,6 +83,12 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_NODE_ID", "nöde", "letters, digits"),
         ("HUB_METRICS_TOKEN", "short", "at least 16 characters"),
         ("HUB_METRICS_TOKEN", "sixteen chars or more", "without spaces"),
+        ("HUB_REDIS_URL", "127.0.0.1:6379", "must look like redis://"),
+        ("HUB_REDIS_URL", "http://cache:6379", "must look like redis://"),
+        ("HUB_REDIS_PREFIX", "hub prefix", "1 to 64 letters"),
+        ("HUB_REDIS_PREFIX", "p" * 65, "1 to 64 letters"),
+        ("HUB_PRESENCE_TTL_S", "0", "must be positive"),
+        ("HUB_SEQ_CHECK_S", "soon", "HUB_SEQ_CHECK_S"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):
@@ -109,6 +115,21 @@ def test_a_database_password_never_appears_in_the_error(tmp_path):
             {"HUB_DATABASE_URL": "mysql://app:hunter2@db/hub", "HUB_VAR_DIR": str(tmp_path)}
         )
     assert "hunter2" not in str(error.value)
+
+
+def test_a_redis_password_never_appears_in_the_error(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"HUB_REDIS_URL": "http://:hunter2@cache/0", "HUB_VAR_DIR": str(tmp_path)})
+    assert "hunter2" not in str(error.value) and "HUB_REDIS_URL" in str(error.value)
+
+
+def test_redis_is_off_unless_its_url_is_set(tmp_path):
+    environ = {"HUB_JWT_SECRET": SECRET, "HUB_ENCRYPTION_KEY": KEY, "HUB_VAR_DIR": str(tmp_path)}
+    alone = load_settings(environ)
+    shared = load_settings({**environ, "HUB_REDIS_URL": "redis://cache:6379/2"})
+
+    assert (alone.redis_url, alone.redis_prefix) == (None, "hub")
+    assert (shared.redis_url, shared.redis_prefix) == ("redis://cache:6379/2", "hub")
 
 
 def test_settings_repr_shows_no_secrets(tmp_path):
