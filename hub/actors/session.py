@@ -53,7 +53,7 @@ from hub.config import Settings
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.frames import error_frame, event_frame, internal_error
 from hub.metrics import Metrics
-from hub.ratelimit import RateLimiter
+from hub.ratelimit import Decision
 from hub.storage import Storage
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.messages import history_kept_since
@@ -118,7 +118,11 @@ class SessionHost(Protocol):
     stats: HubStats
     metrics: Metrics  # the hub's: frames in and out, refusals
     timers: SessionTimers[Any]
-    limiter: RateLimiter  # every user's message budget, shared by all of their sockets
+
+    async def take_message_token(self, user_id: UUID) -> Decision:
+        """One token of the user's message budget, shared by all of their sockets (on every
+        node, where the hub has several)."""
+        ...
 
     async def join(
         self,
@@ -565,7 +569,7 @@ class Session:
                 ):
                     self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id))
             case protocol.SendMessage():
-                decision = self._host.limiter.take(self.principal.user_id)
+                decision = await self._host.take_message_token(self.principal.user_id)
                 if not decision.allowed:
                     self._rate_limited.inc()
                     self._refuse(

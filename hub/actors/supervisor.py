@@ -32,14 +32,15 @@ it, since releasing a user's last session also resets their presence.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import Any, Protocol
 from uuid import UUID
 
 import trio
 
 from hub.actors.presence import PresenceStore
 from hub.actors.registry import StorageThreadStore, ThreadRegistry
+from hub.actors.roster import Roster
 from hub.actors.router import Router
 from hub.actors.seqcheck import SeqCheck
 from hub.actors.sessions import LiveSession, SessionDirectory
@@ -57,18 +58,33 @@ from hub.actors.thread import (
 from hub.actors.timers import SessionTimers
 from hub.auth import Principal
 from hub.broker.contract import Broker
+from hub.broker.errors import BrokerUnavailable
 from hub.broker.events import ControlEvent, MembershipRevoked, ThreadEvent, UserStatusSet
 from hub.broker.memory import MemoryBroker
 from hub.config import Settings
-from hub.errors import HubError
+from hub.errors import HubError, Overloaded
 from hub.identities import Identities
 from hub.metrics import Metrics
-from hub.ratelimit import Budget, RateLimiter
+from hub.ratelimit import Budget, Decision, RateLimiter
 from hub.storage import Storage
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 
 IDENTITY_TTL_S = 600.0
+
+
+class ClusterLimits(Protocol):
+    """The cluster's per-user limits as the supervisor uses them (hub.broker.limits)."""
+
+    async def admit_connection(self, user_id: UUID, session_id: str, limit: int) -> bool: ...
+
+    async def release_connection(self, user_id: UUID, session_id: str) -> None: ...
+
+    async def refresh_connections(self, sessions: Iterable[tuple[UUID, str]]) -> None: ...
+
+    async def take_message(self, user_id: UUID, budget: Budget) -> Decision: ...
+
+
 REVOCATIONS_QUEUE = 1024
 
 log = logging.getLogger(__name__)
@@ -91,7 +107,9 @@ class Supervisor:
         self.broker: Broker = (
             broker if broker is not None else MemoryBroker(settings.node_id, metrics=self.metrics)
         )
+        # The cluster's stores; None for a hub that is one process (this node decides alone).
         presence: ThreadPresence | None = getattr(self.broker, "presence", None)
+        self.cluster_limits: ClusterLimits | None = getattr(self.broker, "limits", None)
         self.identities = Identities(storage, ttl_s=IDENTITY_TTL_S)
         self.limiter = RateLimiter(Budget(settings.ws_message_rate, settings.ws_message_burst))
         self.timers: SessionTimers[Any] = SessionTimers(
@@ -117,6 +135,14 @@ class Supervisor:
         self._revocations, self._revocations_inbox = trio.open_memory_channel[tuple[UUID, UUID]](
             REVOCATIONS_QUEUE
         )
+        self.roster = Roster(
+            self.threads,
+            self.sessions,
+            self.broker,
+            presence=presence,  # type: ignore[arg-type]
+            limits=self.cluster_limits,
+            ttl_s=settings.presence_ttl_s,
+        )
         self.seq_check = SeqCheck(
             storage,
             self.threads,
@@ -132,6 +158,7 @@ class Supervisor:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.broker.run, self)
             await nursery.start(self.seq_check.run)
+            await nursery.start(self.roster.run)
             await nursery.start(self._apply_revocations)
             await nursery.start(self.timers.run)
             await nursery.start(self.threads.run)
@@ -143,15 +170,42 @@ class Supervisor:
     def connections(self) -> int:
         return len(self.sessions)
 
-    def admit(self, session: LiveSession) -> None:
+    async def admit(self, session: LiveSession) -> None:
         """Register an authenticated session, or raise Overloaded if its user is at the
-        connection limit."""
+        connection limit: on this node, then over all nodes (while the cluster's store cannot
+        answer, this node's count is the limit)."""
         self.sessions.admit(session)
+        if self.cluster_limits is None:
+            return
+        user_id = session.principal.user_id
+        limit = self.settings.ws_max_connections_per_user
+        try:
+            admitted = await self.cluster_limits.admit_connection(
+                user_id, session.session_id, limit
+            )
+        except BrokerUnavailable:
+            return
+        if not admitted:
+            self.sessions.release(session)
+            raise Overloaded(
+                f"this user already has {limit} connections over all nodes, the most allowed"
+            )
 
     def release(self, session: LiveSession) -> None:
         """Forget a session whose socket has ended."""
+        self.roster.release_connection(session.principal.user_id, session.session_id)
         if self.sessions.release(session):
             self.presence.forget(session.principal.user_id)
+
+    async def take_message_token(self, user_id: UUID) -> Decision:
+        """One token of the user's message budget, shared by all their sockets on all nodes
+        (on this node alone while the cluster's store cannot answer)."""
+        if self.cluster_limits is not None:
+            try:
+                return await self.cluster_limits.take_message(user_id, self.limiter.budget)
+            except BrokerUnavailable:
+                pass
+        return self.limiter.take(user_id)
 
     async def ensure_identity(self, principal: Principal) -> None:
         """Users and organizations must exist before their messages (foreign keys)."""

@@ -477,6 +477,11 @@ class ThreadActor:
         self._inbox.close()
         return subscribers
 
+    def registrations(self) -> list[tuple[UUID, bytes]]:
+        """This node's registrations in the presence store for the thread (for the roster's
+        refresh: read, never changed, from outside the actor)."""
+        return list(self._registered.items())
+
     def _is_idle(self) -> bool:
         return not self._subs and not self._posts and not self._replays and not self._pending
 

@@ -165,7 +165,7 @@ class WebSocketServer:
             Connection(ws), principal, self._supervisor, self._verifier, _peer(ws, headers)
         )
         try:
-            self._supervisor.admit(session)
+            await self._supervisor.admit(session)
         except Overloaded as exc:
             self._refused["per_user_limit"].inc()
             await self._refuse(
