@@ -23,6 +23,7 @@ import pytest
 import trio
 from coredis.retry import NoRetryPolicy
 
+from hub.broker.limits import ClusterLimits, MemoryLimits, MemoryLimitsState, RedisLimits
 from hub.broker.presence import (
     ClusterPresence,
     MemoryPresence,
@@ -140,6 +141,7 @@ class Backend:
     clock: FakeClock = field(default_factory=FakeClock)
     clients: list[coredis.Redis[bytes]] = field(default_factory=list)
     presence_state: MemoryPresenceState = field(default_factory=MemoryPresenceState)
+    limits_state: MemoryLimitsState = field(default_factory=MemoryLimitsState)
     _nodes: int = 0
 
     def _client(self) -> coredis.Redis[bytes]:
@@ -153,6 +155,11 @@ class Backend:
                 self.presence_state, node_id=node_id, ttl_s=ttl_s, clock=self.clock
             )
         return RedisPresence(self._client(), prefix=PREFIX, node_id=node_id, ttl_s=ttl_s)
+
+    def limits(self, node_id: str, *, ttl_s: float = LONG_TTL_S) -> ClusterLimits:
+        if self.name == "memory":
+            return MemoryLimits(self.limits_state, node_id=node_id, ttl_s=ttl_s, clock=self.clock)
+        return RedisLimits(self._client(), prefix=PREFIX, node_id=node_id, ttl_s=ttl_s)
 
     def now(self) -> float:
         """The time the stores expire by, as seen from here (Redis's runs with ours)."""
