@@ -22,9 +22,13 @@ def make_broker(settings: Settings, metrics: Metrics) -> Broker:
     if settings.redis_url is None:
         from hub.broker.memory import MemoryBroker
 
-        return MemoryBroker(settings.node_id, metrics=metrics)
+        return MemoryBroker(settings.node_id, metrics=metrics, ttl_s=settings.presence_ttl_s)
     from hub.broker.redis import RedisBroker
 
     return RedisBroker(
-        settings.redis_url, prefix=settings.redis_prefix, node_id=settings.node_id, metrics=metrics
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        node_id=settings.node_id,
+        metrics=metrics,
+        ttl_s=settings.presence_ttl_s,
     )

@@ -6,6 +6,10 @@ event to every other node on the bus that watches the thread, through its sink (
 blocks), and a node alone on its bus publishes nothing at all. `MemoryBus.down()` and `up()`
 play a broker outage for tests: while down, nothing crosses, `connected` is False, and coming
 back up resubscribes every node as the Redis broker does after reconnecting.
+
+Presence and limits: a node alone has no cluster stores (`presence` and `limits` are None, and
+the realtime layer decides alone, at once). Nodes on a bus given to them share in-memory stores
+(hub.broker.presence, hub.broker.limits) as they would share Redis, unavailable while it is down.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import trio
 
 from hub.broker.contract import BrokerSink
 from hub.broker.events import ControlEvent, ThreadEvent
+from hub.broker.gate import Gate
+from hub.broker.limits import MemoryLimits, MemoryLimitsState
+from hub.broker.presence import MemoryPresence, MemoryPresenceState
 from hub.metrics import Metrics
 
 # A test's fault hook: True drops the event (as a lost publish).
@@ -29,6 +36,8 @@ class MemoryBus:
     def __init__(self) -> None:
         self.nodes: dict[str, MemoryBroker] = {}
         self.is_up = True
+        self.presence = MemoryPresenceState()
+        self.limits = MemoryLimitsState()
 
     def down(self) -> None:
         self.is_up = False
@@ -51,8 +60,16 @@ class MemoryBroker:
         *,
         metrics: Metrics | None = None,
         drop: DropHook | None = None,
+        ttl_s: float = 30.0,
     ) -> None:
         self.node_id = node_id
+        self.presence: Gate | None = None
+        self.limits: Gate | None = None
+        if bus is not None:
+            presence = MemoryPresence(bus.presence, node_id=node_id, ttl_s=ttl_s)
+            limits = MemoryLimits(bus.limits, node_id=node_id, ttl_s=ttl_s)
+            self.presence = Gate(lambda: presence if bus.is_up else None, "presence")
+            self.limits = Gate(lambda: limits if bus.is_up else None, "limits")
         self.bus = bus if bus is not None else MemoryBus()
         self.drop = drop
         self._metrics = metrics if metrics is not None else Metrics(node_id)

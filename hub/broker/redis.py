@@ -15,6 +15,8 @@ It keeps the contract of hub.broker.contract:
   drains, pipelining what has accumulated; down or full, the event is dropped and counted.
 - `watch`/`unwatch` only record what is wanted; one task reconciles it with what is
   subscribed, in batches, and reports each batch to `sink.resubscribed` once Redis confirmed.
+- `presence` and `limits` (hub.broker.presence, hub.broker.limits) are bound to the client
+  of the moment: made at each connect, unavailable (`BrokerUnavailable`) in between.
 - coredis is used with its retries off (`NoRetryPolicy`): reconnecting, and what to do about
   what was missed meanwhile, is this module's decision, not the client's.
 """
@@ -40,6 +42,8 @@ from hub.broker.events import (
     decode_thread_event,
     encode,
 )
+from hub.broker.limits import RedisLimits
+from hub.broker.presence import RedisPresence
 from hub.config import redact_url
 from hub.metrics import Metrics
 
@@ -86,8 +90,15 @@ class RedisBroker:
         node_id: str,
         metrics: Metrics | None = None,
         drop: DropHook | None = None,
+        ttl_s: float = 30.0,
     ) -> None:
         self.url = url
+        self.ttl_s = ttl_s
+        # Bound to the client of the moment: unavailable (BrokerUnavailable) while there is none.
+        self.presence = RedisPresence(
+            self._current_client, prefix=prefix, node_id=node_id, ttl_s=ttl_s
+        )
+        self.limits = RedisLimits(self._current_client, prefix=prefix, node_id=node_id, ttl_s=ttl_s)
         self.prefix = prefix
         self.node_id = node_id
         self.drop = drop
@@ -104,6 +115,9 @@ class RedisBroker:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def _current_client(self) -> coredis.Redis[bytes] | None:
+        return self.client
 
     def channel(self, thread_id: UUID) -> bytes:
         return self._thread_prefix + str(thread_id).encode()
@@ -148,9 +162,10 @@ class RedisBroker:
         task_status.started()
         backoff = BACKOFF_MIN_S
         while True:
+            connections_before = self.connections
             try:
                 reason = await self._connected_session(sink)
-                was_connected = self._connected
+                was_connected = self.connections > connections_before
             finally:
                 self._connected = False
                 self.client = None
@@ -187,11 +202,16 @@ class RedisBroker:
                     if self.connections > 1:
                         self._metrics.broker_reconnects.inc()
                         log.info("broker: Redis at %s reachable again", redact_url(self.url))
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._read, pubsub, sink)
-                        nursery.start_soon(self._reconcile, pubsub, sink)
-                        nursery.start_soon(self._publish_loop, client)
-                        nursery.start_soon(self._ping_loop, client)
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(self._read, pubsub, sink)
+                            nursery.start_soon(self._reconcile, pubsub, sink)
+                            nursery.start_soon(self._publish_loop, client)
+                            nursery.start_soon(self._ping_loop, client)
+                    finally:
+                        # Before the client closes: nothing may use it while it does.
+                        self.client = None
+                        self._connected = False
         except* _CONNECTION_FAILURES as group:
             reason = _first_message(group)
         return reason

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 import trio_asyncio
+import trio_websocket
 
 from hub import client as hub_client
+from hub import protocol
 from hub.storage import open_storage
 from tests.cluster.nodes import SECRETS, Node, start_node
 from tests.factories import add_member, new_group, new_member, new_thread
@@ -39,17 +41,38 @@ async def world(settings) -> AsyncIterator[tuple]:
 
 
 @contextlib.asynccontextmanager
-async def nodes(settings, redis_server, tmp_path, count: int = 2) -> AsyncIterator[list[Node]]:
+async def nodes_with(
+    settings, redis_server, tmp_path, count: int = 2, **overrides: str
+) -> AsyncIterator[list[Node]]:
+    """`count` hub serve nodes on the test's database and Redis, stopped at the end."""
     started: list[Node] = []
     try:
         for i in range(count):
             started.append(
-                await start_node(f"node-{i}", settings.database_url, redis_server.url, tmp_path)
+                await start_node(
+                    f"node-{i}", settings.database_url, redis_server.url, tmp_path, **overrides
+                )
             )
         yield started
     finally:
         for node in started:
             await trio.to_thread.run_sync(node.stop)
+
+
+def nodes(settings, redis_server, tmp_path, count: int = 2):
+    return nodes_with(settings, redis_server, tmp_path, count)
+
+
+async def refused_close(node: Node, token: str) -> int:
+    """The close code a node answers a new socket of the token's user with."""
+    async with trio_websocket.open_websocket_url(node.ws_url) as ws:
+        await ws.send_message(json.dumps({"type": "auth", "token": token}))
+        with trio.fail_after(10):
+            try:
+                while True:
+                    await ws.get_message()
+            except trio_websocket.ConnectionClosed as closed:
+                return closed.reason.code
 
 
 def readiness(node: Node) -> dict:
@@ -134,3 +157,101 @@ async def test_redis_killed_mid_stream_loses_nothing_and_delivery_resumes(
     assert [m.seq for m in seen_during] == [4, 5, 6]
     assert [m.body for m in seen_during] == ["during 0", "during 1", "during 2"]
     assert [m.seq for m in seen_after] == list(range(1, 10))
+
+
+async def test_a_node_killed_with_9_has_its_users_announced_gone_within_the_ttl(
+    settings, redis_server, tmp_path
+):
+    async with (
+        world(settings) as (alice, bob, _, thread),
+        nodes(settings, redis_server, tmp_path) as (a, b),
+    ):
+        await until_ready(a, "ready")
+        await until_ready(b, "ready")
+        async with hub_client.connect(a.ws_url, alice.token) as on_a:
+            await on_a.join(thread.id)
+            on_b = hub_client.HubClient(b.ws_url, bob.token, backoff_s=30, backoff_max_s=30)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(on_b.run)
+                ack = await on_b.join(thread.id)
+                joined = await on_a.next_event(protocol.UserJoined)
+                await trio.to_thread.run_sync(b.kill)
+                # No close frame, no leave: only the TTL (2 s here) can tell node A.
+                left = await on_a.next_event(protocol.UserLeft, timeout_s=20)
+                nursery.cancel_scope.cancel()
+
+    assert alice.user_id in {entry.user_id for entry in ack.presence or []}
+    assert joined.user.user_id == bob.user_id
+    assert left.user_id == bob.user_id
+
+
+async def test_a_users_connection_limit_holds_over_all_nodes(settings, redis_server, tmp_path):
+    async with (
+        world(settings) as (alice, _, _, _),
+        nodes_with(settings, redis_server, tmp_path, HUB_WS_MAX_CONNECTIONS_PER_USER="2") as (a, b),
+    ):
+        await until_ready(a, "ready")
+        await until_ready(b, "ready")
+        # One socket on each node: each node alone counts 1 of 2; only the cluster counts 2.
+        async with (
+            hub_client.connect(a.ws_url, alice.token) as first,
+            hub_client.connect(b.ws_url, alice.token) as second,
+        ):
+            await first.ping()
+            await second.ping()
+            refusals = [await refused_close(node, alice.token) for node in (a, b)]
+
+    assert refusals == [protocol.CLOSE_TOO_MANY_CONNECTIONS] * 2
+
+
+async def test_a_users_message_budget_holds_over_all_nodes(settings, redis_server, tmp_path):
+    async with (
+        world(settings) as (alice, _, _, thread),
+        nodes_with(
+            settings,
+            redis_server,
+            tmp_path,
+            HUB_WS_MESSAGE_RATE="0.01",
+            HUB_WS_MESSAGE_BURST="4",
+        ) as (a, b),
+    ):
+        await until_ready(a, "ready")
+        await until_ready(b, "ready")
+        async with (
+            hub_client.connect(a.ws_url, alice.token) as on_a,
+            hub_client.connect(b.ws_url, alice.token) as on_b,
+        ):
+            await on_a.join(thread.id)
+            await on_b.join(thread.id)
+            for i in range(4):
+                await (on_a if i % 2 == 0 else on_b).send(thread.id, f"within budget {i}")
+            with pytest.raises(hub_client.HubClientError) as on_node_a:
+                await on_a.send(thread.id, "one too many")
+            with pytest.raises(hub_client.HubClientError) as on_node_b:
+                await on_b.send(thread.id, "one too many")
+
+    assert on_node_a.value.code == "rate_limited" and on_node_b.value.code == "rate_limited"
+
+
+async def test_presence_reconverges_after_redis_restarts(settings, redis_server, tmp_path):
+    async with (
+        world(settings) as (alice, bob, _, thread),
+        nodes(settings, redis_server, tmp_path) as (a, b),
+    ):
+        await until_ready(a, "ready")
+        await until_ready(b, "ready")
+        async with hub_client.connect(a.ws_url, alice.token) as on_a:
+            await on_a.join(thread.id)
+            redis_server.kill()
+            await until_ready(a, "degraded")
+            await until_ready(b, "degraded")
+            # Bob joins on node B while Redis is down: node A cannot hear of it yet.
+            async with hub_client.connect(b.ws_url, bob.token) as on_b:
+                await on_b.join(thread.id)
+                redis_server.start()
+                joined = await on_a.next_event(protocol.UserJoined, timeout_s=20)
+                sent = await on_b.send(thread.id, "back together")
+                seen = await on_a.drain(thread.id, sent.message.seq)
+
+    assert joined.user.user_id == bob.user_id
+    assert [m.body for m in seen] == ["back together"]

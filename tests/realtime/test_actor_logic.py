@@ -16,10 +16,19 @@ import trio
 
 from hub import protocol
 from hub.actors.session import OutgoingQueue
-from hub.actors.thread import Post, SetTyping, Subscribe, ThreadActor, Unsubscribe
+from hub.actors.thread import (
+    CheckSeq,
+    Post,
+    Remote,
+    SetTyping,
+    Subscribe,
+    ThreadActor,
+    Unsubscribe,
+)
 from hub.actors.timers import Deadlines, SessionTimers
 from hub.auth import Principal
-from hub.frames import frame_payload
+from hub.broker import events as crossing
+from hub.frames import event_frame, frame_payload
 from hub.storage.records import Message, MessageDraft, StoredMessage
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -429,3 +438,66 @@ async def test_the_rest_of_a_partly_written_frame_goes_out_first_and_survives_a_
     queue.close(drop=True)  # a slow consumer: its backlog goes, the frame on the wire is finished
     assert await queue.get() == b"-end of frame 3"
     assert await queue.get() is None
+
+
+async def test_typing_on_another_node_expires_here_if_that_node_never_says_it_stopped(
+    autojump_clock,
+):
+    store = FakeStore()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        bob = FakeSubscriber("bob")
+        await actor.inbox.send(Subscribe(bob, "online"))
+        typist = uuid.uuid4()
+        frame = event_frame(
+            protocol.Typing(thread_id=actor.thread_id, user_id=typist, is_typing=True)
+        )
+        started = trio.current_time()
+        await actor.inbox.send(Remote(crossing.TypingChanged("node-b", typist, True, frame)))
+        await bob.wait_for(lambda f: f["type"] == "typing" and f["is_typing"])
+        stopped = await bob.wait_for(lambda f: f["type"] == "typing" and not f["is_typing"])
+        waited = trio.current_time() - started
+        nursery.cancel_scope.cancel()
+
+    assert stopped["user_id"] == str(typist)
+    assert waited >= 6.0
+
+
+async def test_a_message_committed_elsewhere_is_read_back_once_the_seq_check_reports_it(
+    autojump_clock,
+):
+    store = FakeStore()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        bob = FakeSubscriber("bob")
+        await actor.inbox.send(Subscribe(bob, "online"))
+        # Another node stored seq 1; its publish never arrived.
+        writer = FakeSubscriber("alice")
+        await store.append(new_message(writer, actor.thread_id, "stored on node A"))
+        await actor.inbox.send(CheckSeq(store.seq))
+        message = await bob.wait_for(lambda f: f["type"] == "new_message")
+        nursery.cancel_scope.cancel()
+
+    assert (message["message"]["seq"], message["message"]["body"]) == (1, "stored on node A")
+    assert bob.seqs() == [1]
+
+
+async def test_a_message_from_another_node_already_delivered_is_not_delivered_again(
+    autojump_clock,
+):
+    store = FakeStore()
+    async with trio.open_nursery() as nursery:
+        actor = await start_actor(nursery, store)
+        alice, bob = FakeSubscriber("alice"), FakeSubscriber("bob")
+        await actor.inbox.send(Subscribe(bob, "online"))
+        post = Post(new_message(alice, actor.thread_id, "local"), "Alice")
+        await actor.inbox.send(post)
+        stored = await post.reply.wait(5)
+        await bob.wait_for(lambda f: f["type"] == "new_message")
+        # The same seq arriving from elsewhere (a fill raced the publish): dropped.
+        duplicate = event_frame(protocol.Pong(ref="not a message"))
+        await actor.inbox.send(Remote(crossing.MessageCommitted("node-b", stored.seq, duplicate)))
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+
+    assert bob.seqs() == [1] and len(bob.frames) == 2  # the ack and the one message
