@@ -75,6 +75,8 @@ async def run_hub(
     async with open_storage(settings, metrics=metrics) as storage:
         if broker is None:
             broker = make_broker(settings, metrics)
+        else:
+            broker.metrics = metrics  # it counts in this hub's registry, as one it made would
         supervisor = Supervisor(settings, storage, metrics, broker)
         websockets = WebSocketServer(supervisor, verifier)
         metrics.read_at_scrape(functools.partial(_readings, websockets, supervisor, storage))

@@ -28,6 +28,7 @@ from uuid import UUID
 import trio
 
 from hub.broker.events import ControlEvent, ThreadEvent
+from hub.metrics import Metrics
 
 
 class BrokerSink(Protocol):
@@ -45,6 +46,7 @@ class Broker(Protocol):
 
     name: str  # "memory" or "redis", for /readyz and logs
     node_id: str
+    metrics: Metrics  # the hub's: publish failures, reconnects
 
     @property
     def connected(self) -> bool: ...

@@ -72,7 +72,7 @@ class MemoryBroker:
             self.limits = Gate(lambda: limits if bus.is_up else None, "limits")
         self.bus = bus if bus is not None else MemoryBus()
         self.drop = drop
-        self._metrics = metrics if metrics is not None else Metrics(node_id)
+        self.metrics = metrics if metrics is not None else Metrics(node_id)
         self._sink: BrokerSink | None = None
         self._watched: set[UUID] = set()
         # Subscriptions take effect in the broker's own task, as they would with a server.
@@ -102,7 +102,7 @@ class MemoryBroker:
         if len(self.bus.nodes) < 2:
             return  # alone: nobody to tell
         if not self.bus.is_up or (self.drop is not None and self.drop(thread_id, event)):
-            self._metrics.broker_publish_failures.inc()
+            self.metrics.broker_publish_failures.inc()
             return
         for node in self.bus.nodes.values():
             if node is not self and thread_id in node._watched and node._sink is not None:
@@ -112,7 +112,7 @@ class MemoryBroker:
         if len(self.bus.nodes) < 2:
             return
         if not self.bus.is_up:
-            self._metrics.broker_publish_failures.inc()
+            self.metrics.broker_publish_failures.inc()
             return
         for node in self.bus.nodes.values():
             if node is not self and node._sink is not None:

@@ -102,7 +102,7 @@ class RedisBroker:
         self.prefix = prefix
         self.node_id = node_id
         self.drop = drop
-        self._metrics = metrics if metrics is not None else Metrics(node_id)
+        self.metrics = metrics if metrics is not None else Metrics(node_id)
         self._control = f"{prefix}:control".encode()
         self._thread_prefix = f"{prefix}:thread:".encode()
         self._connected = False
@@ -126,13 +126,13 @@ class RedisBroker:
 
     def publish(self, thread_id: UUID, event: ThreadEvent) -> None:
         if not self._connected or (self.drop is not None and self.drop(thread_id, event)):
-            self._metrics.broker_publish_failures.inc()
+            self.metrics.broker_publish_failures.inc()
             return
         self._enqueue(self.channel(thread_id), encode(event))
 
     def publish_control(self, event: ControlEvent) -> None:
         if not self._connected:
-            self._metrics.broker_publish_failures.inc()
+            self.metrics.broker_publish_failures.inc()
             return
         self._enqueue(self._control, encode(event))
 
@@ -140,7 +140,7 @@ class RedisBroker:
         try:
             self._send.send_nowait((channel, payload))
         except trio.WouldBlock:
-            self._metrics.broker_publish_failures.inc()
+            self.metrics.broker_publish_failures.inc()
 
     def watch(self, thread_id: UUID) -> None:
         if thread_id not in self._watched:
@@ -200,7 +200,7 @@ class RedisBroker:
                     self._connected = True
                     self.connections += 1
                     if self.connections > 1:
-                        self._metrics.broker_reconnects.inc()
+                        self.metrics.broker_reconnects.inc()
                         log.info("broker: Redis at %s reachable again", redact_url(self.url))
                     try:
                         async with trio.open_nursery() as nursery:
@@ -280,7 +280,7 @@ class RedisBroker:
                             for channel, payload in batch:
                                 pipe.publish(channel, payload)
             except BaseException:
-                self._metrics.broker_publish_failures.inc(len(batch))
+                self.metrics.broker_publish_failures.inc(len(batch))
                 raise
 
     async def _ping_loop(self, client: coredis.Redis[bytes]) -> None:
@@ -299,7 +299,7 @@ class RedisBroker:
                 break
             dropped += 1
         if dropped:
-            self._metrics.broker_publish_failures.inc(dropped)
+            self.metrics.broker_publish_failures.inc(dropped)
 
 
 def _first_message(group: BaseExceptionGroup) -> str:

@@ -222,3 +222,29 @@ async def test_a_revocation_decided_while_the_broker_is_down_still_ends_traffic_
             lost = await on_b.next_event(protocol.Error)
 
     assert lost.code == "not_found" and lost.thread_id == thread.id
+
+
+async def test_a_scrape_shows_the_broker_down_and_what_it_cost(settings):
+    bus = MemoryBus()
+    async with cluster(settings, [MemoryBroker("node-0", bus), MemoryBroker("node-1", bus)]) as (
+        a,
+        b,
+    ):
+        alice, bob, _, thread = await world(a, settings)
+        async with (
+            hub_client.connect(a.ws_url, alice.token) as on_a,
+            hub_client.connect(b.ws_url, bob.token) as on_b,
+        ):
+            await on_a.join(thread.id)
+            await on_b.join(thread.id)
+            bus.down()
+            sent = await on_a.send(thread.id, "cake at 6")
+            await on_b.drain(thread.id, sent.message.seq)
+            scrape_a = a.metrics.exposition(None)[0].decode()
+            scrape_b = b.metrics.exposition(None)[0].decode()
+            bus.up()
+
+    assert "hub_broker_connected 0.0" in scrape_a
+    assert "hub_broker_publish_failures_total 1.0" in scrape_a  # the message's publish
+    assert "hub_gap_repairs_total 1.0" in scrape_b
+    assert "hub_fallback_polls_total 0.0" not in scrape_b

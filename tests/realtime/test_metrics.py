@@ -145,6 +145,11 @@ async def test_a_scrape_counts_what_sockets_and_rest_did_and_names_no_tenant(wor
     )
     assert value(samples, "hub_storage_inbox_depth", lane="0") == 0
     assert value(samples, "hub_storage_connected", lane="0") == 1
+    # Alone: nothing to publish, nothing to repair, never degraded.
+    assert value(samples, "hub_broker_connected") == 1
+    assert value(samples, "hub_broker_publish_failures_total") == 0
+    assert value(samples, "hub_gap_repairs_total") == 0
+    assert value(samples, "hub_fallback_polls_total") == 0
     frames_in = {
         kind: value(samples, "hub_frames_in_total", type=kind)
         for kind in ("join_thread", "send_message", "invalid", "auth")
