@@ -38,6 +38,9 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile("hub")
 
+# The redis_server fixture: a redis-server of the test's own (tests/redis_server.py).
+pytest_plugins = ["tests.redis_server"]
+
 POSTGRES_DSN = os.environ.get("HUB_TEST_POSTGRES_DSN", "").strip()
 REQUIRE_POSTGRES = os.environ.get("HUB_REQUIRE_POSTGRES", "") == "1"
 

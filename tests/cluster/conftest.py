@@ -6,82 +6,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio_asyncio
 
+from hub import client as hub_client
 from hub.app import Running, run_hub
 from hub.broker.contract import Broker
 from hub.config import Settings
 from tests.realtime.conftest import realtime_settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class RedisServer:
-    """A redis-server of the test's own, on a free port: killing it disturbs nobody."""
-
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn,
-            ):
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
+from tests.redis_server import RedisServer, free_port  # noqa: F401 (re-exported)
 
 
 @pytest.fixture
@@ -109,3 +45,16 @@ async def cluster(settings: Settings, brokers: list[Broker | None]) -> AsyncIter
                 )
             yield nodes
             shutdown.set()
+
+
+@contextlib.asynccontextmanager
+async def joined(*members: tuple, thread) -> AsyncIterator[list[hub_client.HubClient]]:
+    """One client per (node, member) pair, each connected to its node and joined to the thread.
+    A node is anything with a `ws_url`: an in-process `Running` or a `hub serve` process."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for node, member in members:
+            client = await stack.enter_async_context(hub_client.connect(node.ws_url, member.token))
+            await client.join(thread.id)
+            clients.append(client)
+        yield clients

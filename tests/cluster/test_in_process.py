@@ -16,7 +16,7 @@ from hub.broker.events import MessageCommitted, ThreadEvent
 from hub.broker.memory import MemoryBroker, MemoryBus
 from hub.broker.redis import RedisBroker
 from hub.storage.groups import remove_member
-from tests.cluster.conftest import cluster
+from tests.cluster.conftest import cluster, joined
 from tests.factories import add_member, new_group, new_member, new_thread
 
 pytestmark = pytest.mark.postgres
@@ -66,12 +66,7 @@ async def test_interleaved_sends_on_two_nodes_reach_both_once_in_order(settings,
     async with cluster(settings, brokers(kind, redis_url)) as (a, b):
         await until_connected((a, b))
         alice, bob, _, thread = await world(a, settings)
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             for i in range(10):
                 await (on_a if i % 2 == 0 else on_b).send(thread.id, f"note {i}")
             seen_a = await on_a.drain(thread.id, 10)
@@ -89,12 +84,7 @@ async def test_a_dropped_publish_is_repaired_from_the_database(settings, kind, r
     async with cluster(settings, brokers(kind, redis_url, drop=drop_second)) as (a, b):
         await until_connected((a, b))
         alice, bob, _, thread = await world(a, settings)
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             for i in range(4):
                 await on_a.send(thread.id, f"timeline {i}")
             seen = await on_b.drain(thread.id, 4)
@@ -112,12 +102,7 @@ async def test_a_lost_last_message_is_still_delivered(settings, kind, redis_url)
     async with cluster(settings, brokers(kind, redis_url, drop=drop_all_messages)) as (a, b):
         await until_connected((a, b))
         alice, bob, _, thread = await world(a, settings)
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             sent = await on_a.send(thread.id, "the arch broke, bring the spare")
             seen = await on_b.drain(thread.id, sent.message.seq)
 
@@ -128,12 +113,7 @@ async def test_typing_and_receipts_and_status_cross_nodes(settings, kind, redis_
     async with cluster(settings, brokers(kind, redis_url)) as (a, b):
         await until_connected((a, b))
         alice, bob, _, thread = await world(a, settings)
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             await on_b.typing(thread.id, True)
             typing = await on_a.next_event(protocol.Typing)
             sent = await on_a.send(thread.id, "florist arrives at 2")
@@ -183,12 +163,7 @@ async def test_with_the_broker_down_messages_still_cross_by_polling(settings):
         b,
     ):
         alice, bob, _, thread = await world(a, settings)
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             bus.down()
             during = [await on_a.send(thread.id, f"while down {i}") for i in range(3)]
             seen_during = await on_b.drain(thread.id, during[-1].message.seq)
@@ -231,12 +206,7 @@ async def test_a_scrape_shows_the_broker_down_and_what_it_cost(settings):
         b,
     ):
         alice, bob, _, thread = await world(a, settings)
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             bus.down()
             sent = await on_a.send(thread.id, "cake at 6")
             await on_b.drain(thread.id, sent.message.seq)

@@ -16,6 +16,7 @@ import trio_websocket
 from hub import client as hub_client
 from hub import protocol
 from hub.storage import open_storage
+from tests.cluster.conftest import joined
 from tests.cluster.nodes import SECRETS, Node, start_node
 from tests.factories import add_member, new_group, new_member, new_thread
 from tests.realtime.conftest import realtime_settings
@@ -99,12 +100,7 @@ async def test_sends_interleaved_over_two_processes_reach_both_once_in_order(
     ):
         await until_ready(a, "ready")
         await until_ready(b, "ready")
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             async with trio.open_nursery() as nursery:
                 for client, name in ((on_a, "alice"), (on_b, "bob")):
 
@@ -132,12 +128,7 @@ async def test_redis_killed_mid_stream_loses_nothing_and_delivery_resumes(
         nodes(settings, redis_server, tmp_path) as (a, b),
     ):
         await until_ready(b, "ready")
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, bob.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, bob), thread=thread) as (on_a, on_b):
             for i in range(3):
                 await on_a.send(thread.id, f"before {i}")
             await on_b.drain(thread.id, 3)
@@ -217,12 +208,7 @@ async def test_a_users_message_budget_holds_over_all_nodes(settings, redis_serve
     ):
         await until_ready(a, "ready")
         await until_ready(b, "ready")
-        async with (
-            hub_client.connect(a.ws_url, alice.token) as on_a,
-            hub_client.connect(b.ws_url, alice.token) as on_b,
-        ):
-            await on_a.join(thread.id)
-            await on_b.join(thread.id)
+        async with joined((a, alice), (b, alice), thread=thread) as (on_a, on_b):
             for i in range(4):
                 await (on_a if i % 2 == 0 else on_b).send(thread.id, f"within budget {i}")
             with pytest.raises(hub_client.HubClientError) as on_node_a:
