@@ -23,19 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 import trio
 from coredis.commands import Script
 
-from hub.broker.presence import (
-    DEFAULT_TIMEOUT_S,
-    ClientSource,
-    RedisClient,
-    current_client,
-    redis_answers,
-)
+from hub.broker.redisstore import ClientSource, RedisStore, redis_answers
 from hub.ratelimit import Budget, Decision, RateLimiter
 
 # Users per script call in `refresh_connections` (one call runs alone in Redis).
@@ -222,40 +216,16 @@ return {allowed, text}
 )
 
 
-def _key_ttl_ms(ttl_ms: int) -> int:
-    """How long a user's session set outlives its last write: longer than any member in it."""
-    return 2 * ttl_ms + 1000
-
-
-class RedisLimits:
+class RedisLimits(RedisStore):
     """ClusterLimits over Redis, shared by every node on it (see the module's contract and key
     layout). Scripts go by SHA through coredis's Script, reloaded when Redis answers NOSCRIPT;
     `client` is a client or what names the current one, as for RedisPresence."""
 
-    def __init__(
-        self,
-        client: ClientSource,
-        *,
-        prefix: str,
-        node_id: str,
-        ttl_s: float,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        if "|" in node_id:
-            raise ValueError(f"a node id cannot contain '|' (it separates fields): {node_id!r}")
-        self.node_id = node_id
-        self.ttl_s = ttl_s
-        self.timeout_s = timeout_s
-        self._client = client
-        self._prefix = prefix
-        self._ttl_ms = max(1, round(ttl_s * 1000))
-        self._key_ttl_ms = _key_ttl_ms(self._ttl_ms)
+    def __init__(self, client: ClientSource, **options: Any) -> None:
+        super().__init__(client, **options)
         self._admit = Script[bytes](script=_ADMIT)
         self._refresh = Script[bytes](script=_REFRESH)
         self._take = Script[bytes](script=_TAKE)
-
-    def _current(self) -> RedisClient:
-        return current_client(self._client)
 
     def _conns(self, user_id: UUID) -> str:
         return f"{self._prefix}:conns:{user_id}"

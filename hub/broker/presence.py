@@ -24,16 +24,13 @@ and `{prefix}:presence-entry:{thread}`, a hash of user -> entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Protocol, TypeAlias, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
-import anyio
-import coredis
 import trio
 from coredis.commands import Script
 
-from hub.broker.errors import BrokerUnavailable
+from hub.broker.redisstore import ClientSource, RedisStore, redis_answers
 
 _T = TypeVar("_T")
 
@@ -197,45 +194,6 @@ class MemoryPresence:
 
 
 # --- Redis: every node of the hub ------------------------------------------------------------
-
-# What a lost, refused or hung Redis looks like through coredis (which runs on anyio's streams).
-REDIS_FAILURES = (
-    coredis.exceptions.RedisError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-)
-
-
-RedisClient: TypeAlias = coredis.Redis[bytes]
-# A client, or what names the current one (None while there is none): a broker that opens a new
-# client each time it reconnects gives its stores `lambda: broker.client`, since a client whose
-# context has exited raises RuntimeError, not a Redis error.
-ClientSource: TypeAlias = RedisClient | Callable[[], RedisClient | None]
-
-
-def current_client(source: ClientSource) -> RedisClient:
-    """The client to use now; BrokerUnavailable when the source has none (Redis is down)."""
-    client = source if isinstance(source, coredis.Redis) else source()
-    if client is None:
-        raise BrokerUnavailable("Redis is not connected")
-    return client
-
-
-@contextmanager
-def redis_answers(what: str, timeout_s: float) -> Iterator[None]:
-    """Run the Redis calls of the block within `timeout_s`; any failure, or no answer in time,
-    becomes BrokerUnavailable naming `what`. A call abandoned at the deadline leaves coredis's
-    connection usable: its reply, when it comes, is matched to the abandoned request."""
-    try:
-        with trio.fail_after(timeout_s):
-            yield
-    except trio.TooSlowError as exc:
-        raise BrokerUnavailable(f"Redis did not answer {what} within {timeout_s} s") from exc
-    except REDIS_FAILURES as exc:
-        raise BrokerUnavailable(f"Redis failed {what}: {exc}") from exc
-
 
 # Shared by every script: the server's clock in ms, key lifetimes that only ever grow (nodes
 # that differ in TTL never cut each other's short), and a user's registrations in a thread as
@@ -401,12 +359,6 @@ return result
 )
 
 
-def _key_ttl_ms(ttl_ms: int) -> int:
-    """How long a key outlives its last write: twice the TTL and a second, so a thread's keys
-    outlast every registration in them and go once every node has stopped writing."""
-    return 2 * ttl_ms + 1000
-
-
 def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     batch: list[_T] = []
     for item in items:
@@ -418,39 +370,20 @@ def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield batch
 
 
-class RedisPresence:
+class RedisPresence(RedisStore):
     """ClusterPresence over Redis, shared by every node on it (see the module's contract and
     key layout). Scripts are sent by SHA through coredis's Script, which loads one again when
     Redis answers NOSCRIPT (a restarted Redis has forgotten them); they are bound to no client,
     so they follow the source to whichever client is current."""
 
-    def __init__(
-        self,
-        client: ClientSource,
-        *,
-        prefix: str,
-        node_id: str,
-        ttl_s: float,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        if "|" in node_id:
-            raise ValueError(f"a node id cannot contain '|' (it separates fields): {node_id!r}")
-        self.node_id = node_id
-        self.ttl_s = ttl_s
-        self.timeout_s = timeout_s
-        self._client = client
-        self._prefix = prefix
-        self._ttl_ms = max(1, round(ttl_s * 1000))
-        self._key_ttl_ms = _key_ttl_ms(self._ttl_ms)
+    def __init__(self, client: ClientSource, **options: Any) -> None:
+        super().__init__(client, **options)
         self._join = Script[bytes](script=_JOIN)
         self._leave = Script[bytes](script=_LEAVE)
         self._set_entry = Script[bytes](script=_SET_ENTRY)
         self._present = Script[bytes](script=_PRESENT)
         self._refresh = Script[bytes](script=_REFRESH)
         self._sweep = Script[bytes](script=_SWEEP)
-
-    def _current(self) -> RedisClient:
-        return current_client(self._client)
 
     def _keys(self, thread_id: UUID) -> list[str]:
         """Expiries, index, entries."""

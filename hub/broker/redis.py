@@ -28,7 +28,6 @@ import random
 from collections.abc import Callable
 from uuid import UUID
 
-import anyio
 import coredis
 import msgspec
 import trio
@@ -44,6 +43,7 @@ from hub.broker.events import (
 )
 from hub.broker.limits import RedisLimits
 from hub.broker.presence import RedisPresence
+from hub.broker.redisstore import REDIS_FAILURES
 from hub.config import redact_url
 from hub.metrics import Metrics
 
@@ -65,16 +65,8 @@ class SubscriptionEnded(Exception):
     """coredis stopped iterating the subscriber connection's messages."""
 
 
-# What a lost or hung Redis looks like through coredis (which runs on anyio's streams).
-_CONNECTION_FAILURES = (
-    coredis.exceptions.RedisError,
-    OSError,
-    trio.TooSlowError,
-    anyio.ClosedResourceError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-    SubscriptionEnded,
-)
+# What ends a connection: a Redis failure, a deadline of ours, or the subscription's end.
+_CONNECTION_FAILURES = (*REDIS_FAILURES, trio.TooSlowError, SubscriptionEnded)
 
 
 class RedisBroker:
