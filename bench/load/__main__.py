@@ -11,11 +11,18 @@ from pathlib import Path
 import trio
 
 from bench.load import report
+from bench.load.capacity import BOUND_P99_MS
 from bench.load.provision import ProvisioningFailed
+from bench.load.redis_server import RedisFailed
 from bench.load.run import RunFailed, TargetOptions, run_once
 from bench.load.scenario import Scenario, Step
 from bench.load.server import ServerFailed
 from bench.load.system import LimitTooLow, machine, raise_open_files_limit
+
+# Around the hub's capacity measured with 10,000 sockets on PostgreSQL (about 1,200 msg/s) and on
+# to where the peer, or the swarm on its one core, gives out; a sweep stops at its first step
+# over the bound, so the steps past the hub's limit cost nothing.
+DEFAULT_SWEEP = "250,500,750,1000,1250,1500,2000,2500,3000"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--senders", type=int, help="sending sockets (default: one per thread)")
     shape.add_argument(
         "--rate",
-        default="50",
-        help="messages/s, all senders together; a comma list runs one step per rate "
-        "over the same sockets (a saturation sweep)",
+        help="messages/s, all senders together (default 50); a comma list runs one step per "
+        "rate over the same sockets, every one of them",
+    )
+    shape.add_argument(
+        "--sweep",
+        nargs="?",
+        const=DEFAULT_SWEEP,
+        metavar="R1,R2,...",
+        help="capacity sweep: one step per rate, ascending, over the same sockets, stopping "
+        f"after the first step whose delivery p99 exceeds {BOUND_P99_MS:g} ms; reports the "
+        "highest rate within that bound with every check passing, for the hub and the peer "
+        f"(--target both unless --target says otherwise). Without rates: {DEFAULT_SWEEP}",
     )
     shape.add_argument("--duration", type=float, default=10.0, help="seconds per step")
     shape.add_argument("--ramp-rate", type=float, default=500.0, help="new sockets per second")
@@ -45,9 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
     where = parser.add_argument_group("target")
     where.add_argument(
         "--target",
-        default="hub",
-        help="hub (start one), peer (start the websockets peer), both (hub, then peer, same "
-        "scenario), or a ws:// URL of a running hub",
+        help="hub (start one; the default), peer (start the websockets peer), both (hub, then "
+        "peer, same scenario; the default with --sweep), or a ws:// URL of a running hub",
+    )
+    where.add_argument(
+        "--hubs",
+        type=int,
+        default=1,
+        help="hub nodes to start, sharing one fresh database (PostgreSQL: give --database) and "
+        "one private redis-server the bench starts on a free port; member k of thread t "
+        "connects to node (t + k) mod N",
+    )
+    where.add_argument(
+        "--redis",
+        action="store_true",
+        help="with one hub node, start the private Redis for it too (to compare with several)",
     )
     where.add_argument(
         "--database",
@@ -82,7 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def scenario_from(args: argparse.Namespace) -> Scenario:
-    rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
+    if args.sweep is not None and args.rate is not None:
+        raise ValueError("give --rate (every step runs) or --sweep (stops at the bound), not both")
+    if args.sweep is not None:
+        rates = sorted(float(r) for r in args.sweep.split(",") if r.strip())
+    else:
+        rates = [float(r) for r in (args.rate or "50").split(",") if r.strip()]
+    if not rates:
+        raise ValueError("--rate and --sweep need at least one rate")
     scenario = Scenario(
         sockets=args.sockets,
         members_per_thread=args.members_per_thread,
@@ -95,36 +130,55 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         swarm_processes=args.swarm_processes,
         source_addresses=args.source_addresses,
         client=args.client,
+        sweep=args.sweep is not None,
     )
     scenario.validate()
     return scenario
 
 
 def targets_from(args: argparse.Namespace) -> list[TargetOptions]:
-    common = {"database": args.database, "keep_database": args.keep_database}
-    if args.target == "hub":
-        return [TargetOptions("hub", hub_env=tuple(args.hub_env), **common)]
-    if args.target == "peer":
+    target = args.target or ("both" if args.sweep is not None else "hub")
+    if args.hubs < 1:
+        raise ValueError("--hubs must be at least 1")
+    if (args.hubs > 1 or args.redis) and target not in ("hub", "both"):
+        raise ValueError("--hubs and --redis are for a hub the bench starts (--target hub or both)")
+    if args.hubs > 1 and not args.database.startswith("postgres"):
+        raise ValueError(
+            "--hubs N > 1 needs --database postgresql://…: the nodes share one database, and "
+            "SQLite cannot be shared across processes here"
+        )
+    hub = TargetOptions(
+        "hub",
+        database=args.database,
+        keep_database=args.keep_database,
+        hub_env=tuple(args.hub_env),
+        hubs=args.hubs,
+        redis=args.redis,
+    )
+    if target == "hub":
+        return [hub]
+    if target == "peer":
         return [TargetOptions("peer")]
-    if args.target == "both":
-        return [TargetOptions("hub", hub_env=tuple(args.hub_env), **common), TargetOptions("peer")]
-    if args.target.startswith("ws://"):
+    if target == "both":
+        return [hub, TargetOptions("peer")]
+    if target.startswith("ws://"):
         return [
             TargetOptions(
                 "url",
-                url=args.target,
+                url=target,
                 rest_url=args.rest_url,
                 database_url=args.database_url,
                 server_pid=args.server_pid,
             )
         ]
-    raise SystemExit(f"--target must be hub, peer, both or a ws:// URL, got {args.target!r}")
+    raise ValueError(f"--target must be hub, peer, both or a ws:// URL, got {target!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         scenario = scenario_from(args)
+        targets = targets_from(args)
     except ValueError as exc:
         print(f"bench.load: {exc}", file=sys.stderr)
         return 2
@@ -134,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.load " + shlex.join(sys.argv[1:] if argv is None else argv)
     full: dict = {"command": command, "machine": machine(), "runs": []}
     try:
-        for options in targets_from(args):
+        for options in targets:
             run_dir = out / options.kind
             run_dir.mkdir(parents=True, exist_ok=True)
             outcome = trio.run(
@@ -143,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             full["runs"].append(outcome)
-    except (LimitTooLow, ServerFailed, RunFailed, ProvisioningFailed, BaseExceptionGroup) as exc:
+    except (
+        LimitTooLow,
+        ServerFailed,
+        RedisFailed,
+        RunFailed,
+        ProvisioningFailed,
+        BaseExceptionGroup,
+    ) as exc:
         problem = _known_problem(exc)
         if problem is None:
             raise
@@ -169,7 +230,7 @@ def _known_problem(exc: BaseException) -> BaseException | None:
     """The operator-facing failure inside Trio's exception groups, or None for a bug."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    known = (LimitTooLow, ServerFailed, RunFailed, ProvisioningFailed)
+    known = (LimitTooLow, ServerFailed, RedisFailed, RunFailed, ProvisioningFailed)
     return exc if isinstance(exc, known) else None
 
 

@@ -7,9 +7,14 @@ organization invited into the group. One socket per member, each joining its one
 Senders are spread round-robin over threads (sender k sends in thread k mod T as member k div T),
 so with senders = threads every thread has exactly one sender.
 
+Against several hub nodes (`--hubs N`), member k of thread t connects to node (t + k) mod N:
+neighbouring members of a thread are on different nodes, and the rotation by thread puts thread
+t's member 0 — its sender, by default — on node t mod N, so the senders are spread as well.
+
 A run has steps: after the ramp and the hold, each step sends at its own rate for its own
 duration, then drains (waits for every ack and every copy) before the next; a saturation sweep
-is a run with several steps over the same sockets.
+is a run with several steps over the same sockets. A sweep (`--sweep`) is such a run that stops
+after the first step over the latency bound: capacity is decided there (`bench.load.capacity`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Scenario:
     source_addresses: int = 0  # 0: one per 4,000 sockets, at least 2
     connect_timeout_s: float = 30.0
     client: str = "wire"  # the swarm's WebSocket client: "wire" or "trio-websocket"
+    sweep: bool = False  # stop after the first step over the latency bound (a capacity sweep)
 
     @property
     def threads(self) -> int:
@@ -93,6 +99,7 @@ class Member:
     org_id: str
     token: str = ""
     sender: bool = False
+    node: int = 0  # which of the target's nodes (its `ws_urls`) this socket connects to
 
 
 @dataclass
@@ -107,7 +114,7 @@ class WorkerPlan:
     """Everything one swarm process needs, written to a JSON file it reads at start."""
 
     index: int
-    ws_url: str
+    ws_urls: list[str]  # one per node; a member connects to ws_urls[member.node]
     threads: list[ThreadPlan]
     steps: list[Step]
     ramp_rate: float
@@ -131,6 +138,13 @@ def assign_senders(threads: list[ThreadPlan], senders: int) -> None:
     count = len(threads)
     for k in range(senders):
         threads[k % count].members[k // count].sender = True
+
+
+def assign_nodes(threads: list[ThreadPlan], nodes: int) -> None:
+    """Member k of thread t connects to node (t + k) mod `nodes` (see the module docstring)."""
+    for t, plan in enumerate(threads):
+        for k, member in enumerate(plan.members):
+            member.node = (t + k) % nodes
 
 
 def split_threads(threads: list[ThreadPlan], parts: int) -> list[list[ThreadPlan]]:

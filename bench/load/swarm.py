@@ -16,6 +16,10 @@ must see every drop as a drop rather than reconnecting and recovering as `hub.cl
 
 Whole threads live in one process, so the process knows every ack of every thread its sockets
 are in, and checks delivery (every copy, exactly once, in seq order) by itself.
+
+Against several hub nodes each socket connects to the node its member names (`Member.node`), and
+every sample carries the nodes involved: a delivery its sender's and its receiver's node (so
+cross-node latency can be told from same-node), an ack and a connect their socket's node.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import time
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +46,7 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from bench.load import frames
+from bench.load import frames, metrics
 from bench.load.scenario import Member, Step, ThreadPlan, WorkerPlan
 from bench.load.wire import WireClosed, WireConnection, WireMessages, WireRejected
 
@@ -76,6 +81,7 @@ class Socket:
         "index",
         "joined",
         "member",
+        "node",
         "outbox",
         "received",
         "stream",
@@ -88,6 +94,7 @@ class Socket:
         self.member = member
         self.thread = thread
         self.address = address
+        self.node = member.node
         self.ws: WebSocketConnection | WireMessages | None = None
         self.stream: trio.SocketStream | None = None
         self.joined = False
@@ -111,10 +118,7 @@ class Sent:
 class Swarm:
     def __init__(self, plan: WorkerPlan) -> None:
         self.plan = plan
-        url = urlsplit(plan.ws_url)
-        self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or 80
-        self.resource = url.path or "/"
+        self.endpoints = [_endpoint(url) for url in plan.ws_urls]
         self.threads = [ThreadState(t.thread_id) for t in plan.threads]
         self.sockets: list[Socket] = []
         for thread_plan, state in zip(plan.threads, self.threads, strict=True):
@@ -143,12 +147,13 @@ class Swarm:
         self.delivered = 0  # copies to the other members
         self.echoes = 0  # copies back to the sender's own socket
         self.backlog_skips = 0
+        self.failed_by_step: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.pending: dict[str, Sent] = {}
-        # measurements (monotonic seconds)
-        self.connects = array("d")  # completion time, connect+auth+join duration, interleaved
-        self.deliveries = array("d")  # receive time, latency, step, interleaved
-        self.acks = array("d")  # ack time, latency, step, interleaved
+        # measurements (monotonic seconds), interleaved flat arrays (widths in bench.load.metrics)
+        self.connects = array("d")  # completion time, connect+auth+join duration, node
+        self.deliveries = array("d")  # receive time, latency, step, sender's node, receiver's node
+        self.acks = array("d")  # ack time, latency, step, node
         self.open_events = array("d")  # +t when a socket joined, -t when it went away
         self.drops: list[dict[str, Any]] = []
         self.stopping = False
@@ -196,7 +201,7 @@ class Swarm:
                 sock.connect_s = time.monotonic() - started
                 sock.joined = True
                 self.open += 1
-                self.connects.extend((time.monotonic(), sock.connect_s))
+                self.connects.extend((time.monotonic(), sock.connect_s, sock.node))
                 self.open_events.append(time.monotonic())
                 self._connecting_finished()
                 if sock.member.sender:
@@ -218,10 +223,11 @@ class Swarm:
     async def _connect(
         self, nursery: trio.Nursery, sock: Socket
     ) -> WebSocketConnection | WireMessages:
+        host, port, resource = self.endpoints[sock.node]
         tcp = trio.socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_STREAM)
         try:
             await tcp.bind((sock.address, 0))
-            await tcp.connect((self.host, self.port))
+            await tcp.connect((host, port))
         except BaseException:
             tcp.close()
             raise
@@ -231,13 +237,13 @@ class Swarm:
             headers = (
                 [("Authorization", f"Bearer {sock.member.token}")] if sock.member.token else []
             )
-            await connection.handshake(f"{self.host}:{self.port}", self.resource, headers)
+            await connection.handshake(f"{host}:{port}", resource, headers)
             return WireMessages(connection)
         return await wrap_client_stream(
             nursery,
             stream,
-            f"{self.host}:{self.port}",
-            self.resource,
+            f"{host}:{port}",
+            resource,
             extra_headers=(
                 [(b"authorization", b"Bearer " + sock.member.token.encode())]
                 if sock.member.token
@@ -319,8 +325,12 @@ class Swarm:
                 self.echoes += 1
                 return
             self.delivered += 1
-            step = record.step if record is not None else -1
-            self.deliveries.extend((now, now - message.metadata.t, step))
+            if record is None:
+                self.deliveries.extend((now, now - message.metadata.t, -1, -1, sock.node))
+            else:
+                self.deliveries.extend(
+                    (now, now - message.metadata.t, record.step, record.socket.node, sock.node)
+                )
         elif isinstance(frame, frames.Ack):
             if frame.message is None or frame.ref is None:
                 return
@@ -335,11 +345,12 @@ class Swarm:
                 return
             thread.acked[frame.message.seq] = frame.ref
             self.acked += 1
-            self.acks.extend((now, now - record.sent_at, record.step))
+            self.acks.extend((now, now - record.sent_at, record.step, sock.node))
         elif isinstance(frame, frames.Error):
             self.errors[frame.code] += 1
             if frame.ref is not None and frame.ref in self.pending:
                 self.failed_sends += 1
+                self.failed_by_step[self.pending[frame.ref].step] += 1
 
     async def _sender(self, sock: Socket, ticks: trio.MemoryReceiveChannel[int]) -> None:
         ws = sock.ws
@@ -381,6 +392,8 @@ class Swarm:
         total = round(share * step.duration_s)
         started = trio.current_time()
         sent_before = self.sent
+        skips_before = self.backlog_skips
+        not_connected = 0
         issued = 0
         while issued < total:
             due = min(total, int((trio.current_time() - started) * share) + 1)
@@ -389,6 +402,7 @@ class Swarm:
                 issued += 1
                 if sock.outbox is None or sock.drop is not None:
                     self.errors["sender_not_connected"] += 1
+                    not_connected += 1
                     continue
                 try:
                     sock.outbox.send_nowait(index)
@@ -407,9 +421,21 @@ class Swarm:
             "step": index,
             "offered": total,
             "sent": self.sent - sent_before,
+            "backlog_skips": self.backlog_skips - skips_before,
+            "sender_not_connected": not_connected,
+            "failed_sends": self.failed_by_step[index],
             "offer_s": offered_s,
             "drained": drained,
+            "deliver_p99_ms": self.step_p99_ms(index),
         }
+
+    def step_p99_ms(self, index: int) -> float | None:
+        """This process's delivery p99 for one step: enough for the orchestrator to decide
+        whether a sweep goes on (the run's figures merge every process's samples later)."""
+        flat = self.deliveries
+        width = metrics.DELIVERY_WIDTH
+        latencies = sorted(flat[i + 1] for i in range(0, len(flat), width) if flat[i + 2] == index)
+        return round(metrics.percentile(latencies, 99) * 1000.0, 2) if latencies else None
 
     def _settled(self) -> bool:
         backlog = any(
@@ -464,7 +490,24 @@ class Swarm:
         checked = ok = missing = duplicates = out_of_order = unexpected = 0
         conflicts = 0
         examples: list[str] = []
+        # Each fault is also counted against the step its message was sent in, so that a sweep
+        # can judge each rate on its own (-1: a message the swarm never sent).
+        by_step: dict[int, Counter[str]] = {}
+
+        def fault(kind: str, seqs: Iterable[int], step_of: dict[int, int]) -> None:
+            for seq in seqs:
+                by_step.setdefault(step_of.get(seq, -1), Counter())[kind] += 1
+
         for thread in self.threads:
+            # By the client_msg_id acked under a seq, else the one delivered under it (a message
+            # delivered but never acked is still the step's).
+            step_of = {
+                seq: record.step
+                for seq, cmid in itertools.chain(
+                    thread.delivered_cmid.items(), thread.acked.items()
+                )
+                if (record := self.pending.get(cmid)) is not None
+            }
             acked_seqs = set(thread.acked)
             for seq, cmid in thread.delivered_cmid.items():
                 if seq in thread.acked and thread.acked[seq] != cmid:
@@ -484,15 +527,26 @@ class Swarm:
                     }
                 got = sock.received
                 got_set = set(got)
-                n_missing = len(expected - got_set)
+                missing_seqs = expected - got_set
+                n_missing = len(missing_seqs)
                 n_unexpected = len(got_set - acked_seqs)
                 n_duplicates = len(got) - len(got_set)
-                n_disorder = sum(1 for a, b in itertools.pairwise(got) if b <= a)
+                disordered = [b for a, b in itertools.pairwise(got) if b <= a]
+                n_disorder = len(disordered)
                 missing += n_missing
                 unexpected += n_unexpected
                 duplicates += n_duplicates
                 out_of_order += n_disorder
                 if n_missing or n_unexpected or n_duplicates or n_disorder:
+                    fault("missing", missing_seqs, step_of)
+                    fault("unacknowledged_delivered", got_set - acked_seqs, step_of)
+                    repeated = Counter(got)
+                    fault(
+                        "duplicates",
+                        (seq for seq, n in repeated.items() for _ in range(n - 1)),
+                        step_of,
+                    )
+                    fault("out_of_order", disordered, step_of)
                     if len(examples) < EXAMPLES:
                         examples.append(
                             f"thread {thread.thread_id} user {sock.member.user_id}: "
@@ -510,6 +564,7 @@ class Swarm:
             "unacknowledged_delivered": unexpected,
             "content_conflicts": conflicts,
             "examples": examples,
+            "by_step": {str(step): dict(counts) for step, counts in sorted(by_step.items())},
         }
 
     def result(self, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -533,6 +588,11 @@ class Swarm:
             "acks": list(self.acks),
             "open_events": list(self.open_events),
         }
+
+
+def _endpoint(ws_url: str) -> tuple[str, int, str]:
+    url = urlsplit(ws_url)
+    return url.hostname or "127.0.0.1", url.port or 80, url.path or "/"
 
 
 def _failure_name(exc: BaseException) -> str:
@@ -575,8 +635,17 @@ async def run(plan: WorkerPlan, result_path: Path) -> None:
                     break
                 if command[0] == "step":
                     index = int(command[1])
-                    steps.append(await swarm.run_step(index, plan.steps[index]))
-                    _emit({"ev": "step_done", "step": index})
+                    outcome = await swarm.run_step(index, plan.steps[index])
+                    steps.append(outcome)
+                    _emit(
+                        {
+                            "ev": "step_done",
+                            "step": index,
+                            "offered": outcome["offered"],
+                            "drained": outcome["drained"],
+                            "deliver_p99_ms": outcome["deliver_p99_ms"],
+                        }
+                    )
             await swarm.close_all()
             sockets.cancel_scope.cancel()
         _emit(swarm.progress())

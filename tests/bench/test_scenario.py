@@ -1,6 +1,9 @@
-"""How a scenario becomes a plan: threads, senders, swarm processes, source addresses."""
+"""How a scenario becomes a plan: threads, senders, hub nodes, swarm processes, source
+addresses."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
@@ -9,6 +12,7 @@ from bench.load.scenario import (
     Member,
     Scenario,
     ThreadPlan,
+    assign_nodes,
     assign_senders,
     source_addresses,
     split_threads,
@@ -35,6 +39,36 @@ def test_more_senders_than_threads_wrap_to_the_next_member():
         [True, True, False],
         [True] + [False] * 2,
     ]
+
+
+def test_neighbouring_members_of_a_thread_are_on_different_nodes():
+    plan = threads(3, 4)
+    assign_nodes(plan, 2)
+    for thread in plan:
+        nodes = [m.node for m in thread.members]
+        assert all(a != b for a, b in itertools.pairwise(nodes))
+
+
+def test_every_node_gets_members_of_every_thread_and_an_equal_share():
+    plan = threads(6, 4)
+    assign_nodes(plan, 3)
+    assert all({m.node for m in t.members} == {0, 1, 2} for t in plan)
+    every = [m.node for t in plan for m in t.members]
+    assert [every.count(n) for n in range(3)] == [8, 8, 8]
+
+
+def test_the_default_senders_are_spread_over_the_nodes_too():
+    plan = threads(4, 10)
+    assign_senders(plan, len(plan))
+    assign_nodes(plan, 2)
+    sender_nodes = [m.node for t in plan for m in t.members if m.sender]
+    assert sender_nodes == [0, 1, 0, 1]
+
+
+def test_one_node_takes_every_socket():
+    plan = threads(3, 5)
+    assign_nodes(plan, 1)
+    assert {m.node for t in plan for m in t.members} == {0}
 
 
 def test_whole_threads_go_to_one_swarm_process():
