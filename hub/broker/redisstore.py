@@ -53,6 +53,11 @@ def redis_answers(what: str, timeout_s: float) -> Iterator[None]:
         raise BrokerUnavailable(f"Redis did not answer {what} within {timeout_s} s") from exc
     except REDIS_FAILURES as exc:
         raise BrokerUnavailable(f"Redis failed {what}: {exc}") from exc
+    except RuntimeError as exc:
+        # coredis's pool raises a bare RuntimeError for a call that took the client just before
+        # the broker's connection task closed it (seen in the 2-node bench: "Connection pool is
+        # not initialized or has exited"). Only Redis calls run in this block.
+        raise BrokerUnavailable(f"Redis closed under {what}: {exc}") from exc
 
 
 class RedisStore:

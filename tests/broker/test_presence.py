@@ -16,6 +16,7 @@ import trio
 from hub.broker.errors import BrokerUnavailable
 from hub.broker.presence import ClusterPresence, RedisPresence
 from tests.broker.conftest import (
+    LONG_TTL_S,
     PREFIX,
     SHORT_TTL_S,
     Backend,
@@ -398,3 +399,12 @@ async def test_presence_follows_its_source_to_the_current_client(redis_server: R
     async with redis_client(redis_server.url) as second:
         current[0] = second
         assert await presence.present(THREAD) == {alice: b"alice"}
+
+
+async def test_a_client_closed_under_a_call_is_unavailable_not_a_crash(redis_server):
+    async with redis_client(redis_server.url) as client:
+        closed = client
+    presence = RedisPresence(closed, prefix=PREFIX, node_id="node-a", ttl_s=LONG_TTL_S)
+
+    with pytest.raises(BrokerUnavailable):
+        await presence.present(uuid.uuid4())

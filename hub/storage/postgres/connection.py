@@ -7,15 +7,27 @@ callbacks, so a `PgConnection` offers one kind of crossing: `run(fn, *args)` awa
 `fn(connection, *args)` on the asyncio side, and the engine puts a whole operation (a read, a
 batch from BEGIN to COMMIT) into `fn` (docs/performance.md, decision register: "One asyncio hop
 per PostgreSQL operation"). Only the two libraries' public APIs are used.
+
+Orphaned asyncio errors. An asyncpg future nobody awaits any more (its operation was cancelled
+by a deadline, then the connection broke under it) reports its exception to the loop's exception
+handler, which asyncio logs. trio-asyncio's default handler also raises it into the Trio tree,
+which would stop the whole hub for an error no caller is waiting on; every error of an operation
+the hub awaits reaches it directly (and a lost connection is reconnected). So the hub sets its
+own handler on the loop, with asyncio's public `set_exception_handler`: it logs, as plain asyncio
+would, and the hub goes on (seen once: a node of the 2-node bench, overloaded, stopped on
+`ConnectionError: unexpected connection_lost() call`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 import trio_asyncio
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -31,8 +43,21 @@ async def connect(dsn: str, *, setup: Setup | None = None, **options: Any) -> Pg
     loop = trio_asyncio.current_loop.get()
     if loop is None:
         raise RuntimeError("PostgreSQL connections need trio_asyncio.open_loop() around them")
+    if loop.get_exception_handler() is not log_orphaned_error:
+        loop.set_exception_handler(log_orphaned_error)
     conn = await trio_asyncio.aio_as_trio(_connect, loop=loop)(dsn, setup, options)
     return PgConnection(conn, loop)
+
+
+def log_orphaned_error(loop: Any, context: dict[str, Any]) -> None:
+    """The loop's exception handler: an error no caller awaits is logged, not raised into the
+    hub (see the module docstring)."""
+    exception = context.get("exception")
+    log.warning(
+        "postgres: an error nobody awaited: %s%s",
+        context.get("message", "unhandled error in the asyncio loop"),
+        f" ({type(exception).__name__}: {exception})" if exception is not None else "",
+    )
 
 
 async def _connect(dsn: str, setup: Setup | None, options: dict[str, Any]) -> asyncpg.Connection:
