@@ -259,8 +259,11 @@ class Remote:
 
 @dataclass(eq=False, slots=True)
 class CheckSeq:
-    """The stored `last_seq` (hub.actors.seqcheck): anything up to it not delivered yet is
-    read from storage now."""
+    """The stored `last_seq` (hub.actors.seqcheck). What the *previous* check reported and is
+    still not delivered is read from storage: it had a whole round to arrive by the broker.
+    Filling up to the latest report instead would read back, under load, every message still
+    in flight between nodes, and the reads would slow the hub further (seen in the 2-node
+    bench: thousands of fills timing out)."""
 
     last_seq: int
 
@@ -374,6 +377,7 @@ class ThreadActor:
         self._typing: dict[UUID, float] = {}  # user -> expiry, trio.current_time()
         self._remote_typing: dict[UUID, float] = {}  # users typing on other nodes
         self._known_last = 0  # the highest seq known to exist (seq checks)
+        self._last_checked = 0  # what the last seq check reported
         # This node's registrations in the cluster presence store: what is wanted per user
         # (an entry to register, None to leave), and what the registrar has registered.
         self._want: dict[UUID, bytes | None] = {}
@@ -529,7 +533,8 @@ class ThreadActor:
             case Remote():
                 self._remote(command.event)
             case CheckSeq():
-                self._learn_last_seq(command.last_seq)
+                overdue, self._last_checked = self._last_checked, command.last_seq
+                self._learn_last_seq(overdue)
             case Resync():
                 self._resync()
             case _Reloaded():

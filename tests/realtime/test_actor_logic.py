@@ -463,7 +463,7 @@ async def test_typing_on_another_node_expires_here_if_that_node_never_says_it_st
     assert waited >= 6.0
 
 
-async def test_a_message_committed_elsewhere_is_read_back_once_the_seq_check_reports_it(
+async def test_a_message_committed_elsewhere_is_read_back_when_two_seq_checks_report_it(
     autojump_clock,
 ):
     store = FakeStore()
@@ -475,9 +475,13 @@ async def test_a_message_committed_elsewhere_is_read_back_once_the_seq_check_rep
         writer = FakeSubscriber("alice")
         await store.append(new_message(writer, actor.thread_id, "stored on node A"))
         await actor.inbox.send(CheckSeq(store.seq))
+        await trio.sleep(5)  # one report may be a message still on its way: nothing read yet
+        before = bob.seqs()
+        await actor.inbox.send(CheckSeq(store.seq))  # the next round: still missing, read it
         message = await bob.wait_for(lambda f: f["type"] == "new_message")
         nursery.cancel_scope.cancel()
 
+    assert before == []
     assert (message["message"]["seq"], message["message"]["body"]) == (1, "stored on node A")
     assert bob.seqs() == [1]
 
