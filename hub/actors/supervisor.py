@@ -108,8 +108,8 @@ class Supervisor:
             broker if broker is not None else MemoryBroker(settings.node_id, metrics=self.metrics)
         )
         # The cluster's stores; None for a hub that is one process (this node decides alone).
-        presence: ThreadPresence | None = getattr(self.broker, "presence", None)
-        self.cluster_limits: ClusterLimits | None = getattr(self.broker, "limits", None)
+        presence: ThreadPresence | None = self.broker.presence
+        self.cluster_limits: ClusterLimits | None = self.broker.limits
         self.identities = Identities(storage, ttl_s=IDENTITY_TTL_S)
         self.limiter = RateLimiter(Budget(settings.ws_message_rate, settings.ws_message_burst))
         self.timers: SessionTimers[Any] = SessionTimers(

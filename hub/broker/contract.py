@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import trio
@@ -47,6 +47,10 @@ class Broker(Protocol):
     name: str  # "memory" or "redis", for /readyz and logs
     node_id: str
     metrics: Metrics  # the hub's: publish failures, reconnects
+    # The cluster's presence and limits stores (hub.broker.presence, hub.broker.limits); None
+    # for a hub that is one process, where each node decides alone and at once.
+    presence: Any
+    limits: Any
 
     @property
     def connected(self) -> bool: ...
