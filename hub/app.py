@@ -99,6 +99,7 @@ async def run_hub(
                     shutdown,
                 )
                 ws_url = await servers.start(websockets.run, shutdown)
+                app.extensions["hub"]["ws_url"] = ws_url  # the web client connects here
                 running = Running(
                     rest_url=http_base + BASE_PATH,
                     storage=storage,

@@ -244,6 +244,7 @@ def _print_banner(settings: Settings, running: Any) -> None:
         f"  broker:    {_describe_broker(settings)}",
         f"  REST:      {running.rest_url}",
         f"  WebSocket: {running.ws_url}",
+        f"  web app:   {_app_url(running)}",
     ]
     if settings.jwt_public_key_file is not None:
         # The hub holds only the identity provider's public key: it cannot mint a token.
@@ -260,11 +261,20 @@ def _print_banner(settings: Settings, running: Any) -> None:
             settings, user_id=user, org_id=org, role="owner", name="Dev Planner", ttl_s=86400
         )
         lines += [
+            f"  open:      {_app_url(running)}#token={token}",
+            "             (the web client, signed in as the development user below)",
             f"  token:     {token}",
             f"             (development only: user {user}, org {org}, role owner, valid 24 h)",
             f'  try:       curl -H "Authorization: Bearer $TOKEN" {running.rest_url}/groups',
         ]
     print("\n".join(lines), flush=True)
+
+
+def _app_url(running: Any) -> str:
+    """The web client's page: the root of the HTTP port the REST API is under."""
+    from hub.http.app import BASE_PATH
+
+    return running.rest_url.removesuffix(BASE_PATH) + "/"
 
 
 def _describe_database(settings: Settings) -> str:

@@ -48,6 +48,9 @@ class Settings:
     encryption_key: bytes
     ws_origins: tuple[str, ...]
     var_dir: Path
+    # Where browsers reach the WebSocket port when it is not the HTTP page's host at
+    # HUB_WS_PORT (a TLS proxy, another host name): HUB_WS_PUBLIC_URL, ws:// or wss://.
+    ws_public_url: str | None = None
     storage_batch_max: int = 1000
     storage_writers: int = 1
     storage_inbox_size: int = 4096
@@ -171,6 +174,15 @@ def load_settings(
                 f"HUB_WS_ORIGINS: {origin!r} is not an origin like https://planner.example"
             )
 
+    ws_public_url = source.get("HUB_WS_PUBLIC_URL", "").strip() or None
+    if ws_public_url is not None:
+        parts = urlsplit(ws_public_url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise ConfigError(
+                "HUB_WS_PUBLIC_URL must look like wss://hub.example/api/vendor-connections/"
+                f"websocket, got {ws_public_url!r}"
+            )
+
     return Settings(
         env=env,
         database_url=database_url,
@@ -185,6 +197,7 @@ def load_settings(
         encryption_key=encryption_key,
         ws_origins=origins,
         var_dir=var_dir,
+        ws_public_url=ws_public_url,
         storage_batch_max=_positive_int(source, "HUB_STORAGE_BATCH_MAX", 1000),
         storage_writers=_positive_int(source, "HUB_STORAGE_WRITERS", 1),
         storage_inbox_size=_positive_int(source, "HUB_STORAGE_INBOX_SIZE", 4096),

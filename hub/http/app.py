@@ -9,6 +9,7 @@
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
     audit     /audit
+    webclient /, /app/* (the web client's page and assets; public) and /app/config.json
 
 Cross-cutting pieces run around every route: `identity` (JWT, identity upsert, rate limits),
 `errors` (the one JSON error shape), `openapi` (schema generation); and around the whole app,
@@ -36,6 +37,7 @@ from hub.http import (
     openapi,
     service,
     threads,
+    webclient,
 )
 from hub.identities import Identities
 from hub.messaging import DirectRouter, MessageRouter
@@ -78,6 +80,8 @@ def create_app(
         "readiness": readiness or service.Readiness(),
         "metrics": hub_metrics if hub_metrics is not None else Metrics(settings.node_id),
         "started_at": time.monotonic(),
+        "web_assets": webclient.load_assets(),
+        "ws_url": None,  # set by run_hub once the WebSocket server listens
     }
     metrics.install(app)  # first: its hooks enclose every other one
     openapi.install(app, f"{BASE_PATH}/openapi.json")
@@ -86,6 +90,7 @@ def create_app(
     identity.install(app)
     app.register_blueprint(service.root)
     app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(webclient.blueprint)
     for family in (service, groups, members, threads, messages, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app

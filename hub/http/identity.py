@@ -21,6 +21,7 @@ from quart_trio import QuartTrio
 
 from hub.auth import Principal, TokenVerifier
 from hub.errors import RateLimited, Unauthorized
+from hub.http.webclient import PUBLIC_ENDPOINTS as WEB_CLIENT_ENDPOINTS
 from hub.messaging import MessageRouter
 from hub.ratelimit import Budget, RateLimiter
 from hub.storage import Storage
@@ -33,6 +34,7 @@ PUBLIC_ENDPOINTS = {
     "service.docs",
     "openapi",
     "metrics.scrape",  # its own bearer token, when HUB_METRICS_TOKEN is set
+    *WEB_CLIENT_ENDPOINTS,  # the page and its assets; the browser authenticates its own calls
 }
 SEND_ENDPOINTS = {"messages.send_message"}
 _USER_AGENT_MAX = 500

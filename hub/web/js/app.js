@@ -1,0 +1,203 @@
+// The web client's shell: the signed-in person, the connection status, and one screen at a time
+// chosen by the URL's fragment (#/ the weddings, #/g/<id> a wedding's threads, #/t/<id> a thread).
+
+import { api, configure } from './api.js';
+import { h, replace } from './dom.js';
+import { clearToken, expiresAt, isUsable, takeTokenFromUrl, token } from './session.js';
+import { HubSocket } from './socket.js';
+import { groupView } from './views/group.js';
+import { groupsView } from './views/groups.js';
+import { signInView } from './views/signin.js';
+import { threadView } from './views/thread.js';
+
+const main = document.getElementById('main');
+const connection = document.getElementById('connection');
+const account = document.getElementById('account');
+const notice = document.getElementById('notice');
+
+const app = {
+  socket: null,
+  me: null,
+  config: null,
+  current: null, // the screen shown: { dispose() }
+  api,
+  notify,
+  navigate: (hash) => {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  },
+};
+
+function notify(text, kind = 'info') {
+  if (!text) {
+    notice.hidden = true;
+    return;
+  }
+  replace(notice, h('span', {}, text), h('button', { type: 'button', class: 'link', onclick: () => notify(null) }, 'Dismiss'));
+  notice.className = `notice ${kind}`;
+  notice.hidden = false;
+}
+
+// --- the connection status ----------------------------------------------------------------------
+
+const STATE_TEXT = {
+  connecting: 'Connecting…',
+  live: 'Live',
+  offline: 'Offline: messages wait until the network is back',
+  'signed-out': 'Signed out',
+};
+
+function showConnection() {
+  const socket = app.socket;
+  const state = socket ? socket.state : 'connecting';
+  connection.dataset.state = state;
+  clearTimeout(showConnection.timer);
+  if (state === 'reconnecting' && socket.retryAt > Date.now()) {
+    const seconds = Math.ceil((socket.retryAt - Date.now()) / 1000);
+    replace(
+      connection,
+      `Reconnecting in ${seconds} s`,
+      ' ',
+      h('button', { type: 'button', class: 'link', onclick: () => socket.retryNow() }, 'Retry now'),
+    );
+    showConnection.timer = setTimeout(showConnection, 250);
+    return;
+  }
+  replace(connection, state === 'reconnecting' ? 'Reconnecting…' : STATE_TEXT[state] || state);
+}
+
+// --- the signed-in person ------------------------------------------------------------------------
+
+function showAccount() {
+  if (!app.me) {
+    replace(account);
+    return;
+  }
+  const status = h('select', { 'aria-label': 'My status', class: 'compact' });
+  for (const [value, text] of [['online', 'Online'], ['away', 'Away'], ['busy', 'Busy']]) {
+    status.append(h('option', { value, selected: value === app.myStatus }, text));
+  }
+  status.addEventListener('change', () => {
+    app.myStatus = status.value;
+    app.socket.request({ type: 'update_presence', status: status.value }).catch((error) => notify(`Status not changed: ${error.message}`, 'error'));
+  });
+  replace(
+    account,
+    h('span', { class: 'who', title: `${app.me.organization_name} · ${app.me.role}` }, app.me.display_name),
+    status,
+    h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'),
+  );
+}
+
+function signOut() {
+  clearToken();
+  app.me = null;
+  if (app.socket) app.socket.drop(4001);
+  showAccount();
+  showSignIn('You are signed out.');
+}
+
+function watchExpiry() {
+  clearTimeout(watchExpiry.timer);
+  const exp = expiresAt();
+  if (exp === null) return;
+  const warnAt = exp - 120000;
+  const now = Date.now();
+  if (now >= exp) {
+    showSignIn('Your session has expired: paste a new token to carry on. Unsent messages are kept.');
+    return;
+  }
+  if (now >= warnAt) {
+    notify(
+      `Your session ends at ${new Date(exp).toLocaleTimeString()}.`,
+      'warning',
+    );
+    notice.append(h('button', { type: 'button', class: 'link', onclick: () => showSignIn('Paste a new token to stay signed in.', true) }, 'Renew'));
+    watchExpiry.timer = setTimeout(watchExpiry, exp - now);
+    return;
+  }
+  watchExpiry.timer = setTimeout(watchExpiry, warnAt - now);
+}
+
+function showSignIn(message, renewing = false) {
+  if (app.current) app.current.dispose();
+  app.current = signInView(main, {
+    message,
+    renewing,
+    onSignedIn: async () => {
+      notify(null);
+      await start();
+    },
+  });
+}
+
+// --- screens -----------------------------------------------------------------------------------
+
+async function route() {
+  if (!app.me) return;
+  if (app.current) app.current.dispose();
+  app.current = null;
+  const path = location.hash.replace(/^#/, '') || '/';
+  const group = path.match(/^\/g\/([0-9a-f-]{36})$/);
+  const thread = path.match(/^\/t\/([0-9a-f-]{36})$/);
+  let screen;
+  if (group) screen = groupView(main, app, group[1]);
+  else if (thread) screen = threadView(main, app, thread[1]);
+  else screen = groupsView(main, app);
+  app.current = screen;
+  main.focus({ preventScroll: true });
+}
+
+async function start() {
+  if (!isUsable()) {
+    showSignIn(token() ? 'Your session has expired: paste a new token.' : 'Paste the access token your organization gave you.');
+    return;
+  }
+  try {
+    app.me = await api('GET', '/me');
+  } catch (error) {
+    if (error.status === 401) {
+      showSignIn(`The hub refused this token: ${error.message}`);
+    } else {
+      replace(main, h('p', { class: 'empty' }, `The hub cannot be reached: ${error.message}.`), h('button', { type: 'button', onclick: start }, 'Try again'));
+    }
+    return;
+  }
+  app.myStatus = app.myStatus || 'online';
+  showAccount();
+  watchExpiry();
+  if (!app.socket) {
+    app.socket = new HubSocket(app.config.ws_url, token);
+    app.socket.addEventListener('state', showConnection);
+    app.socket.addEventListener('unauthorized', () => {
+      if (!isUsable()) showSignIn('Your session has expired: paste a new token to carry on. Unsent messages are kept.');
+      else notify('The hub refused the token on the live connection.', 'error');
+    });
+    app.socket.start();
+  } else {
+    app.socket.reauthenticate();
+  }
+  route();
+}
+
+async function boot() {
+  takeTokenFromUrl();
+  try {
+    const response = await fetch('/app/config.json', { cache: 'no-store' });
+    app.config = await response.json();
+  } catch {
+    replace(main, h('p', { class: 'empty' }, 'The hub cannot be reached. Reload when the network is back.'));
+    return;
+  }
+  configure(app.config.api_base, () => {
+    if (!isUsable()) showSignIn('Your session has expired: paste a new token to carry on.');
+  });
+  showConnection();
+  window.addEventListener('hashchange', () => {
+    if (takeTokenFromUrl()) start();
+    else route();
+  });
+  await start();
+}
+
+boot();
