@@ -18,7 +18,7 @@ from hub.storage.actor import Request, StorageActor
 from hub.storage.engine import Engine
 from hub.storage.groups import create_group, invite_organization, respond_to_invitation
 from hub.storage.identities import upsert_identity
-from hub.storage.messages import MESSAGE_COLUMNS
+from hub.storage.messages import MESSAGE_COLUMNS, MESSAGES_WITH_SENDERS
 from hub.storage.records import Group, MessageDraft, StoredMessage, Thread
 from hub.storage.sql import Op, fetch
 from hub.storage.threads import create_thread
@@ -160,7 +160,8 @@ def plain_message_rows(thread_id: UUID) -> Op[list[dict[str, Any]]]:
     """A thread's message rows read the plain way, row by row in seq order, to compare packed
     reads with."""
     rows = yield fetch(
-        f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
+        f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGES_WITH_SENDERS} "
+        "WHERE m.thread_id = $1 ORDER BY m.seq",
         thread_id,
     )
     return rows

@@ -54,6 +54,7 @@ def _thread_page() -> bytes:
                 seq=seq,
                 sender_user_id=user,
                 sender_org_id=org,
+                sender_name="Bench User",
                 kind="text",
                 body=f"history {seq - 1}",
                 client_msg_id=uuid.uuid4().hex,

@@ -297,10 +297,14 @@ class HistoryQuery(Request):
 
 
 class MessageOut(msgspec.Struct):
+    """A message of a page. `sender_name` is the sender's display name as it is now, the field
+    a `new_message` frame carries under the same name."""
+
     id: int
     seq: int
     sender_user_id: UUID
     sender_org_id: UUID
+    sender_name: str
     kind: str
     body: str
     client_msg_id: str

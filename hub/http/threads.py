@@ -207,7 +207,8 @@ async def bulk_update_threads(data: ThreadBulkUpdate) -> ThreadBulkResults:
 @responds(ThreadDetail)
 @validate_querystring(HistoryQuery)
 async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
-    """A thread, its current presence, and a page of its history (decrypted, oldest first).
+    """A thread, its current presence, and a page of its history (decrypted, oldest first,
+    each message with its sender's display name).
 
     By default the latest `limit` messages; `before_seq` pages back, `after_seq` pages
     forward. `has_more` says whether messages exist beyond the page in that direction.
@@ -242,6 +243,7 @@ def _message_out(m: Message) -> MessageOut:
         seq=m.seq,
         sender_user_id=m.sender_user_id,
         sender_org_id=m.sender_org_id,
+        sender_name=m.sender_name,
         kind=m.kind,
         body=m.body,
         client_msg_id=m.client_msg_id,

@@ -183,11 +183,15 @@ class StoredMessage(msgspec.Struct, frozen=True):
 
 
 class Message(msgspec.Struct, frozen=True):
+    """A stored message, opened; `sender_name` is the sender's display name as it is now (read
+    with the message), not as it was when it was sent."""
+
     id: int
     thread_id: UUID
     seq: int
     sender_user_id: UUID
     sender_org_id: UUID
+    sender_name: str
     kind: MessageKind
     body: str
     client_msg_id: str
