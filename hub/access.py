@@ -100,10 +100,11 @@ async def read_thread(
     before_seq: int | None = None,
     limit: int = 50,
 ) -> ThreadSnapshot:
-    """The thread as the caller opens it ("read"): their read position, presence and a page of
-    history (`Storage.thread_snapshot`), decided in the read's own statement: one snapshot, so
-    what is read is what was allowed (no membership change in between), and one round trip.
-    Nothing of the page is opened unless the decision allows it."""
+    """The thread as the caller opens it ("read"): their read position, presence, everyone's
+    read receipts and a page of history (`Storage.thread_snapshot`), decided in the read's own
+    statement: one snapshot, so what is read is what was allowed (no membership change in
+    between), and one round trip. Nothing of the page, the presence or the receipts is used
+    unless the decision allows it."""
 
     def decide(row: ThreadAccessRow | None) -> None:
         _decide_thread(principal, thread_id, row, "read")

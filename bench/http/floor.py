@@ -48,6 +48,7 @@ def _thread_page() -> bytes:
             last_message_at=now,
         ),
         presence=[],
+        read_receipts=[],
         messages=[
             MessageOut(
                 id=seq,

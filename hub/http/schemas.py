@@ -320,12 +320,24 @@ class PresenceOut(msgspec.Struct):
     last_seen_at: datetime
 
 
+class ReceiptOut(msgspec.Struct):
+    """How far one user has read a thread (the seq of the last message they marked read)."""
+
+    user_id: UUID
+    display_name: str
+    organization_id: UUID
+    last_read_seq: int
+    read_at: datetime
+
+
 class ThreadDetail(msgspec.Struct):
-    """A thread, who is present, and one page of its history (oldest first). `has_more` says
-    whether older messages exist before the page (or newer ones after it, with `after_seq`)."""
+    """A thread, who is present, everyone's read receipts (furthest read first, at most 200),
+    and one page of its history (oldest first). `has_more` says whether older messages exist
+    before the page (or newer ones after it, with `after_seq`)."""
 
     thread: ThreadOut
     presence: list[PresenceOut]
+    read_receipts: list[ReceiptOut]
     messages: list[MessageOut]
     has_more: bool
 

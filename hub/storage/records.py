@@ -212,6 +212,17 @@ class ReceiptRecord(msgspec.Struct, frozen=True):
     read_at: datetime
 
 
+class ThreadReceipt(msgspec.Struct, frozen=True):
+    """A user's read receipt as an opened thread shows it: who they are (their display name and
+    organization now) and how far they have read."""
+
+    user_id: UUID
+    display_name: str
+    organization_id: UUID
+    last_read_seq: int
+    read_at: datetime
+
+
 class PresenceRecord(msgspec.Struct, frozen=True):
     """A user's stored presence in a thread (`presence` row); on the wire it is the `presence`
     frame (`hub.protocol.Presence`)."""
@@ -225,12 +236,13 @@ class PresenceRecord(msgspec.Struct, frozen=True):
 class ThreadSnapshot(msgspec.Struct, frozen=True):
     """A thread as one reader opens it (`hub.storage.handle.Storage.thread_snapshot`), all read
     in one statement and so one snapshot: the thread, the reader's position, the presence of
-    everyone not offline, a page of messages (opened, oldest first), and whether messages exist
-    beyond the page in the direction it was read."""
+    everyone not offline, everyone's read receipt (highest first), a page of messages (opened,
+    oldest first), and whether messages exist beyond the page in the direction it was read."""
 
     thread: Thread
     reader: ReaderPosition
     presence: list[PresenceRecord]
+    receipts: list[ThreadReceipt]
     messages: list[Message]
     has_more: bool
 
