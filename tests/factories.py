@@ -45,7 +45,10 @@ async def new_member(
     org_id: UUID | None = None,
     role: str = "owner",
     name: str = "Test User",
+    organization_name: str | None = None,
 ) -> Member:
+    """A user with a token; their organization is new unless `org_id` is given, and keeps the
+    hub's default name unless `organization_name` is given."""
     user_id, org_id = uuid.uuid4(), org_id or uuid.uuid4()
     await storage.write(
         lambda now: upsert_identity(
@@ -55,6 +58,7 @@ async def new_member(
             display_name=name,
             role=role,
             now=now,
+            organization_name=organization_name,
         )
     )
     token = issue_token(settings, user_id=user_id, org_id=org_id, role=role, name=name)

@@ -5,7 +5,7 @@
     metrics   /metrics at the root (public unless HUB_METRICS_TOKEN), and every request
               counted by route template, method and status
     groups    /groups, /groups/{group_id}
-    members   invitations (invite, accept, decline) and removal
+    members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
     audit     /audit

@@ -210,6 +210,29 @@ class Invite(Request):
     role: Literal["admin", "manager", "vendor"] = "vendor"
 
 
+class InvitationOut(msgspec.Struct):
+    """A pending invitation of the caller's organization: the group, who owns it and who sent
+    the invitation (null when that user is unknown to the hub), and the vendor type and role the
+    organization would join with. Answer it with `POST /groups/{group_id}/accept` or
+    `/decline`."""
+
+    group_id: UUID
+    group_name: str
+    wedding_date: date | None
+    owner_organization_id: UUID
+    owner_organization_name: str
+    vendor_type: str
+    role: Role
+    invited_at: datetime
+    invited_by_name: str | None
+
+
+class InvitationList(msgspec.Struct):
+    """At most 200, newest first."""
+
+    items: list[InvitationOut]
+
+
 # --- threads -------------------------------------------------------------------------------------
 
 

@@ -140,6 +140,22 @@ class Membership(msgspec.Struct, frozen=True):
     organization_name: str
 
 
+class Invitation(msgspec.Struct, frozen=True):
+    """A pending invitation as the invited organization lists it: the group it is to, who owns
+    that group and who sent it (None when the inviting user is unknown), and the vendor type
+    and role the invited organization would join with."""
+
+    group_id: UUID
+    group_name: str
+    owner_organization_id: UUID
+    owner_organization_name: str
+    vendor_type: str
+    role: Role
+    invited_at: datetime
+    wedding_date: date | None = None
+    invited_by_name: str | None = None
+
+
 class MessageDraft(msgspec.Struct, frozen=True):
     """A message as a sender submits it, before it is stored; the body is plain text until the
     storage seals it. Live subscribers get it as `hub.protocol.NewMessage` once committed."""
