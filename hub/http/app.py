@@ -4,6 +4,7 @@
               under the base; all public
     metrics   /metrics at the root (public unless HUB_METRICS_TOKEN), and every request
               counted by route template, method and status
+    me        /me, the caller as the hub sees their token
     groups    /groups, /groups/{group_id}
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
@@ -30,6 +31,7 @@ from hub.http import (
     framing,
     groups,
     identity,
+    me,
     members,
     messages,
     metrics,
@@ -86,6 +88,6 @@ def create_app(
     identity.install(app)
     app.register_blueprint(service.root)
     app.register_blueprint(metrics.blueprint)
-    for family in (service, groups, members, threads, messages, audit):
+    for family in (service, me, groups, members, threads, messages, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app

@@ -68,6 +68,21 @@ class ErrorBody(msgspec.Struct):
     error: ErrorInfo
 
 
+# --- the caller ----------------------------------------------------------------------------------
+
+
+class MeOut(msgspec.Struct):
+    """The caller as the hub sees their token: its user, organization (with the organization's
+    name in the hub), display name and role, and when it expires."""
+
+    user_id: UUID
+    organization_id: UUID
+    organization_name: str
+    display_name: str
+    role: Role
+    expires_at: datetime
+
+
 # --- groups --------------------------------------------------------------------------------------
 
 

@@ -56,6 +56,7 @@ async def test_the_served_schema_is_openapi_3_1_with_every_route(hub):
     assert spec["openapi"] == "3.1.0"
     paths = {p.removeprefix("/api/vendor-connections") for p in spec["paths"]}
     assert {
+        "/me",
         "/groups",
         "/groups/{group_id}",
         "/invitations",
