@@ -10,8 +10,9 @@ they may do depends on their role (from the token) and whether their organizatio
 
 A group (or thread) of another organization is reported as not found, never as forbidden, so ids
 cannot be probed. Archived groups and threads are read-only. A pending invitation is answered
-(accept or decline) by the invited organization's owner or admin. Owners, admins and managers
-may create groups, which their organization then owns.
+(accept or decline) by the invited organization's owner or admin, who alone may list their
+organization's pending invitations. Owners, admins and managers may create groups, which their
+organization then owns.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ from hub.auth import Principal
 from hub.errors import Conflict, Forbidden, NotFound
 from hub.storage import Storage
 from hub.storage.access_rows import thread_access_row
-from hub.storage.groups import connection_of, get_group, group_ids_of
-from hub.storage.records import Connection, Group, Thread, ThreadAccessRow, ThreadSnapshot
+from hub.storage.groups import connection_of, get_group, group_ids_of, pending_invitations
+from hub.storage.records import (
+    Connection,
+    Group,
+    Invitation,
+    Thread,
+    ThreadAccessRow,
+    ThreadSnapshot,
+)
 from hub.storage.sql import Op
 
 T = TypeVar("T")
@@ -100,10 +108,11 @@ async def read_thread(
     before_seq: int | None = None,
     limit: int = 50,
 ) -> ThreadSnapshot:
-    """The thread as the caller opens it ("read"): their read position, presence and a page of
-    history (`Storage.thread_snapshot`), decided in the read's own statement: one snapshot, so
-    what is read is what was allowed (no membership change in between), and one round trip.
-    Nothing of the page is opened unless the decision allows it."""
+    """The thread as the caller opens it ("read"): their read position, presence, everyone's
+    read receipts and a page of history (`Storage.thread_snapshot`), decided in the read's own
+    statement: one snapshot, so what is read is what was allowed (no membership change in
+    between), and one round trip. Nothing of the page, the presence or the receipts is used
+    unless the decision allows it."""
 
     def decide(row: ThreadAccessRow | None) -> None:
         _decide_thread(principal, thread_id, row, "read")
@@ -204,3 +213,12 @@ async def authorize_invitation(
     if principal.role not in _INVITATION_RESPONDERS:
         raise Forbidden(f"role {principal.role} may not answer invitations")
     return membership
+
+
+async def invitations_to_answer(storage: Storage, principal: Principal) -> list[Invitation]:
+    """The caller organization's pending invitations (groups not archived, newest first, at
+    most `hub.storage.groups.PENDING_INVITATIONS_MAX`), for the roles that may answer them;
+    other roles are refused outright, as `authorize_invitation` refuses them an answer."""
+    if principal.role not in _INVITATION_RESPONDERS:
+        raise Forbidden(f"role {principal.role} may not list invitations")
+    return await storage.read(pending_invitations(principal.org_id))

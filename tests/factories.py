@@ -18,7 +18,7 @@ from hub.storage.actor import Request, StorageActor
 from hub.storage.engine import Engine
 from hub.storage.groups import create_group, invite_organization, respond_to_invitation
 from hub.storage.identities import upsert_identity
-from hub.storage.messages import MESSAGE_COLUMNS
+from hub.storage.messages import MESSAGE_COLUMNS, MESSAGES_WITH_SENDERS
 from hub.storage.records import Group, MessageDraft, StoredMessage, Thread
 from hub.storage.sql import Op, fetch
 from hub.storage.threads import create_thread
@@ -45,7 +45,10 @@ async def new_member(
     org_id: UUID | None = None,
     role: str = "owner",
     name: str = "Test User",
+    organization_name: str | None = None,
 ) -> Member:
+    """A user with a token; their organization is new unless `org_id` is given, and keeps the
+    hub's default name unless `organization_name` is given."""
     user_id, org_id = uuid.uuid4(), org_id or uuid.uuid4()
     await storage.write(
         lambda now: upsert_identity(
@@ -55,6 +58,7 @@ async def new_member(
             display_name=name,
             role=role,
             now=now,
+            organization_name=organization_name,
         )
     )
     token = issue_token(settings, user_id=user_id, org_id=org_id, role=role, name=name)
@@ -160,7 +164,8 @@ def plain_message_rows(thread_id: UUID) -> Op[list[dict[str, Any]]]:
     """A thread's message rows read the plain way, row by row in seq order, to compare packed
     reads with."""
     rows = yield fetch(
-        f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1 ORDER BY seq",
+        f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGES_WITH_SENDERS} "
+        "WHERE m.thread_id = $1 ORDER BY m.seq",
         thread_id,
     )
     return rows

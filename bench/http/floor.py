@@ -48,12 +48,14 @@ def _thread_page() -> bytes:
             last_message_at=now,
         ),
         presence=[],
+        read_receipts=[],
         messages=[
             MessageOut(
                 id=seq,
                 seq=seq,
                 sender_user_id=user,
                 sender_org_id=org,
+                sender_name="Bench User",
                 kind="text",
                 body=f"history {seq - 1}",
                 client_msg_id=uuid.uuid4().hex,

@@ -4,8 +4,9 @@
               under the base; all public
     metrics   /metrics at the root (public unless HUB_METRICS_TOKEN), and every request
               counted by route template, method and status
+    me        /me, the caller as the hub sees their token
     groups    /groups, /groups/{group_id}
-    members   invitations (invite, accept, decline) and removal
+    members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
     audit     /audit
@@ -31,6 +32,7 @@ from hub.http import (
     framing,
     groups,
     identity,
+    me,
     members,
     messages,
     metrics,
@@ -91,6 +93,6 @@ def create_app(
     app.register_blueprint(service.root)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(webclient.blueprint)
-    for family in (service, groups, members, threads, messages, audit):
+    for family in (service, me, groups, members, threads, messages, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app

@@ -1,8 +1,8 @@
-"""Memberships: inviting an organization, answering an invitation, removing a member.
+"""Memberships: inviting an organization, listing and answering invitations, removing a member.
 
 The owner or admin of the owning organization invites and removes; the invited organization's
-owner or admin accepts or declines. Until it accepts, the group stays invisible to it except
-through these two endpoints.
+owner or admin lists its pending invitations, and accepts or declines them. Until it accepts,
+the group stays invisible to it except through these endpoints.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from uuid import UUID
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.access import authorize_group, authorize_invitation
+from hub.access import authorize_group, authorize_invitation, invitations_to_answer
 from hub.errors import NotFound
 from hub.http.groups import member_out
 from hub.http.identity import audit, current_principal, current_router, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
-from hub.http.schemas import Invite, MemberOut
+from hub.http.schemas import InvitationList, InvitationOut, Invite, MemberOut
 from hub.messaging import MessageRouter
 from hub.storage import groups as group_store
 
@@ -64,6 +64,37 @@ async def invite(group_id: str, data: Invite) -> tuple[MemberOut, int]:
         audit=[entry],
     )
     return await _member(gid, data.organization_id), 201
+
+
+@blueprint.get("/invitations")
+@errors(403)
+@responds(InvitationList)
+async def list_invitations() -> InvitationList:
+    """The caller's organization's pending invitations, newest first (owner/admin: the roles
+    that may answer them; others get 403).
+
+    At most 200; groups archived since the invitation was sent are left out. Each names the
+    group (with its wedding date), the organization that owns it, who sent the invitation, and
+    the vendor type and role it offers. Answer with `POST /groups/{group_id}/accept` or
+    `/decline`; an answered invitation is no longer listed.
+    """
+    invitations = await invitations_to_answer(current_storage(), current_principal())
+    return InvitationList(
+        items=[
+            InvitationOut(
+                group_id=i.group_id,
+                group_name=i.group_name,
+                wedding_date=i.wedding_date,
+                owner_organization_id=i.owner_organization_id,
+                owner_organization_name=i.owner_organization_name,
+                vendor_type=i.vendor_type,
+                role=i.role,
+                invited_at=i.invited_at,
+                invited_by_name=i.invited_by_name,
+            )
+            for i in invitations
+        ]
+    )
 
 
 @blueprint.post("/groups/<group_id>/accept")

@@ -68,6 +68,21 @@ class ErrorBody(msgspec.Struct):
     error: ErrorInfo
 
 
+# --- the caller ----------------------------------------------------------------------------------
+
+
+class MeOut(msgspec.Struct):
+    """The caller as the hub sees their token: its user, organization (with the organization's
+    name in the hub), display name and role, and when it expires."""
+
+    user_id: UUID
+    organization_id: UUID
+    organization_name: str
+    display_name: str
+    role: Role
+    expires_at: datetime
+
+
 # --- groups --------------------------------------------------------------------------------------
 
 
@@ -210,6 +225,29 @@ class Invite(Request):
     role: Literal["admin", "manager", "vendor"] = "vendor"
 
 
+class InvitationOut(msgspec.Struct):
+    """A pending invitation of the caller's organization: the group, who owns it and who sent
+    the invitation (null when that user is unknown to the hub), and the vendor type and role the
+    organization would join with. Answer it with `POST /groups/{group_id}/accept` or
+    `/decline`."""
+
+    group_id: UUID
+    group_name: str
+    wedding_date: date | None
+    owner_organization_id: UUID
+    owner_organization_name: str
+    vendor_type: str
+    role: Role
+    invited_at: datetime
+    invited_by_name: str | None
+
+
+class InvitationList(msgspec.Struct):
+    """At most 200, newest first."""
+
+    items: list[InvitationOut]
+
+
 # --- threads -------------------------------------------------------------------------------------
 
 
@@ -297,10 +335,14 @@ class HistoryQuery(Request):
 
 
 class MessageOut(msgspec.Struct):
+    """A message of a page. `sender_name` is the sender's display name as it is now, the field
+    a `new_message` frame carries under the same name."""
+
     id: int
     seq: int
     sender_user_id: UUID
     sender_org_id: UUID
+    sender_name: str
     kind: str
     body: str
     client_msg_id: str
@@ -316,12 +358,24 @@ class PresenceOut(msgspec.Struct):
     last_seen_at: datetime
 
 
+class ReceiptOut(msgspec.Struct):
+    """How far one user has read a thread (the seq of the last message they marked read)."""
+
+    user_id: UUID
+    display_name: str
+    organization_id: UUID
+    last_read_seq: int
+    read_at: datetime
+
+
 class ThreadDetail(msgspec.Struct):
-    """A thread, who is present, and one page of its history (oldest first). `has_more` says
-    whether older messages exist before the page (or newer ones after it, with `after_seq`)."""
+    """A thread, who is present, everyone's read receipts (furthest read first, at most 200),
+    and one page of its history (oldest first). `has_more` says whether older messages exist
+    before the page (or newer ones after it, with `after_seq`)."""
 
     thread: ThreadOut
     presence: list[PresenceOut]
+    read_receipts: list[ReceiptOut]
     messages: list[MessageOut]
     has_more: bool
 

@@ -32,6 +32,7 @@ from hub.http.schemas import (
     HistoryQuery,
     MessageOut,
     PresenceOut,
+    ReceiptOut,
     ThreadBulkResults,
     ThreadBulkUpdate,
     ThreadCreate,
@@ -207,10 +208,12 @@ async def bulk_update_threads(data: ThreadBulkUpdate) -> ThreadBulkResults:
 @responds(ThreadDetail)
 @validate_querystring(HistoryQuery)
 async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
-    """A thread, its current presence, and a page of its history (decrypted, oldest first).
+    """A thread, its current presence, everyone's read receipts, and a page of its history
+    (decrypted, oldest first, each message with its sender's display name).
 
     By default the latest `limit` messages; `before_seq` pages back, `after_seq` pages
     forward. `has_more` says whether messages exist beyond the page in that direction.
+    `read_receipts` are every user's in the thread, furthest read first, at most 200.
     """
     snapshot = await read_thread(
         current_storage(),
@@ -229,6 +232,16 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
             PresenceOut(user_id=p.user_id, status=p.status, last_seen_at=p.last_seen_at)
             for p in snapshot.presence
         ],
+        read_receipts=[
+            ReceiptOut(
+                user_id=r.user_id,
+                display_name=r.display_name,
+                organization_id=r.organization_id,
+                last_read_seq=r.last_read_seq,
+                read_at=r.read_at,
+            )
+            for r in snapshot.receipts
+        ],
         messages=[_message_out(m) for m in snapshot.messages],
         has_more=snapshot.has_more,
     )
@@ -242,6 +255,7 @@ def _message_out(m: Message) -> MessageOut:
         seq=m.seq,
         sender_user_id=m.sender_user_id,
         sender_org_id=m.sender_org_id,
+        sender_name=m.sender_name,
         kind=m.kind,
         body=m.body,
         client_msg_id=m.client_msg_id,

@@ -1,8 +1,8 @@
 """The rows `hub.access` decides on: a thread with its group's state and the caller organization's
 membership in one statement (`ThreadAccessRow`), and, for a reader opening the thread, the same
-row carrying their read position, a page of history and the thread's presence. The decisions
-themselves live in `hub.access`; this module only reads, and hands each row to the decision
-before anything else of it is used."""
+row carrying their read position, a page of history, the thread's presence and everyone's read
+receipts. The decisions themselves live in `hub.access`; this module only reads, and hands each
+row to the decision before anything else of it is used."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ from uuid import UUID
 
 from hub.storage.messages import history
 from hub.storage.presence import presence_rows
-from hub.storage.receipts import reader_position, receipt_of
-from hub.storage.records import PresenceRecord, ReaderPosition, Thread, ThreadAccessRow, row_to
+from hub.storage.receipts import reader_position, receipt_of, receipt_rows
+from hub.storage.records import (
+    PresenceRecord,
+    ReaderPosition,
+    Thread,
+    ThreadAccessRow,
+    ThreadReceipt,
+    row_to,
+)
 from hub.storage.sql import Op, fetchrow
 
 _ACCESS_ROW = """
@@ -49,12 +56,14 @@ def thread_access_row(thread_id: UUID, organization_id: UUID) -> Op[ThreadAccess
 class ThreadPageRows:
     """A thread as a reader opens it, before its messages are opened (`hub.storage.sealing`):
     `message_rows` are sealed rows of `hub.storage.messages.MESSAGE_SHAPE`, oldest first;
-    `presence` is everyone's, offline included, by user id."""
+    `presence` is everyone's, offline included, by user id; `receipts` are everyone's, furthest
+    read first (`hub.storage.receipts.receipt_rows`)."""
 
     access: ThreadAccessRow
     reader: ReaderPosition
     message_rows: list[dict[str, Any]]
     presence: list[PresenceRecord]
+    receipts: list[ThreadReceipt]
 
 
 def thread_page_rows(
@@ -68,17 +77,18 @@ def thread_page_rows(
     limit: int,
 ) -> Op[ThreadPageRows]:
     """The thread's access row with the reader's position (`last_read_seq`, `unread_count`, as
-    `threads.thread_reader_state`), a page of history (`messages.history`) and presence nested
-    in it: one statement, so one snapshot and one round trip (docs/storage.md, "Reads"). The
-    rest of the row is read only once `decide` has allowed it."""
+    `threads.thread_reader_state`), a page of history (`messages.history`), presence and read
+    receipts nested in it: one statement, so one snapshot and one round trip (docs/storage.md,
+    "Reads"). The rest of the row is read only once `decide` has allowed it."""
     page = history(thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit)
     presence = presence_rows(thread_id)
+    receipts = receipt_rows(thread_id)
     row = yield fetchrow(
         _THREAD_ACCESS_ROW_AND_READER,
         thread_id,
         organization_id,
         reader_id,
-        nested=(page, presence),
+        nested=(page, presence, receipts),
     )
     access = None if row is None else _access_row(row)
     decide(access)
@@ -98,6 +108,16 @@ def thread_page_rows(
                 last_seen_at=p["last_seen_at"],
             )
             for p in row[presence.name]
+        ],
+        receipts=[
+            ThreadReceipt(
+                user_id=r["user_id"],
+                display_name=r["display_name"],
+                organization_id=r["organization_id"],
+                last_read_seq=r["last_read_seq"],
+                read_at=r["read_at"],
+            )
+            for r in row[receipts.name]
         ],
     )
 

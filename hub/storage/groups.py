@@ -11,7 +11,15 @@ from uuid import UUID
 
 from hub.errors import Conflict, NotFound
 from hub.storage.identities import ensure_organization
-from hub.storage.records import Client, Connection, Group, GroupListing, Membership, row_to
+from hub.storage.records import (
+    Client,
+    Connection,
+    Group,
+    GroupListing,
+    Invitation,
+    Membership,
+    row_to,
+)
 from hub.storage.sql import Op, execute, fetch, fetchrow, fetchval
 from hub.storage.sqltext import Binder
 from hub.storage.updates import archive_row, partial_update
@@ -318,6 +326,31 @@ def remove_member(*, group_id: UUID, organization_id: UUID, now: datetime) -> Op
     if row is None:
         raise NotFound(f"organization {organization_id} is not a member of group {group_id}")
     return row_to(row, Connection)
+
+
+# The most pending invitations one listing returns (newest first).
+PENDING_INVITATIONS_MAX = 200
+
+_PENDING_INVITATIONS = f"""
+SELECT c.group_id, g.name AS group_name, g.wedding_date, g.owner_organization_id,
+       o.name AS owner_organization_name, c.vendor_type, c.role, c.invited_at,
+       u.display_name AS invited_by_name
+FROM vendor_connections AS c
+JOIN vendor_connection_groups AS g ON g.id = c.group_id
+JOIN organizations AS o ON o.id = g.owner_organization_id
+LEFT JOIN user_profiles AS u ON u.id = c.invited_by
+WHERE c.organization_id = $1 AND c.status = 'invited' AND g.status = 'active'
+ORDER BY c.invited_at DESC, c.group_id DESC
+LIMIT {PENDING_INVITATIONS_MAX}
+"""  # noqa: S608 (a constant)
+
+
+def pending_invitations(organization_id: UUID) -> Op[list[Invitation]]:
+    """An organization's pending invitations to groups that are not archived, newest first, at
+    most `PENDING_INVITATIONS_MAX`, each with its group, the group's owner and who sent it.
+    Whether the caller may see them is `hub.access`'s to decide."""
+    rows = yield fetch(_PENDING_INVITATIONS, organization_id)
+    return [row_to(row, Invitation) for row in rows]
 
 
 def connection_of(group_id: UUID, organization_id: UUID) -> Op[Connection | None]:

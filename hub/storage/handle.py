@@ -154,9 +154,10 @@ class Storage:
         limit: int = 50,
     ) -> ThreadSnapshot:
         """A thread as a reader of `organization_id` opens it, in one statement: by default
-        with its latest `limit` messages, `before_seq` pages back, `after_seq` forward. `decide`
-        (hub.access) is given the thread's access row first and raises to refuse the caller;
-        nothing else of the row is read, and no message opened, before it allows it."""
+        with its latest `limit` messages, `before_seq` pages back, `after_seq` forward, with
+        presence and everyone's read receipts. `decide` (hub.access) is given the thread's
+        access row first and raises to refuse the caller; nothing else of the row is read, and
+        no message opened, before it allows it."""
         rows = await self.read(
             thread_page_rows(
                 thread_id,
@@ -178,6 +179,7 @@ class Storage:
             thread=thread,
             reader=rows.reader,
             presence=[p for p in rows.presence if p.status != "offline"],
+            receipts=rows.receipts,
             messages=messages,
             has_more=has_more,
         )

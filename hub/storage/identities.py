@@ -8,7 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from hub.errors import NotFound
-from hub.storage.records import UserProfile, row_to
+from hub.storage.records import Organization, UserProfile, row_to
 from hub.storage.sql import Op, execute, fetchrow
 
 INSERT_ORGANIZATION = """
@@ -67,6 +67,15 @@ def get_user(user_id: UUID) -> Op[UserProfile]:
     if row is None:
         raise NotFound(f"user {user_id} not found")
     return row_to(row, UserProfile)
+
+
+def get_organization(organization_id: UUID) -> Op[Organization]:
+    """An organization's row: its name is the one an invitation or the identity provider gave
+    it, or the hub's default for one first seen in a token ("Organization 1a2b3c4d")."""
+    row = yield fetchrow("SELECT * FROM organizations WHERE id = $1", organization_id)
+    if row is None:
+        raise NotFound(f"organization {organization_id} not found")
+    return row_to(row, Organization)
 
 
 def ensure_organization(*, organization_id: UUID, now: datetime) -> Op[None]:

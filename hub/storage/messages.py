@@ -104,6 +104,7 @@ def append_messages_each(
 
 
 # A page of history is the hub's most frequent read; its shape lets SQLite carry it in one piece.
+# Its rows are a message's own columns and its sender's display name as it is now.
 MESSAGE_SHAPE = RowShape(
     (
         ("id", int),
@@ -121,10 +122,17 @@ MESSAGE_SHAPE = RowShape(
         ("created_at", datetime),
         ("edited_at", datetime | None),
         ("deleted_at", datetime | None),
+        ("sender_name", str),
     )
 )
 
-MESSAGE_COLUMNS = ", ".join(MESSAGE_SHAPE.names)
+# What a history row is read from: each message joined to its sender's profile on the profile's
+# primary key (sender_user_id is a non-null foreign key, so no message is lost by the join).
+MESSAGES_WITH_SENDERS = "thread_messages AS m JOIN user_profiles AS u ON u.id = m.sender_user_id"
+MESSAGE_COLUMNS = ", ".join(
+    [f"m.{name}" for name in MESSAGE_SHAPE.names if name != "sender_name"]
+    + ["u.display_name AS sender_name"]
+)
 
 
 def history(
@@ -134,15 +142,16 @@ def history(
     before_seq: int | None = None,
     limit: int = 100,
 ) -> Nested:
-    """Sealed message rows of a thread, oldest first: the `limit` after `after_seq`, the `limit`
-    just before `before_seq`, or (neither given) the latest `limit`."""
-    select = f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE thread_id = $1"  # noqa: S608 (constant columns)
+    """Sealed message rows of a thread with their senders' names, oldest first: the `limit`
+    after `after_seq`, the `limit` just before `before_seq`, or (neither given) the latest
+    `limit`."""
+    select = f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGES_WITH_SENDERS} WHERE m.thread_id = $1"  # noqa: S608 (constant columns)
     if after_seq is not None:
-        sql, args = f"{select} AND seq > $2 ORDER BY seq LIMIT $3", (after_seq,)
+        sql, args = f"{select} AND m.seq > $2 ORDER BY m.seq LIMIT $3", (after_seq,)
     elif before_seq is not None:
-        sql, args = f"{select} AND seq < $2 ORDER BY seq DESC LIMIT $3", (before_seq,)
+        sql, args = f"{select} AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3", (before_seq,)
     else:
-        sql, args = f"{select} ORDER BY seq DESC LIMIT $2", ()
+        sql, args = f"{select} ORDER BY m.seq DESC LIMIT $2", ()
     return Nested("messages", sql, (thread_id, *args, limit), MESSAGE_SHAPE, "seq")
 
 

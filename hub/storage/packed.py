@@ -51,8 +51,9 @@ class Dialect:
     expression)` pairs, as an object or an array (`rows_are`); `blob_of` wraps a blob column in
     its text encoding, `blobs_as` (base64 msgspec decodes to bytes in C; hex is converted per
     value); `json_of` a JSON document column; `array_of(row, sql, order_by)` is a scalar
-    subquery aggregating `row` over the rows of `sql`, sorted by `order_by`, into one JSON array
-    (text, `[]` when none). One instance per engine, so caches keyed by it stay small."""
+    subquery aggregating `row` over the rows of `sql`, sorted by `order_by` (an ORDER BY list
+    of the rows' columns), into one JSON array (text, `[]` when none). One instance per engine,
+    so caches keyed by it stay small."""
 
     row_of: Callable[[list[tuple[str, str]]], str]
     rows_are: Literal["objects", "arrays"]

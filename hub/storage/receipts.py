@@ -1,5 +1,6 @@
-"""Read receipts: each user's read high-water mark per thread, and the SQL that turns it into a
-reader's position (`last_read_seq`, `unread_count`) wherever threads are listed or opened."""
+"""Read receipts: each user's read high-water mark per thread, the SQL that turns it into a
+reader's position (`last_read_seq`, `unread_count`) wherever threads are listed or opened, and
+everyone's receipts as an opened thread shows them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from uuid import UUID
 
 from hub.errors import Invalid, NotFound
 from hub.storage.records import ReceiptRecord, row_to
-from hub.storage.sql import Op, fetchrow, fetchval
+from hub.storage.sql import Nested, Op, RowShape, fetchrow, fetchval
+
+# The most receipts an opened thread shows (the furthest read first).
+THREAD_RECEIPTS_MAX = 200
 
 
 def mark_read(*, thread_id: UUID, user_id: UUID, seq: int, now: datetime) -> Op[ReceiptRecord]:
@@ -51,3 +55,32 @@ def reader_position(user: str) -> str:
 
 def receipt_of(user: str) -> str:
     return f"LEFT JOIN message_read_receipts AS r ON r.thread_id = t.id AND r.user_id = {user}"
+
+
+RECEIPT_SHAPE = RowShape(
+    (
+        ("user_id", UUID),
+        ("display_name", str),
+        ("organization_id", UUID),
+        ("last_read_seq", int),
+        ("read_at", datetime),
+    )
+)
+
+
+def receipt_rows(thread_id: UUID) -> Nested:
+    """Everyone's read receipt in a thread with who they are now (their profile, joined on its
+    primary key): the `THREAD_RECEIPTS_MAX` furthest read, highest `last_read_seq` first (ties
+    by user id)."""
+    return Nested(
+        "receipts",
+        f"""
+        SELECT r.user_id, u.display_name, u.organization_id, r.last_read_seq, r.read_at
+        FROM message_read_receipts AS r JOIN user_profiles AS u ON u.id = r.user_id
+        WHERE r.thread_id = $1
+        ORDER BY r.last_read_seq DESC, r.user_id LIMIT {THREAD_RECEIPTS_MAX}
+        """,  # noqa: S608 (a constant)
+        (thread_id,),
+        RECEIPT_SHAPE,
+        "last_read_seq DESC, user_id",
+    )

@@ -140,6 +140,22 @@ class Membership(msgspec.Struct, frozen=True):
     organization_name: str
 
 
+class Invitation(msgspec.Struct, frozen=True):
+    """A pending invitation as the invited organization lists it: the group it is to, who owns
+    that group and who sent it (None when the inviting user is unknown), and the vendor type
+    and role the invited organization would join with."""
+
+    group_id: UUID
+    group_name: str
+    owner_organization_id: UUID
+    owner_organization_name: str
+    vendor_type: str
+    role: Role
+    invited_at: datetime
+    wedding_date: date | None = None
+    invited_by_name: str | None = None
+
+
 class MessageDraft(msgspec.Struct, frozen=True):
     """A message as a sender submits it, before it is stored; the body is plain text until the
     storage seals it. Live subscribers get it as `hub.protocol.NewMessage` once committed."""
@@ -183,11 +199,15 @@ class StoredMessage(msgspec.Struct, frozen=True):
 
 
 class Message(msgspec.Struct, frozen=True):
+    """A stored message, opened; `sender_name` is the sender's display name as it is now (read
+    with the message), not as it was when it was sent."""
+
     id: int
     thread_id: UUID
     seq: int
     sender_user_id: UUID
     sender_org_id: UUID
+    sender_name: str
     kind: MessageKind
     body: str
     client_msg_id: str
@@ -208,6 +228,17 @@ class ReceiptRecord(msgspec.Struct, frozen=True):
     read_at: datetime
 
 
+class ThreadReceipt(msgspec.Struct, frozen=True):
+    """A user's read receipt as an opened thread shows it: who they are (their display name and
+    organization now) and how far they have read."""
+
+    user_id: UUID
+    display_name: str
+    organization_id: UUID
+    last_read_seq: int
+    read_at: datetime
+
+
 class PresenceRecord(msgspec.Struct, frozen=True):
     """A user's stored presence in a thread (`presence` row); on the wire it is the `presence`
     frame (`hub.protocol.Presence`)."""
@@ -221,12 +252,13 @@ class PresenceRecord(msgspec.Struct, frozen=True):
 class ThreadSnapshot(msgspec.Struct, frozen=True):
     """A thread as one reader opens it (`hub.storage.handle.Storage.thread_snapshot`), all read
     in one statement and so one snapshot: the thread, the reader's position, the presence of
-    everyone not offline, a page of messages (opened, oldest first), and whether messages exist
-    beyond the page in the direction it was read."""
+    everyone not offline, everyone's read receipt (highest first), a page of messages (opened,
+    oldest first), and whether messages exist beyond the page in the direction it was read."""
 
     thread: Thread
     reader: ReaderPosition
     presence: list[PresenceRecord]
+    receipts: list[ThreadReceipt]
     messages: list[Message]
     has_more: bool
 

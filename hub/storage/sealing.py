@@ -32,13 +32,16 @@ class KeyRows(Protocol):
 
 
 class OpenedMessages:
-    """Messages decrypted recently, by row id, nonce and the columns an edit or delete sets.
+    """Messages decrypted recently, by row id, nonce, the columns an edit or delete sets, and
+    the sender's name.
 
     Clients read the latest page of a thread over and over (every open, every reconnect), and
     opening a row (AES-GCM, then building the message) was the largest share of the hub's own
     CPU in a GET /threads/{id} of 50 messages. A row's body changes only by being sealed anew,
     with a fresh nonce, and its other columns only with edited_at or deleted_at, so a key that
-    names all three never gives back a stale message. Bounded, least recently used first out.
+    names all three never gives back a stale message; the sender's name comes from their
+    profile, which a new token's name changes, so it is part of the key too (a renamed sender's
+    messages are opened once more). Bounded, least recently used first out.
     Plaintext kept here lives only in this process's memory, as it does while it is served.
     """
 
@@ -113,7 +116,7 @@ class Sealing:
         messages = []
         for row in rows:
             nonce = bytes(row["body_nonce"])
-            key = (row["id"], nonce, row["edited_at"], row["deleted_at"])
+            key = (row["id"], nonce, row["edited_at"], row["deleted_at"], row["sender_name"])
             message = opened.get(key)
             if message is None:
                 # Built directly: both engines already return these columns as the right
@@ -124,6 +127,7 @@ class Sealing:
                     seq=row["seq"],
                     sender_user_id=row["sender_user_id"],
                     sender_org_id=row["sender_org_id"],
+                    sender_name=row["sender_name"],
                     kind=row["kind"],
                     body=keyring.open_message(
                         row["thread_id"],

@@ -37,7 +37,8 @@ class RowShape:
 @dataclass(frozen=True, slots=True)
 class Nested:
     """Another query's rows, carried in one column (`name`) of a `fetchrow`'s row as a list of
-    dicts, sorted by `order_by` (a column of `shape`). The engine makes one statement of both,
+    dicts, sorted by `order_by` (columns of `shape`, as an ORDER BY list: `seq`, or
+    `last_read_seq DESC, user_id`). The engine makes one statement of both,
     so the rows come from the row's own snapshot and round trip (a thread page on PostgreSQL
     was three round trips, each a cost to the Trio thread: docs/performance.md, decision
     register: "Packed page reads"). The outer query decides

@@ -55,7 +55,15 @@ async def test_the_served_schema_is_openapi_3_1_with_every_route(hub):
     assert status == 200
     assert spec["openapi"] == "3.1.0"
     paths = {p.removeprefix("/api/vendor-connections") for p in spec["paths"]}
-    assert {"/groups", "/groups/{group_id}", "/threads", "/threads/{thread_id}", "/audit"} <= paths
+    assert {
+        "/me",
+        "/groups",
+        "/groups/{group_id}",
+        "/invitations",
+        "/threads",
+        "/threads/{thread_id}",
+        "/audit",
+    } <= paths
     assert set(spec["paths"]["/api/vendor-connections/threads/{thread_id}"]) == {
         "get",
         "post",

@@ -309,6 +309,7 @@ def test_a_message_in_a_page_carries_every_field_of_the_documented_shape():
         seq=3,
         sender_user_id=uuid.uuid4(),
         sender_org_id=uuid.uuid4(),
+        sender_name="Victor Vendor",
         kind="location",
         body="Gate B",
         client_msg_id="c-7",

@@ -60,6 +60,7 @@ class FakeStore:
                 seq=seq,
                 sender_user_id=message.sender_user_id,
                 sender_org_id=message.sender_org_id,
+                sender_name="someone",
                 kind=message.kind,
                 body=message.body,
                 client_msg_id=message.client_msg_id,

@@ -147,6 +147,7 @@ def _message(i: int) -> Message:
         seq=i,
         sender_user_id=uuid.uuid4(),
         sender_org_id=uuid.uuid4(),
+        sender_name=f"sender {i}",
         kind="text",
         body=f"m{i}",
         client_msg_id=f"c{i}",

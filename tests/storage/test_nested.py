@@ -10,7 +10,9 @@ import pytest
 
 from hub.errors import NotFound
 from hub.storage.access_rows import thread_access_row, thread_page_rows
+from hub.storage.identities import upsert_identity
 from hub.storage.presence import set_presences
+from hub.storage.receipts import THREAD_RECEIPTS_MAX, mark_read
 from hub.storage.records import ReaderPosition
 from hub.storage.sql import renumbered
 from tests.factories import (
@@ -92,7 +94,7 @@ async def test_a_thread_without_messages_or_presence_nests_empty_lists(storage, 
         )
     )
 
-    assert (rows.message_rows, rows.presence) == ([], [])
+    assert (rows.message_rows, rows.presence, rows.receipts) == ([], [], [])
 
 
 async def test_the_decision_sees_a_missing_thread_as_none_and_its_refusal_ends_the_read(
@@ -125,3 +127,38 @@ async def test_the_decision_sees_a_missing_thread_as_none_and_its_refusal_ends_t
     assert missing is None
     assert present == await storage.read(thread_access_row(thread.id, alice.org_id))
     assert present.thread.id == thread.id and present.member_status == "active"
+
+
+async def test_a_thread_row_carries_the_furthest_read_receipts_with_their_readers_names(
+    storage, settings
+):
+    alice = await new_member(storage, settings)
+    thread = await new_thread(storage, await new_group(storage, alice), alice)
+    for body in ("a", "b", "c"):
+        await send(storage, thread, alice, body)
+    # More readers than a page shows, many at the same seq, so ties are ordered too.
+    readers = [(uuid.uuid4(), f"Reader {i}", i % 4) for i in range(THREAD_RECEIPTS_MAX + 1)]
+
+    def mark_all(now):
+        for user_id, name, seq in readers:
+            yield from upsert_identity(
+                user_id=user_id,
+                organization_id=alice.org_id,
+                username=name,
+                display_name=name,
+                role="vendor",
+                now=now,
+            )
+            yield from mark_read(thread_id=thread.id, user_id=user_id, seq=seq, now=now)
+
+    await storage.write(mark_all)
+    rows = await storage.read(
+        thread_page_rows(
+            thread.id, alice.org_id, alice.user_id, allow, after_seq=None, before_seq=None, limit=1
+        )
+    )
+
+    furthest = sorted(readers, key=lambda r: (-r[2], str(r[0])))[:THREAD_RECEIPTS_MAX]
+    assert [(r.user_id, r.display_name, r.last_read_seq) for r in rows.receipts] == furthest
+    assert {r.organization_id for r in rows.receipts} == {alice.org_id}
+    assert all(r.read_at.utcoffset().total_seconds() == 0 for r in rows.receipts)
