@@ -9,6 +9,7 @@ CI) a missing or unreachable server fails them instead.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import base64
 import os
 import secrets
@@ -53,7 +54,10 @@ def _admin(sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    # In a thread of its own: the browser tests' Playwright keeps an asyncio loop marked as
+    # running on the main thread, where asyncio.run would refuse to start.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 def _postgres_unavailable(reason: str) -> None:

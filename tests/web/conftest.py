@@ -8,6 +8,7 @@ Every test starts its own hub, so a test that stops one disturbs nobody.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,10 +42,22 @@ def browser() -> Iterator[object]:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    # tests/conftest.py imports trio_asyncio, whose event loop policy makes every new asyncio
+    # loop a trio-asyncio one; Playwright's sync API needs a plain asyncio loop of its own, so
+    # it gets one made under asyncio's default policy (the loop keeps no reference to it).
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        manager = sync_playwright()
+        playwright = manager.start()
+    finally:
+        asyncio.set_event_loop_policy(policy)
+    try:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+    finally:
+        manager.__exit__(None, None, None)
 
 
 def _hub(database_url: str, tmp_path: Path) -> Iterator[WebHub]:
@@ -144,7 +157,7 @@ def open_app(browser) -> Iterator[Callable[..., object]]:
         page = context.new_page()
         page.errors = []  # type: ignore[attr-defined]
         page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.goto(f"{hub.url}/{path}#token={vendor.token}")
+        page.goto(f"{hub.url}/{path}{'&' if path else '#'}token={vendor.token}")
         return page
 
     yield open_app

@@ -4,11 +4,16 @@
 
 const KEY = 'hub.token';
 
+// `#token=T`, or a screen and a token: `#/t/<thread>&token=T`. The screen stays in the address
+// bar, the token goes.
 export function takeTokenFromUrl() {
-  const match = location.hash.match(/(?:^#|[#&])token=([^&]+)/);
+  const pattern = /(^#|[#&])token=([^&#]*)/;
+  const match = location.hash.match(pattern);
   if (!match) return false;
-  setToken(decodeURIComponent(match[1]));
-  history.replaceState(null, '', `${location.pathname}${location.search}#/`);
+  setToken(decodeURIComponent(match[2]));
+  const rest = location.hash.replace(pattern, '').replace(/^#?/, '#');
+  const route = rest.startsWith('#/') ? rest : '#/';
+  history.replaceState(null, '', `${location.pathname}${location.search}${route}`);
   return true;
 }
 
