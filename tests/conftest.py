@@ -9,8 +9,8 @@ CI) a missing or unreachable server fails them instead.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import base64
+import concurrent.futures
 import os
 import secrets
 import uuid

@@ -153,4 +153,3 @@ async def config() -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return _harden(response, ws_url)
-

@@ -99,9 +99,7 @@ class Wedding:
         )
 
     def history(self, vendor: Vendor, thread_id: str | None = None) -> list[dict]:
-        detail = self.hub.call(
-            vendor, "GET", f"/threads/{thread_id or self.thread_id}?limit=200"
-        )
+        detail = self.hub.call(vendor, "GET", f"/threads/{thread_id or self.thread_id}?limit=200")
         return detail["messages"]
 
     def thread(self, title: str, priority: str = "normal") -> str:

@@ -95,7 +95,7 @@ class WebHub:
             HUB_RATE_SEND_PER_S="1000",
             HUB_RATE_SEND_BURST="1000",
         )
-        log = open(self.var_dir / "hub.log", "ab")  # noqa: SIM115 (the process owns it)
+        log = open(self.var_dir / "hub.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hub", "serve"],
             env=environ,
@@ -133,14 +133,14 @@ class WebHub:
 
     def call(self, vendor: Vendor, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 (our own hub)
+        request = urllib.request.Request(
             self.api + path, data=data, method=method
         )
         request.add_header("Authorization", f"Bearer {vendor.token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as answer:
                 text = answer.read()
         except urllib.error.HTTPError as error:
             raise RestError(error.code, error.read().decode(errors="replace")) from None

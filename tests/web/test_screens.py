@@ -1,0 +1,187 @@
+"""The web client's screens as a person uses them: weddings with unread badges, invitations,
+threads urgent first, creating a thread, history paging back, location, keyboard-only use."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.sync_api import expect
+
+from tests.web.conftest import DESKTOP, PHONE, Wedding
+from tests.web.hubproc import Vendor
+from tests.web.test_live import messages, open_thread, send
+
+
+def test_unread_badges_count_down_as_the_florist_reads(open_app, wedding: Wedding):
+    for n in range(3):
+        wedding.post(wedding.planner, f"update {n}")
+    florist = open_app(wedding.hub, wedding.florist)
+    wedding_card = florist.get_by_role("link", name="Smith & Jones")
+    expect(wedding_card.get_by_label("3 unread")).to_be_visible()
+
+    wedding_card.click()
+    thread_card = florist.get_by_role("link", name="Ceremony flowers")
+    expect(thread_card.get_by_label("3 unread")).to_be_visible()
+    thread_card.click()
+    expect(messages(florist)).to_have_count(3)
+    # Each message carries its unread mark until it has been on screen, then the mark goes.
+    expect(florist.locator("article.unread")).to_have_count(0)
+
+    florist.get_by_role("link", name="← Threads").click()
+    expect(florist.get_by_role("link", name="Ceremony flowers")).to_be_visible()
+    expect(
+        florist.get_by_role("link", name="Ceremony flowers").get_by_label("3 unread")
+    ).to_have_count(0)
+    florist.get_by_role("link", name="← All weddings").click()
+    expect(florist.get_by_role("link", name="Smith & Jones")).to_be_visible()
+    expect(florist.locator(".badge")).to_have_count(0)
+    detail = wedding.hub.call(wedding.florist, "GET", f"/threads/{wedding.thread_id}")
+    assert detail["thread"]["unread_count"] == 0
+    assert detail["thread"]["last_read_seq"] == 3
+
+
+def test_urgent_thread_sorts_first_and_filters_narrow_the_list(open_app, wedding: Wedding):
+    wedding.thread("Cake table", priority="low")
+    wedding.thread("Rain plan", priority="urgent")
+    page = open_app(wedding.hub, wedding.florist, path=f"#/g/{wedding.group_id}")
+    threads = page.get_by_role("list", name="Threads").get_by_role("link")
+    expect(threads).to_have_count(3)
+    expect(threads.first).to_contain_text("Rain plan")
+    expect(threads.first).to_contain_text("urgent")
+    expect(threads.last).to_contain_text("Cake table")
+
+    page.get_by_label("Priority").first.select_option("urgent")
+    expect(threads).to_have_count(1)
+    expect(threads.first).to_contain_text("Rain plan")
+
+
+def test_a_thread_created_with_a_priority(open_app, wedding: Wedding):
+    page = open_app(wedding.hub, wedding.planner, path=f"#/g/{wedding.group_id}")
+    form = page.locator("form", has=page.get_by_role("heading", name="New thread"))
+    form.get_by_label("Title").fill("Generator for the marquee")
+    form.get_by_label("Priority").select_option("high")
+    form.get_by_label("First message (optional)").fill("Who brings it?")
+    form.get_by_role("button", name="Create thread").click()
+
+    expect(page.get_by_role("heading", name="Generator for the marquee")).to_be_visible()
+    expect(messages(page).filter(has_text="Who brings it?")).to_have_count(1)
+    threads = wedding.hub.call(wedding.planner, "GET", f"/threads?group_id={wedding.group_id}")
+    created = [t for t in threads["items"] if t["title"] == "Generator for the marquee"]
+    assert [(t["priority"], t["message_count"]) for t in created] == [("high", 1)]
+
+
+def test_an_owner_invites_and_the_invited_owner_accepts(open_app, web_hub):
+    planner = Vendor("Pat Planner", uuid.uuid4())
+    caterer = Vendor("Cal Caterer", uuid.uuid4())
+    web_hub.call(caterer, "GET", "/me")  # the caterer's organization exists once seen
+    page = open_app(web_hub, planner, viewport=DESKTOP)
+    form = page.locator("form", has=page.get_by_role("heading", name="New wedding"))
+    form.get_by_label("Name").fill("Lee & Kim")
+    form.get_by_label("Wedding date").fill("2027-09-04")
+    form.get_by_role("button", name="Create wedding").click()
+    expect(page.get_by_role("heading", name="Lee & Kim")).to_be_visible()
+
+    invite = page.locator("form", has=page.get_by_role("heading", name="Invite an organization"))
+    invite.get_by_label("Organization ID").fill(str(caterer.org_id))
+    invite.get_by_label("Vendor type").select_option("caterer")
+    invite.get_by_role("button", name="Invite").click()
+    expect(page.get_by_role("region", name="Members")).to_contain_text("caterer · vendor · invited")
+
+    other = open_app(web_hub, caterer)
+    invitations = other.get_by_role("region", name="Invitations")
+    expect(invitations).to_contain_text("Lee & Kim")
+    expect(other.get_by_role("list", name="Weddings")).not_to_contain_text("Lee & Kim")
+    invitations.get_by_role("button", name="Accept").click()
+    expect(other.get_by_role("link", name="Lee & Kim")).to_be_visible()
+    expect(invitations).to_be_hidden()
+    assert [g["name"] for g in web_hub.call(caterer, "GET", "/groups")["items"]] == ["Lee & Kim"]
+
+
+def test_a_vendor_of_another_role_sees_no_invitation_controls(open_app, wedding: Wedding):
+    helper = Vendor("Hal Helper", wedding.florist.org_id, role="vendor")
+    page = open_app(wedding.hub, helper, path=f"#/g/{wedding.group_id}")
+    expect(page.get_by_role("region", name="Members")).to_contain_text("florist")
+    expect(page.get_by_role("heading", name="Invite an organization")).to_have_count(0)
+    page.get_by_role("link", name="← All weddings").click()
+    expect(page.get_by_role("link", name="Smith & Jones")).to_be_visible()
+    expect(page.get_by_role("heading", name="New wedding")).to_have_count(0)
+
+
+def test_history_pages_back_as_you_scroll_up(open_app, wedding: Wedding):
+    for n in range(1, 121):
+        wedding.post(wedding.planner, f"line {n:03d}")
+    # The sender's own view opens at the newest message (another reader's at the first unread).
+    page = open_thread(open_app, wedding, wedding.planner)
+    expect(messages(page)).to_have_count(50)
+    expect(messages(page).first).to_contain_text("line 071")
+    log = page.get_by_role("log", name="Messages")
+    for expected in (100, 120):
+        log.evaluate("el => el.scrollTo(0, 0)")
+        expect(messages(page)).to_have_count(expected)
+    expect(messages(page).first).to_contain_text("line 001")
+    texts = [t.split("\n") for t in messages(page).all_inner_texts()]
+    bodies = [line for parts in texts for line in parts if line.startswith("line ")]
+    assert bodies == [f"line {n:03d}" for n in range(1, 121)]
+
+
+def test_a_location_from_the_browser(open_app, wedding: Wedding):
+    page = open_thread(
+        open_app,
+        wedding,
+        wedding.florist,
+        geolocation={"latitude": 51.5014, "longitude": -0.1419},
+        permissions=["geolocation"],
+    )
+    page.get_by_role("textbox", name="Message").fill("Van parked here")
+    page.get_by_role("button", name="Share location").click()
+    shared = messages(page).filter(has_text="Van parked here")
+    expect(shared).to_contain_text("51.50140, -0.14190")
+    expect(shared.get_by_role("link", name="Open map")).to_have_attribute(
+        "href",
+        "https://www.openstreetmap.org/?mlat=51.501400&mlon=-0.141900#map=17/51.501400/-0.141900",
+    )
+    stored = wedding.history(wedding.planner)
+    assert [(m["kind"], m["body"], m["metadata"]) for m in stored] == [
+        ("location", "Van parked here", {"latitude": 51.5014, "longitude": -0.1419})
+    ]
+
+
+def test_keyboard_alone_opens_a_thread_and_sends(open_app, wedding: Wedding):
+    page = open_app(wedding.hub, wedding.florist, viewport=PHONE)
+    expect(page.get_by_role("link", name="Smith & Jones")).to_be_visible()
+
+    def tab_to(locator, limit=40):
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if locator.evaluate("el => el === document.activeElement"):
+                return
+        raise AssertionError(f"Tab never reached {locator}")
+
+    tab_to(page.get_by_role("link", name="Smith & Jones"))
+    page.keyboard.press("Enter")
+    tab_to(page.get_by_role("link", name="Ceremony flowers"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Live")
+    tab_to(page.get_by_role("textbox", name="Message"))
+    page.keyboard.type("Sent without a mouse")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    page.keyboard.press("Enter")
+
+    expect(messages(page).filter(has_text="Sent without a mouse")).to_have_count(1)
+    assert [m["body"] for m in wedding.history(wedding.planner)] == [
+        "Sent without a mouse\nsecond line"
+    ]
+
+
+def test_reply_quotes_the_message_it_answers(open_app, wedding: Wedding):
+    first = wedding.post(wedding.planner, "Ceremony at 3pm now")
+    page = open_thread(open_app, wedding, wedding.florist)
+    original = messages(page).filter(has_text="Ceremony at 3pm now")
+    original.get_by_role("button", name="Reply").click()
+    expect(page.get_by_text("Replying to Pat Planner: Ceremony at 3pm now")).to_be_visible()
+    send(page, "Noted, flowers by 2")
+    reply = messages(page).filter(has_text="Noted, flowers by 2")
+    expect(reply).to_contain_text("↪ Pat Planner: Ceremony at 3pm now")
+    stored = wedding.history(wedding.planner)
+    assert stored[-1]["reply_to"] == first["id"]
