@@ -133,9 +133,7 @@ class WebHub:
 
     def call(self, vendor: Vendor, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.api + path, data=data, method=method
-        )
+        request = urllib.request.Request(self.api + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {vendor.token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
