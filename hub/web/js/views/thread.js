@@ -6,7 +6,7 @@
 // ack and the live copy of one's own message) is shown once. History comes over REST, then the
 // socket joins with `since_seq` = the newest seq shown, and the hub sends everything after it.
 
-import { errorText, formatTime, h, listNames, replace, select } from '../dom.js';
+import { errorText, formatTime, h, listNames, replace } from '../dom.js';
 
 const PAGE = 50;
 const MANAGERS = new Set(['owner', 'admin', 'manager']);
@@ -55,7 +55,7 @@ export function threadView(main, app, threadId) {
   replace(
     main,
     h('div', { class: 'page thread-page' },
-      h('div', { class: 'thread-head' }, back, title, meta, controls, here),
+      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, controls), here),
       h('div', { class: 'log-wrap' }, log, jump),
       typingLine,
       composer,
@@ -141,13 +141,14 @@ export function threadView(main, app, threadId) {
       replace(controls);
       return;
     }
-    const priority = select('Priority', PRIORITIES, thread.priority);
-    priority.querySelector('select').addEventListener('change', (event) => update({ priority: event.target.value }));
+    const priority = h('select', { class: 'compact', 'aria-label': 'Priority' });
+    for (const [value, text] of PRIORITIES) priority.append(h('option', { value, selected: value === thread.priority }, text));
+    priority.addEventListener('change', () => update({ priority: priority.value }));
     const resolved = thread.status === 'resolved';
     replace(
       controls,
       priority,
-      h('button', { type: 'button', class: 'secondary', onclick: () => update({ status: resolved ? 'open' : 'resolved' }) }, resolved ? 'Reopen' : 'Mark resolved'),
+      h('button', { type: 'button', class: 'secondary compact', onclick: () => update({ status: resolved ? 'open' : 'resolved' }) }, resolved ? 'Reopen' : 'Mark resolved'),
     );
   }
 
@@ -229,7 +230,7 @@ export function threadView(main, app, threadId) {
     if (message.kind === 'location') {
       const { latitude, longitude } = message.metadata;
       el.append(
-        h('p', { class: 'body' }, `📍 ${message.body || 'Location'}`),
+        h('p', { class: 'body' }, h('span', { class: 'pin' }, 'Location'), message.body ? ` ${message.body}` : ''),
         h('p', { class: 'meta' },
           `${Number(latitude).toFixed(5)}, ${Number(longitude).toFixed(5)} · `,
           h('a', { href: mapLink(latitude, longitude), target: '_blank', rel: 'noopener noreferrer' }, 'Open map'),
@@ -267,7 +268,7 @@ export function threadView(main, app, threadId) {
     replace(
       el,
       h('header', {}, h('span', { class: 'who' }, 'You'), ' ', h('span', { class: 'state' }, status)),
-      h('p', { class: 'body' }, item.kind === 'location' ? `📍 ${item.body || 'Location'}` : item.body),
+      h('p', { class: 'body' }, item.kind === 'location' ? [h('span', { class: 'pin' }, 'Location'), item.body ? ` ${item.body}` : ''] : item.body),
       item.status === 'failed'
         ? h('span', { class: 'actions' },
           h('button', { type: 'button', class: 'link', onclick: () => socket.retry(item.client_msg_id) }, 'Retry'),
@@ -399,7 +400,7 @@ export function threadView(main, app, threadId) {
         break;
       case 'user_joined':
         view.names.set(frame.user.user_id, frame.user.name);
-        view.presence.set(frame.user.user_id, { name: frame.user.name, status: frame.user.status });
+        view.presence.set(frame.user.user_id, { name: frame.user.name, status: frame.user.status || 'online' });
         showHere();
         break;
       case 'user_left':
@@ -442,7 +443,7 @@ export function threadView(main, app, threadId) {
   function onJoined(event) {
     const ack = event.detail;
     if (ack.thread_id !== threadId) return;
-    view.presence = new Map(ack.presence.map((p) => [p.user_id, { name: p.name, status: p.status }]));
+    view.presence = new Map(ack.presence.map((p) => [p.user_id, { name: p.name, status: p.status || 'online' }]));
     for (const p of ack.presence) view.names.set(p.user_id, p.name);
     showHere();
     if (ack.recovered === false) app.notify('Some of this thread’s history is no longer kept by the hub.', 'warning');
