@@ -210,6 +210,30 @@ def test_token_with_an_identity_providers_key_says_why_it_cannot_mint(tmp_path):
     ]
 
 
+async def test_serve_prints_a_link_that_opens_the_web_client_signed_in(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    environ.update(
+        HUB_VAR_DIR=str(tmp_path / "var"),
+        HUB_DATABASE_URL=f"sqlite:///{tmp_path}/hub.db",
+        HUB_HTTP_PORT="0",
+        HUB_WS_PORT="0",
+    )
+    async with serving(environ, b"  token:") as (process, output):
+        text = output.decode(errors="replace")
+        link = re.search(r"open:\s+(http://\S+)/#token=(\S+)", text)
+        assert link is not None, text
+        root, token = link.groups()
+        assert re.search(r"REST:\s+(\S+)", text).group(1) == root + "/api/vendor-connections"
+        page = await trio.to_thread.run_sync(_get_text, root + "/")
+        assert '<script type="module" src="/app/js/app.js"></script>' in page
+        assert token not in page
+        status, me = await trio.to_thread.run_sync(_get, root + "/api/vendor-connections/me", token)
+        assert (status, me["display_name"], me["role"]) == (200, "Dev Planner", "owner")
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            assert await process.wait() == 0
+
+
 def _get(url: str, token: str) -> tuple[int, Any]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)

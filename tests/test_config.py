@@ -89,6 +89,8 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_REDIS_PREFIX", "p" * 65, "1 to 64 letters"),
         ("HUB_PRESENCE_TTL_S", "0", "must be positive"),
         ("HUB_SEQ_CHECK_S", "soon", "HUB_SEQ_CHECK_S"),
+        ("HUB_WS_PUBLIC_URL", "https://hub.example/ws", "must look like wss://"),
+        ("HUB_WS_PUBLIC_URL", "wss://", "must look like wss://"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):

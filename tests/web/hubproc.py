@@ -69,6 +69,7 @@ class WebHub:
     http_port: int = field(default_factory=free_port)
     ws_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -95,6 +96,7 @@ class WebHub:
             HUB_RATE_SEND_PER_S="1000",
             HUB_RATE_SEND_BURST="1000",
         )
+        environ.update(self.extra_env)
         log = open(self.var_dir / "hub.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hub", "serve"],

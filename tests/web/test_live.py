@@ -122,3 +122,16 @@ def test_a_message_written_offline_is_pending_then_sent_once(open_app, wedding_b
     expect(pending).not_to_contain_text("Pending")
     stored = wedding.history(wedding.planner)
     assert [m["body"] for m in stored] == ["Delivered to the side door"]
+
+
+def test_a_status_set_in_one_browser_shows_in_the_other(open_app, wedding: Wedding):
+    planner = open_thread(open_app, wedding, wedding.planner)
+    florist = open_thread(open_app, wedding, wedding.florist)
+    here = planner.get_by_label("Who is here")
+    expect(here).to_have_text("Here: Fran Florist")
+
+    florist.get_by_label("My status").select_option("busy")
+    expect(here).to_have_text("Here: Fran Florist (busy)")
+
+    florist.get_by_role("link", name="← Threads").click()  # leaving the thread
+    expect(here).to_have_text("Only you are here")

@@ -3,6 +3,7 @@ page, or load anything from elsewhere; and what it does when its token expires."
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 import uuid
@@ -111,6 +112,22 @@ def test_a_hostile_host_header_is_not_echoed_into_the_policy(web_hub):
         body = answer.read().decode()
     assert "evil" not in policy and "evil" not in body
     assert f"ws://127.0.0.1:{web_hub.ws_port}/api/vendor-connections/websocket" in body
+
+
+def test_a_public_websocket_url_is_what_the_page_is_told_and_allowed(tmp_path):
+    from tests.web.hubproc import WebHub
+
+    hub = WebHub(f"sqlite:///{tmp_path}/hub.db", tmp_path)
+    hub.extra_env = {"HUB_WS_PUBLIC_URL": "wss://hub.example/api/vendor-connections/websocket"}
+    hub.start()
+    try:
+        with urllib.request.urlopen(f"{hub.url}/app/config.json") as answer:
+            policy = answer.headers["Content-Security-Policy"]
+            config = json.loads(answer.read())
+    finally:
+        hub.stop()
+    assert config["ws_url"] == "wss://hub.example/api/vendor-connections/websocket"
+    assert "connect-src 'self' wss://hub.example;" in policy
 
 
 def test_an_expired_token_asks_for_a_new_one_and_keeps_unsent_messages(open_app, wedding: Wedding):
