@@ -72,6 +72,11 @@ async def run_hub(
             "(no tenant data, but volumes and latencies); set it, or keep /metrics off the "
             "load balancer"
         )
+    if settings.production and not settings.ws_origins:
+        log.warning(
+            "hub: HUB_WS_ORIGINS is empty: in production no browser may open a WebSocket, so the "
+            "web client at / cannot connect; set it to the origin people open (https://…)"
+        )
     async with open_storage(settings, metrics=metrics) as storage:
         if broker is None:
             broker = make_broker(settings, metrics)
