@@ -488,12 +488,10 @@ export function threadView(main, app, threadId) {
     }, { live: true });
   }
 
-  socket.addEventListener('frame', onFrame);
-  socket.addEventListener('joined', onJoined);
-  socket.addEventListener('join-failed', onJoinFailed);
-  socket.addEventListener('state', onState);
-  socket.addEventListener('outbox', onOutbox);
-  socket.addEventListener('sent', onSent);
+  const listeners = {
+    frame: onFrame, joined: onJoined, 'join-failed': onJoinFailed, state: onState, outbox: onOutbox, sent: onSent,
+  };
+  for (const [type, listener] of Object.entries(listeners)) socket.addEventListener(type, listener);
   const onVisible = () => { if (document.visibilityState === 'visible') scheduleRead(); };
   document.addEventListener('visibilitychange', onVisible);
 
@@ -618,12 +616,7 @@ export function threadView(main, app, threadId) {
       clearTimeout(readTimer);
       for (const timer of view.typing.values()) clearTimeout(timer);
       if (observer) observer.disconnect();
-      socket.removeEventListener('frame', onFrame);
-      socket.removeEventListener('joined', onJoined);
-      socket.removeEventListener('join-failed', onJoinFailed);
-      socket.removeEventListener('state', onState);
-      socket.removeEventListener('outbox', onOutbox);
-      socket.removeEventListener('sent', onSent);
+      for (const [type, listener] of Object.entries(listeners)) socket.removeEventListener(type, listener);
       document.removeEventListener('visibilitychange', onVisible);
       socket.leave(threadId);
       document.title = 'Vendor Connections Hub';
