@@ -185,3 +185,41 @@ def test_reply_quotes_the_message_it_answers(open_app, wedding: Wedding):
     expect(reply).to_contain_text("↪ Pat Planner: Ceremony at 3pm now")
     stored = wedding.history(wedding.planner)
     assert stored[-1]["reply_to"] == first["id"]
+
+
+def test_no_screen_is_wider_than_a_phone(open_app, wedding: Wedding):
+    long_word = "Marquee" * 40
+    wedding.post(wedding.planner, long_word)
+    long_thread = wedding.thread("Setup " + "x" * 150)
+    page = open_app(wedding.hub, wedding.florist, viewport=PHONE)
+    for path, ready in (
+        ("#/", page.get_by_role("link", name="Smith & Jones")),
+        (f"#/g/{wedding.group_id}", page.get_by_role("list", name="Threads")),
+        (f"#/t/{wedding.thread_id}", messages(page).filter(has_text=long_word)),
+        (f"#/t/{long_thread}", page.get_by_role("textbox", name="Message")),
+    ):
+        page.evaluate(f"location.hash = {path!r}")
+        expect(ready).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)
+        # The composer and its Send button stay on screen on the thread screens.
+        if path.startswith("#/t/"):
+            box = page.get_by_role("button", name="Send").bounding_box()
+            assert box["x"] + box["width"] <= PHONE["width"]
+            assert box["y"] + box["height"] <= PHONE["height"]
+
+
+def test_a_session_about_to_end_offers_to_renew_it(open_app, wedding: Wedding):
+    ending = Vendor(
+        wedding.florist.name, wedding.florist.org_id, user_id=wedding.florist.user_id, ttl_s=90
+    )
+    page = open_thread(open_app, wedding, ending)
+    expect(page.get_by_text("Your session ends at")).to_be_visible()
+    page.get_by_role("button", name="Renew").click()
+    expect(page.get_by_role("heading", name="Renew your session")).to_be_visible()
+    page.get_by_label("Access token").fill(wedding.florist.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Your session ends at")).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text("Live")
+    send(page, "renewed without losing the thread")
+    expect(messages(page).filter(has_text="renewed without losing")).to_have_count(1)
