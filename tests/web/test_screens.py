@@ -223,3 +223,20 @@ def test_a_session_about_to_end_offers_to_renew_it(open_app, wedding: Wedding):
     expect(page.get_by_role("status")).to_have_text("Live")
     send(page, "renewed without losing the thread")
     expect(messages(page).filter(has_text="renewed without losing")).to_have_count(1)
+
+
+def test_on_a_desktop_the_weddings_threads_stand_beside_the_thread(open_app, wedding: Wedding):
+    rain = wedding.thread("Rain plan", priority="urgent")
+    wedding.post(wedding.planner, "Marquee booked", thread_id=rain)
+    page = open_thread(open_app, wedding, wedding.florist, viewport=DESKTOP)
+    side = page.get_by_role("complementary", name="Threads of this wedding")
+    links = side.get_by_role("link")
+    expect(links.filter(has_text="Rain plan").get_by_label("1 unread")).to_be_visible()
+    expect(side.get_by_role("list").get_by_role("link").first).to_contain_text("Rain plan")
+    expect(side.locator("[aria-current=page]")).to_contain_text("Ceremony flowers")
+
+    links.filter(has_text="Rain plan").click()
+    expect(page.get_by_role("heading", name="Rain plan")).to_be_visible()
+    expect(messages(page).filter(has_text="Marquee booked")).to_have_count(1)
+    expect(side.locator("[aria-current=page]")).to_contain_text("Rain plan")
+    assert page.errors == []

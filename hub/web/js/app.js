@@ -5,7 +5,7 @@ import { api, configure } from './api.js';
 import { h, replace } from './dom.js';
 import { clearToken, expiresAt, isUsable, takeTokenFromUrl, token } from './session.js';
 import { HubSocket } from './socket.js';
-import { groupView } from './views/group.js';
+import { groupView, threadList } from './views/group.js';
 import { groupsView } from './views/groups.js';
 import { signInView } from './views/signin.js';
 import { threadView } from './views/thread.js';
@@ -142,10 +142,34 @@ async function route() {
   const thread = path.match(/^\/t\/([0-9a-f-]{36})$/);
   let screen;
   if (group) screen = groupView(main, app, group[1]);
+  else if (thread && WIDE.matches) screen = splitView(thread[1]);
   else if (thread) screen = threadView(main, app, thread[1]);
   else screen = groupsView(main, app);
   app.current = screen;
   main.focus({ preventScroll: true });
+}
+
+// On a desktop a thread has its wedding's threads beside it, to move between them in one click.
+const WIDE = window.matchMedia('(min-width: 1000px)');
+WIDE.addEventListener('change', () => route());
+
+function splitView(threadId) {
+  const side = h('aside', { class: 'side', 'aria-label': 'Threads of this wedding' });
+  const pane = h('section', { class: 'pane' });
+  replace(main, h('div', { class: 'split' }, side, pane));
+  let list = null;
+  const thread = threadView(pane, app, threadId, {
+    onThread: (t) => {
+      list = threadList(app, t.group_id, { current: t.id, filters: { status: '', priority: '' } });
+      replace(side, h('a', { href: `#/g/${t.group_id}`, class: 'back' }, '← Wedding'), list.el);
+    },
+  });
+  return {
+    dispose() {
+      thread.dispose();
+      if (list) list.dispose();
+    },
+  };
 }
 
 async function start() {

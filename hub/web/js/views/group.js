@@ -11,11 +11,13 @@ const REFRESH_MS = 15000;
 
 export function groupView(main, app, groupId) {
   let disposed = false;
-  let timer = null;
   const filters = { status: 'open', priority: '' };
   const heading = h('div', { class: 'heading' }, h('h1', {}, 'Wedding'));
   const problem = h('p', { class: 'error', role: 'alert' });
-  const threads = h('ul', { class: 'cards', 'aria-label': 'Threads' });
+  const threads = threadList(app, groupId, {
+    filters,
+    onError: (error) => { problem.textContent = `Could not load the threads: ${errorText(error)}`; },
+  });
   const members = h('section', { class: 'members', 'aria-label': 'Members' });
 
   const statusFilter = select('Status', [['open', 'Open'], ['resolved', 'Resolved'], ['archived', 'Archived'], ['', 'Open and resolved']], filters.status);
@@ -23,8 +25,7 @@ export function groupView(main, app, groupId) {
   for (const [label, key] of [[statusFilter, 'status'], [priorityFilter, 'priority']]) {
     label.querySelector('select').addEventListener('change', (event) => {
       filters[key] = event.target.value;
-      clearTimeout(timer);
-      loadThreads();
+      threads.reload();
     });
   }
 
@@ -37,7 +38,7 @@ export function groupView(main, app, groupId) {
       heading,
       problem,
       h('div', { class: 'filters', role: 'group', 'aria-label': 'Filters' }, statusFilter, priorityFilter),
-      threads,
+      threads.el,
       newThreadForm(app, groupId, problem),
       members,
     ),
@@ -54,19 +55,6 @@ export function groupView(main, app, groupId) {
     }
   }
 
-  async function loadThreads() {
-    try {
-      const page = await app.api('GET', '/threads', undefined, {
-        group_id: groupId, sort: 'priority', status: filters.status, priority: filters.priority, limit: 200,
-      });
-      if (disposed) return;
-      showThreads(page.items);
-    } catch (error) {
-      if (!disposed && error.status !== 404) problem.textContent = `Could not load the threads: ${errorText(error)}`;
-    }
-    if (!disposed) timer = setTimeout(loadThreads, REFRESH_MS);
-  }
-
   function showHeading(detail) {
     const group = detail.group;
     document.title = `${group.name} · Vendor Hub`;
@@ -80,34 +68,6 @@ export function groupView(main, app, groupId) {
         group.status === 'archived' ? ' · archived (read-only)' : '',
       ]),
     );
-  }
-
-  function showThreads(items) {
-    if (!items.length) {
-      replace(threads, h('li', { class: 'empty' }, 'No threads here yet.'));
-      return;
-    }
-    replace(threads, items.map((thread) => h(
-      'li',
-      { class: `card thread priority-${thread.priority}` },
-      h(
-        'a',
-        { href: `#/t/${thread.id}`, class: 'row' },
-        h(
-          'span',
-          { class: 'grow' },
-          h('strong', { class: 'title' }, thread.title),
-          h('span', { class: 'meta' }, [
-            h('span', { class: `pill ${thread.priority}` }, thread.priority),
-            ` ${thread.thread_type} · ${thread.status}`,
-            thread.last_message_at ? ` · ${formatTime(thread.last_message_at)}` : '',
-          ]),
-        ),
-        thread.unread_count
-          ? h('span', { class: 'badge', 'aria-label': `${thread.unread_count} unread` }, String(thread.unread_count))
-          : null,
-      ),
-    )));
   }
 
   function showMembers(detail) {
@@ -127,21 +87,76 @@ export function groupView(main, app, groupId) {
     );
   }
 
-  const onVisible = () => {
-    if (document.visibilityState === 'visible') {
-      clearTimeout(timer);
-      loadThreads();
+  loadDetail();
+  return {
+    dispose() {
+      disposed = true;
+      threads.dispose();
+      document.title = 'Vendor Connections Hub';
+    },
+  };
+}
+
+// A wedding's threads, urgent first, with unread badges; refreshed every REFRESH_MS and when the
+// page comes back into view. `current` marks the thread shown beside it (desktop).
+export function threadList(app, groupId, { filters = { status: 'open', priority: '' }, current = null, onError = () => {} } = {}) {
+  let disposed = false;
+  let timer = null;
+  const el = h('ul', { class: 'cards', 'aria-label': 'Threads' });
+
+  async function load() {
+    clearTimeout(timer);
+    try {
+      const page = await app.api('GET', '/threads', undefined, {
+        group_id: groupId, sort: 'priority', status: filters.status, priority: filters.priority, limit: 200,
+      });
+      if (!disposed) show(page.items);
+    } catch (error) {
+      if (!disposed && error.status !== 404) onError(error);
     }
+    if (!disposed) timer = setTimeout(load, REFRESH_MS);
+  }
+
+  function show(items) {
+    if (!items.length) {
+      replace(el, h('li', { class: 'empty' }, 'No threads here yet.'));
+      return;
+    }
+    replace(el, items.map((thread) => h(
+      'li',
+      { class: `card thread priority-${thread.priority}${thread.id === current ? ' current' : ''}` },
+      h(
+        'a',
+        { href: `#/t/${thread.id}`, class: 'row', 'aria-current': thread.id === current ? 'page' : null },
+        h(
+          'span',
+          { class: 'grow' },
+          h('strong', { class: 'title' }, thread.title),
+          h('span', { class: 'meta' }, [
+            h('span', { class: `pill ${thread.priority}` }, thread.priority),
+            ` ${thread.thread_type} · ${thread.status}`,
+            thread.last_message_at ? ` · ${formatTime(thread.last_message_at)}` : '',
+          ]),
+        ),
+        thread.unread_count && thread.id !== current
+          ? h('span', { class: 'badge', 'aria-label': `${thread.unread_count} unread` }, String(thread.unread_count))
+          : null,
+      ),
+    )));
+  }
+
+  const onVisible = () => {
+    if (document.visibilityState === 'visible') load();
   };
   document.addEventListener('visibilitychange', onVisible);
-  loadDetail();
-  loadThreads();
+  load();
   return {
+    el,
+    reload: load,
     dispose() {
       disposed = true;
       clearTimeout(timer);
       document.removeEventListener('visibilitychange', onVisible);
-      document.title = 'Vendor Connections Hub';
     },
   };
 }

@@ -12,7 +12,7 @@ const PAGE = 50;
 const MANAGERS = new Set(['owner', 'admin', 'manager']);
 const PRIORITIES = [['urgent', 'Urgent'], ['high', 'High'], ['normal', 'Normal'], ['low', 'Low']];
 
-export function threadView(main, app, threadId) {
+export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   const socket = app.socket;
   const me = app.me;
   const view = {
@@ -127,7 +127,9 @@ export function threadView(main, app, threadId) {
   });
 
   function showThread(thread) {
+    const first = view.thread === null;
     view.thread = thread;
+    if (first) onThread(thread);
     back.setAttribute('href', `#/g/${thread.group_id}`);
     replace(title, thread.title);
     document.title = `${thread.title} · Vendor Hub`;
