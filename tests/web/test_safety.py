@@ -160,3 +160,27 @@ def test_a_refused_token_opens_the_sign_in_form(open_app, web_hub):
     page.reload()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_text("The hub refused this token")).to_be_visible()
+
+
+def test_what_one_person_left_unsent_is_never_sent_as_the_next_one(open_app, wedding: Wedding):
+    florist = open_thread(open_app, wedding, wedding.florist)
+    florist.context.set_offline(True)
+    expect(florist.get_by_role("status")).to_contain_text("Offline")
+    send(florist, "draft of the florist")
+    expect(messages(florist).filter(has_text="draft of the florist")).to_contain_text("Pending")
+    florist.get_by_role("button", name="Sign out").click()
+    expect(florist.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    florist.context.set_offline(False)
+    helper = Vendor("Hal Helper", wedding.florist.org_id, role="vendor")
+    florist.get_by_label("Access token").fill(helper.token)
+    florist.get_by_role("button", name="Sign in").click()
+    expect(florist.get_by_role("status")).to_have_text("Live")
+    florist.evaluate(f"location.hash = '#/t/{wedding.thread_id}'")
+    expect(messages(florist)).to_have_count(0)
+    send(florist, "first words of the helper")
+    expect(messages(florist).filter(has_text="first words of the helper")).to_have_count(1)
+    stored = wedding.history(wedding.planner)
+    assert [(m["body"], m["sender_name"]) for m in stored] == [
+        ("first words of the helper", "Hal Helper")
+    ]

@@ -92,7 +92,10 @@ function showAccount() {
 function signOut() {
   clearToken();
   app.me = null;
-  if (app.socket) app.socket.drop(4001);
+  if (app.socket) {
+    app.socket.reset();
+    app.socket.drop(4001);
+  }
   showAccount();
   showSignIn('You are signed out.');
 }
@@ -192,6 +195,7 @@ async function start() {
   watchExpiry();
   if (!app.socket) {
     app.socket = new HubSocket(app.config.ws_url, token);
+    app.socket.setOwner(app.me.user_id);
     app.socket.addEventListener('state', showConnection);
     app.socket.addEventListener('unauthorized', () => {
       if (!isUsable()) showSignIn('Your session has expired: paste a new token to carry on. Unsent messages are kept.');
@@ -199,6 +203,7 @@ async function start() {
     });
     app.socket.start();
   } else {
+    app.socket.setOwner(app.me.user_id);
     app.socket.reauthenticate();
   }
   route();

@@ -38,6 +38,7 @@ export class HubSocket extends EventTarget {
     this.nextRef = 1;
     this.sending = new Set(); // client_msg_ids waiting for their ack on this connection
     this.outbox = loadOutbox();
+    this.owner = null; // the signed-in user: an outbox item is only ever sent as its writer
     this.lastHeard = Date.now();
     window.addEventListener('offline', () => this.wentOffline());
     window.addEventListener('online', () => this.cameOnline());
@@ -182,6 +183,7 @@ export class HubSocket extends EventTarget {
   send(message) {
     const item = {
       ...message,
+      owner: this.owner,
       client_msg_id: randomId(),
       queued_at: new Date().toISOString(),
       status: 'pending',
@@ -191,6 +193,23 @@ export class HubSocket extends EventTarget {
     this.outboxChanged();
     this.flushOutbox();
     return item;
+  }
+
+  // Another person signs in on this tab: what the previous one wrote and did not send is theirs,
+  // never to be sent under someone else's name.
+  setOwner(userId) {
+    this.owner = userId;
+    const before = this.outbox.length;
+    this.outbox = this.outbox.filter((i) => i.owner === userId);
+    if (this.outbox.length !== before) this.outboxChanged();
+  }
+
+  // Signing out: the page forgets the threads it followed and the unsent messages.
+  reset() {
+    this.owner = null;
+    this.threads.clear();
+    this.outbox = [];
+    this.outboxChanged();
   }
 
   retry(clientMsgId) {
@@ -213,8 +232,9 @@ export class HubSocket extends EventTarget {
   }
 
   flushOutbox() {
-    if (this.state !== 'live') return;
+    if (this.state !== 'live' || !this.owner) return;
     for (const item of this.outbox) {
+      if (item.owner !== this.owner) continue;
       if (item.status === 'failed' || this.sending.has(item.client_msg_id)) continue;
       this.sendOne(item);
     }
