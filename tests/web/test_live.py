@@ -135,3 +135,17 @@ def test_a_status_set_in_one_browser_shows_in_the_other(open_app, wedding: Weddi
 
     florist.get_by_role("link", name="← Threads").click()  # leaving the thread
     expect(here).to_have_text("Only you are here")
+
+
+def test_a_vendor_removed_from_the_wedding_loses_the_thread_at_once(open_app, wedding: Wedding):
+    planner = open_thread(open_app, wedding, wedding.planner)
+    florist = open_thread(open_app, wedding, wedding.florist)
+    wedding.hub.call(
+        wedding.planner, "DELETE", f"/groups/{wedding.group_id}/members/{wedding.florist.org_id}"
+    )
+    expect(florist.get_by_text("You no longer have access to this thread.")).to_be_visible()
+    expect(florist.get_by_role("textbox", name="Message")).to_be_disabled()
+    send(planner, "after the removal")
+    # The planner's copy is the same fan-out: once it is there, the florist's would be too.
+    expect(messages(planner).filter(has_text="after the removal")).to_have_count(1)
+    expect(messages(florist).filter(has_text="after the removal")).to_have_count(0)
