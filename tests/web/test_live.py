@@ -149,3 +149,29 @@ def test_a_vendor_removed_from_the_wedding_loses_the_thread_at_once(open_app, we
     # The planner's copy is the same fan-out: once it is there, the florist's would be too.
     expect(messages(planner).filter(has_text="after the removal")).to_have_count(1)
     expect(messages(florist).filter(has_text="after the removal")).to_have_count(0)
+
+
+def test_while_the_tab_is_hidden_messages_count_in_its_title_and_stay_unread(
+    open_app, wedding: Wedding
+):
+    planner = open_thread(open_app, wedding, wedding.planner)
+    florist = open_thread(open_app, wedding, wedding.florist)
+    set_visibility = """state => {
+        Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }"""
+    florist.evaluate(set_visibility, "hidden")
+    send(planner, "are you there?")
+    send(planner, "the van is here")
+    expect(messages(florist)).to_have_count(2)
+    expect(florist).to_have_title("(2) Ceremony flowers · Vendor Hub")
+    expect(florist.locator("article.unread")).to_have_count(2)
+    florist.wait_for_timeout(1000)  # past the page's 300 ms pause before it marks anything read
+    detail = wedding.hub.call(wedding.florist, "GET", f"/threads/{wedding.thread_id}")
+    assert detail["thread"]["unread_count"] == 2
+
+    florist.evaluate(set_visibility, "visible")
+    expect(florist).to_have_title("Ceremony flowers · Vendor Hub")
+    expect(florist.locator("article.unread")).to_have_count(0)
+    mine = messages(planner).filter(has_text="the van is here")
+    expect(mine).to_contain_text("Seen by Fran Florist")

@@ -240,3 +240,16 @@ def test_on_a_desktop_the_weddings_threads_stand_beside_the_thread(open_app, wed
     expect(messages(page).filter(has_text="Marquee booked")).to_have_count(1)
     expect(side.locator("[aria-current=page]")).to_contain_text("Rain plan")
     assert page.errors == []
+
+
+def test_searching_threads_by_title(open_app, wedding: Wedding):
+    wedding.thread("Rain plan")
+    wedding.thread("Cake table")
+    page = open_app(wedding.hub, wedding.florist, path=f"#/g/{wedding.group_id}")
+    threads = page.get_by_role("list", name="Threads").get_by_role("link")
+    expect(threads).to_have_count(3)
+    page.get_by_label("Search threads").fill("cake")
+    expect(threads).to_have_count(1)
+    expect(threads.first).to_contain_text("Cake table")
+    page.get_by_label("Search threads").fill("")
+    expect(threads).to_have_count(3)

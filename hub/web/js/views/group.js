@@ -11,7 +11,7 @@ const REFRESH_MS = 15000;
 
 export function groupView(main, app, groupId) {
   let disposed = false;
-  const filters = { status: 'open', priority: '' };
+  const filters = { status: 'open', priority: '', q: '' };
   const heading = h('div', { class: 'heading' }, h('h1', {}, 'Wedding'));
   const problem = h('p', { class: 'error', role: 'alert' });
   const threads = threadList(app, groupId, {
@@ -22,6 +22,16 @@ export function groupView(main, app, groupId) {
 
   const statusFilter = select('Status', [['open', 'Open'], ['resolved', 'Resolved'], ['archived', 'Archived'], ['', 'Open and resolved']], filters.status);
   const priorityFilter = select('Priority', [['', 'Any priority'], ...PRIORITIES], filters.priority);
+  const searchBox = h('input', { type: 'search', maxlength: 200, autocomplete: 'off', placeholder: 'Words in the title' });
+  const search = field('Search threads', searchBox);
+  let searchTimer = null;
+  searchBox.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      filters.q = searchBox.value.trim();
+      threads.reload();
+    }, 250);
+  });
   for (const [label, key] of [[statusFilter, 'status'], [priorityFilter, 'priority']]) {
     label.querySelector('select').addEventListener('change', (event) => {
       filters[key] = event.target.value;
@@ -38,6 +48,7 @@ export function groupView(main, app, groupId) {
       heading,
       problem,
       h('div', { class: 'filters', role: 'group', 'aria-label': 'Filters' }, statusFilter, priorityFilter),
+      search,
       threads.el,
       newThreadForm(app, groupId, problem),
       members,
@@ -91,6 +102,7 @@ export function groupView(main, app, groupId) {
   return {
     dispose() {
       disposed = true;
+      clearTimeout(searchTimer);
       threads.dispose();
       document.title = 'Vendor Connections Hub';
     },
@@ -108,7 +120,7 @@ export function threadList(app, groupId, { filters = { status: 'open', priority:
     clearTimeout(timer);
     try {
       const page = await app.api('GET', '/threads', undefined, {
-        group_id: groupId, sort: 'priority', status: filters.status, priority: filters.priority, limit: 200,
+        group_id: groupId, sort: 'priority', status: filters.status, priority: filters.priority, q: filters.q, limit: 200,
       });
       if (!disposed) show(page.items);
     } catch (error) {

@@ -34,6 +34,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     replyTo: null,
     disposed: false,
     lost: false,
+    unseen: 0,
   };
 
   const title = h('h1', {}, 'Thread');
@@ -132,7 +133,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     if (first) onThread(thread);
     back.setAttribute('href', `#/g/${thread.group_id}`);
     replace(title, thread.title);
-    document.title = `${thread.title} · Vendor Hub`;
+    showTitle();
     replace(meta, h('span', { class: `pill ${thread.priority}` }, thread.priority), ` ${thread.thread_type} · ${thread.status}`);
     const readOnly = thread.status === 'archived';
     input.disabled = readOnly;
@@ -152,6 +153,11 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       priority,
       h('button', { type: 'button', class: 'secondary compact', onclick: () => update({ status: resolved ? 'open' : 'resolved' }) }, resolved ? 'Reopen' : 'Mark resolved'),
     );
+  }
+
+  function showTitle() {
+    const name = view.thread ? view.thread.title : 'Thread';
+    document.title = `${view.unseen ? `(${view.unseen}) ` : ''}${name} · Vendor Hub`;
   }
 
   async function update(changes) {
@@ -183,6 +189,10 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
 
   function addMessage(message, { live }) {
     if (view.messages.has(message.seq)) return false;
+    if (live && document.visibilityState !== 'visible' && message.sender_id !== me.user_id) {
+      view.unseen += 1; // shown in the tab's title until the page is looked at again
+      showTitle();
+    }
     const follow = live && nearEnd();
     view.messages.set(message.seq, message);
     view.byId.set(message.id, message);
@@ -494,7 +504,12 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     frame: onFrame, joined: onJoined, 'join-failed': onJoinFailed, state: onState, outbox: onOutbox, sent: onSent,
   };
   for (const [type, listener] of Object.entries(listeners)) socket.addEventListener(type, listener);
-  const onVisible = () => { if (document.visibilityState === 'visible') scheduleRead(); };
+  const onVisible = () => {
+    if (document.visibilityState !== 'visible') return;
+    view.unseen = 0;
+    showTitle();
+    scheduleRead();
+  };
   document.addEventListener('visibilitychange', onVisible);
 
   // --- the composer -----------------------------------------------------------------------------
