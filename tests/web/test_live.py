@@ -14,6 +14,13 @@ def messages(page):
     return page.get_by_role("log", name="Messages").get_by_role("article")
 
 
+def acknowledged(page, text: str):
+    """The message with `text` once the hub has stored it: a pending one (still in the page's
+    outbox) is an article too, shown before its ack."""
+    log = page.get_by_role("log", name="Messages")
+    return log.locator("article:not(.pending)", has_text=text)
+
+
 def open_thread(open_app, wedding: Wedding, vendor, **options):
     page = open_app(wedding.hub, vendor, path=f"#/t/{wedding.thread_id}", **options)
     expect(page.get_by_role("status")).to_have_text("Live")

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.web.conftest import DESKTOP, PHONE, Wedding
 from tests.web.hubproc import Vendor
-from tests.web.test_live import messages, open_thread, send
+from tests.web.test_live import acknowledged, messages, open_thread, send
 
 
 def test_unread_badges_count_down_as_the_florist_reads(open_app, wedding: Wedding):
@@ -168,7 +168,7 @@ def test_keyboard_alone_opens_a_thread_and_sends(open_app, wedding: Wedding):
     page.keyboard.type("second line")
     page.keyboard.press("Enter")
 
-    expect(messages(page).filter(has_text="Sent without a mouse")).to_have_count(1)
+    expect(acknowledged(page, "Sent without a mouse")).to_have_count(1)
     assert [m["body"] for m in wedding.history(wedding.planner)] == [
         "Sent without a mouse\nsecond line"
     ]
