@@ -88,6 +88,14 @@ class KeyRing:
     def has_version(self, version: int) -> bool:
         return version in self._aeads
 
+    def aead(self, version: int) -> AESGCM:
+        """The cipher of one data key, for formats that frame their own ciphertexts (attachment
+        chunks, `hub.attachments.chunks`); DecryptionFailed for a version not in the ring."""
+        aead = self._aeads.get(version)
+        if aead is None:
+            raise DecryptionFailed(f"no data key with version {version}")
+        return aead
+
     def seal_message(self, thread_id: UUID, body: str) -> Sealed:
         return self._seal(_message_aad(thread_id), body.encode())
 

@@ -1,0 +1,3 @@
+"""Attachments: files shared in threads (issue 20). `chunks` seals a file's contents in
+authenticated chunks; `blobstore` is the interface blob stores offer and `localblobs` the local
+directory one (the embedded default)."""
