@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, current_app, request
 
-from hub.errors import NotFound, StorageUnavailable
+from hub.errors import NotFound, Overloaded
 
 blueprint = Blueprint("webclient", __name__)
 
@@ -31,9 +31,6 @@ _TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
-    ".json": "application/json",
-    ".webmanifest": "application/manifest+json",
-    ".txt": "text/plain; charset=utf-8",
 }
 
 
@@ -75,7 +72,7 @@ def _ws_url() -> str:
         return public
     listening = hub.get("ws_url")
     if not listening:
-        raise StorageUnavailable("the WebSocket server is not listening yet; retry")
+        raise Overloaded("the hub is starting: its WebSocket server is not listening yet; retry")
     parts = urlsplit(listening)
     try:
         host = urlsplit("//" + request.host).hostname or parts.hostname
@@ -99,7 +96,6 @@ def _policy(ws_url: str) -> str:
             "style-src 'self'",
             "img-src 'self' data:",
             f"connect-src 'self' {ws_origin}",
-            "manifest-src 'self'",
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",

@@ -253,3 +253,51 @@ def test_searching_threads_by_title(open_app, wedding: Wedding):
     expect(threads.first).to_contain_text("Cake table")
     page.get_by_label("Search threads").fill("")
     expect(threads).to_have_count(3)
+
+
+def test_a_manager_changes_priority_and_resolves_from_the_thread(open_app, wedding: Wedding):
+    page = open_thread(open_app, wedding, wedding.planner)
+    page.get_by_label("Priority").select_option("urgent")
+    expect(page.get_by_text("urgent", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Mark resolved").click()
+    expect(page.get_by_role("button", name="Reopen")).to_be_visible()
+    thread = wedding.hub.call(wedding.planner, "GET", f"/threads/{wedding.thread_id}")["thread"]
+    assert (thread["priority"], thread["status"]) == ("urgent", "resolved")
+
+    page.get_by_role("link", name="← Threads").click()
+    threads = page.get_by_role("list", name="Threads").get_by_role("link")
+    expect(threads).to_have_count(0)  # the list shows open threads first
+    page.get_by_label("Status", exact=True).select_option("resolved")
+    expect(threads).to_have_count(1)
+    expect(threads.first).to_contain_text("Ceremony flowers")
+
+
+def test_a_declined_invitation_leaves_the_list_and_grants_nothing(open_app, web_hub):
+    planner = Vendor("Pat Planner", uuid.uuid4())
+    dj = Vendor("Dee DJ", uuid.uuid4())
+    web_hub.call(dj, "GET", "/me")
+    group = web_hub.call(planner, "POST", "/groups", {"name": "Lee & Kim"})
+    web_hub.call(planner, "POST", f"/groups/{group['id']}", {"organization_id": str(dj.org_id)})
+    page = open_app(web_hub, dj)
+    invitations = page.get_by_role("region", name="Invitations")
+    invitations.get_by_role("button", name="Decline").click()
+    expect(page.get_by_text("You declined Lee & Kim.")).to_be_visible()
+    expect(invitations).to_be_hidden()
+    expect(page.get_by_role("list", name="Weddings")).to_contain_text("No weddings yet.")
+    assert web_hub.call(dj, "GET", "/groups")["items"] == []
+    assert web_hub.call(dj, "GET", "/invitations")["items"] == []
+
+
+def test_a_message_the_hub_refuses_is_marked_not_sent_and_can_be_discarded(
+    open_app, wedding: Wedding
+):
+    page = open_thread(open_app, wedding, wedding.florist)
+    wedding.hub.call(wedding.planner, "DELETE", f"/threads/{wedding.thread_id}")  # archived
+    send(page, "too late for this thread")
+    refused = messages(page).filter(has_text="too late for this thread")
+    expect(refused).to_contain_text("Not sent:")
+    expect(refused).to_contain_text("archived")
+    refused.get_by_role("button", name="Discard").click()
+    expect(refused).to_have_count(0)
+    assert wedding.history(wedding.planner) == []
+    assert page.evaluate("sessionStorage.getItem('hub.outbox')") == "[]"

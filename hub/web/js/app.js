@@ -136,7 +136,7 @@ function showSignIn(message, renewing = false) {
 
 // --- screens -----------------------------------------------------------------------------------
 
-async function route() {
+function route() {
   if (!app.me) return;
   if (app.current) app.current.dispose();
   app.current = null;
@@ -213,9 +213,14 @@ async function boot() {
   takeTokenFromUrl();
   try {
     const response = await fetch('/app/config.json', { cache: 'no-store' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
     app.config = await response.json();
   } catch {
-    replace(main, h('p', { class: 'empty' }, 'The hub cannot be reached. Reload when the network is back.'));
+    replace(
+      main,
+      h('p', { class: 'empty' }, 'The hub cannot be reached, or is still starting.'),
+      h('button', { type: 'button', onclick: () => location.reload() }, 'Reload'),
+    );
     return;
   }
   configure(app.config.api_base, () => {

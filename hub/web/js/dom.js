@@ -40,11 +40,14 @@ export function select(label, options, value, attrs = {}) {
   for (const [optionValue, text] of options) {
     control.append(h('option', { value: optionValue, selected: optionValue === value }, text));
   }
-  return h('label', { class: 'field' }, h('span', {}, label), control);
+  return field(label, control);
 }
 
+// A control under its visible label, tied by `for` (a label around a <select> would name it
+// with its options' text too).
 export function field(label, control) {
-  return h('label', { class: 'field' }, h('span', {}, label), control);
+  if (!control.id) control.id = `f-${randomId()}`;
+  return h('div', { class: 'field' }, h('label', { for: control.id }, label), control);
 }
 
 export function errorText(error) {
