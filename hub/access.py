@@ -26,6 +26,7 @@ from hub.auth import Principal
 from hub.errors import Conflict, Forbidden, NotFound
 from hub.storage import Storage
 from hub.storage.access_rows import thread_access_row
+from hub.storage.attachments import AttachmentRecord, get_attachment
 from hub.storage.groups import connection_of, get_group, group_ids_of, pending_invitations
 from hub.storage.records import (
     Connection,
@@ -126,6 +127,21 @@ async def read_thread(
         before_seq=before_seq,
         limit=limit,
     )
+
+
+async def authorize_attachment(
+    storage: Storage, principal: Principal, attachment_id: UUID
+) -> tuple[AttachmentRecord, ThreadAccess]:
+    """An attachment is read by whoever may read its thread; to everyone else it does not exist
+    (404, as for threads), whoever uploaded it."""
+    record = await storage.read(get_attachment(attachment_id))
+    if record is None:
+        raise NotFound(f"attachment {attachment_id} not found")
+    try:
+        access = await authorize_thread(storage, principal, record.thread_id, "read")
+    except NotFound:
+        raise NotFound(f"attachment {attachment_id} not found") from None
+    return record, access
 
 
 def thread_access(principal: Principal, thread_id: UUID, action: Action) -> Op[ThreadAccess]:

@@ -5,6 +5,7 @@
     └── actors nursery
         ├── supervisor         (the broker, thread actors and session timers; its router is
         │                       the MessageRouter REST and sockets post through: hub.actors)
+        ├── attachment sweep   (unattached uploads and stray blobs: hub.attachments.sweeper)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
@@ -28,6 +29,9 @@ from dataclasses import dataclass
 import trio
 
 from hub.actors.supervisor import Supervisor
+from hub.attachments.service import Attachments
+from hub.attachments.stores import describe_blob_url, open_blob_store
+from hub.attachments.sweeper import run_sweeper
 from hub.auth import TokenVerifier
 from hub.broker import Broker, make_broker
 from hub.config import Settings
@@ -52,6 +56,7 @@ class Running:
     ws_url: str = ""
     supervisor: Supervisor | None = None
     metrics: Metrics | None = None
+    attachments: Attachments | None = None
 
 
 async def run_hub(
@@ -85,6 +90,8 @@ async def run_hub(
         supervisor = Supervisor(settings, storage, metrics, broker)
         websockets = WebSocketServer(supervisor, verifier)
         metrics.read_at_scrape(functools.partial(_readings, websockets, supervisor, storage))
+        blobs = await open_blob_store(settings.blob_url)
+        log.info("hub: attachments in %s", describe_blob_url(settings.blob_url))
         app = create_app(
             settings,
             storage,
@@ -92,9 +99,13 @@ async def run_hub(
             router=supervisor.router,
             readiness=Readiness(shutdown, broker),
             hub_metrics=metrics,
+            blobs=blobs,
         )
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)
+            await actors.start(
+                run_sweeper, app.extensions["hub"]["attachments"], settings.attachment_orphan_hours
+            )
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
                     functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),
@@ -111,6 +122,7 @@ async def run_hub(
                     ws_url=ws_url,
                     supervisor=supervisor,
                     metrics=metrics,
+                    attachments=app.extensions["hub"]["attachments"],
                 )
                 log.info(
                     "hub: node %s, REST on %s, WebSocket on %s",

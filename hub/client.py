@@ -164,9 +164,12 @@ class HubClient:
         metadata: dict[str, Any] | None = None,
         latitude: float | None = None,
         longitude: float | None = None,
+        attachment_ids: list[UUID] | None = None,
     ) -> protocol.Ack:
         """Send a message and wait for its ack (`ack.message` has id, seq, created_at). A
-        location (`kind="location"`) takes `latitude` and `longitude`; `body` is its label."""
+        location (`kind="location"`) takes `latitude` and `longitude`; `body` is its label. An
+        attachment (`kind="attachment"`) takes the ids of uploads (REST `POST
+        /threads/{id}/attachments`); `body` is its caption."""
         frame = protocol.SendMessage(
             thread_id=thread_id,
             body=body,
@@ -176,6 +179,7 @@ class HubClient:
             metadata=metadata or {},
             latitude=latitude,
             longitude=longitude,
+            attachment_ids=attachment_ids or [],
         )
         return await self._request(frame)
 

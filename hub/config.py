@@ -86,6 +86,13 @@ class Settings:
     ws_max_frame: int = 64 * 1024
     ws_access_cache_s: float = 30.0
     ws_close_timeout_s: float = 5.0
+    # Attachments (docs/attachments.md). HUB_BLOB_URL: a directory (default var/blobs) or
+    # s3://bucket/prefix?endpoint=…; checked when the store opens (hub.attachments.stores).
+    blob_url: str = "var/blobs"
+    max_file_size: int = 100 * 1024 * 1024
+    attachment_orphan_hours: float = 24.0
+    org_storage_quota_bytes: int = 10 * 1024**3
+    rate_upload: tuple[float, float] = (1.0, 10.0)
 
     @property
     def production(self) -> bool:
@@ -211,7 +218,28 @@ def load_settings(
         rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
         **_realtime(source),
+        **_attachments(source, var_dir),
     )
+
+
+def _attachments(source: Mapping[str, str], var_dir: Path) -> dict[str, object]:
+    """Where attachment contents live, how large one may be, how long an upload may wait to be
+    attached, how much each organization may store, and the upload rate (HUB_RATE_UPLOAD_…)."""
+    blob_url = source.get("HUB_BLOB_URL", "").strip() or str(var_dir / "blobs")
+    max_file_size = _positive_int(source, "HUB_MAX_FILE_SIZE", 100 * 1024 * 1024)
+    quota = _positive_int(source, "HUB_ORG_STORAGE_QUOTA_BYTES", 10 * 1024**3)
+    if quota < max_file_size:
+        raise ConfigError(
+            f"HUB_ORG_STORAGE_QUOTA_BYTES ({quota}) is below HUB_MAX_FILE_SIZE ({max_file_size}):"
+            " no organization could upload a file of the largest size allowed"
+        )
+    return {
+        "blob_url": blob_url,
+        "max_file_size": max_file_size,
+        "attachment_orphan_hours": _positive_float(source, "HUB_ATTACHMENT_ORPHAN_HOURS", 24.0),
+        "org_storage_quota_bytes": quota,
+        "rate_upload": _rate(source, "HUB_RATE_UPLOAD", (1.0, 10.0)),
+    }
 
 
 def _http_idle_timeout(source: Mapping[str, str]) -> float:

@@ -63,6 +63,27 @@ class Overloaded(HubError):
     code = "overloaded"
 
 
+class PayloadTooLarge(HubError):
+    """A request body (an upload) is larger than the hub accepts; REST answers 413."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(HubError):
+    """An upload whose contents are not an allowed type, or not the type it claims; 415."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class QuotaExceeded(HubError):
+    """An organization's stored attachments would exceed its quota; 507 with the figures."""
+
+    code = "quota_exceeded"
+    status = 507
+
+
 class StorageUnavailable(HubError):
     """The database could not be reached or did not answer in time; nothing was acknowledged."""
 

@@ -41,7 +41,13 @@ from hub import protocol
 
 UNMATCHED_ROUTE = "<unmatched>"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-RATE_LIMITED_DOORS = (("rest", "read"), ("rest", "write"), ("rest", "send"), ("websocket", "send"))
+RATE_LIMITED_DOORS = (
+    ("rest", "read"),
+    ("rest", "write"),
+    ("rest", "send"),
+    ("rest", "upload"),
+    ("websocket", "send"),
+)
 # Why a WebSocket was refused before it became a session (docs/protocol.md, "Connecting").
 WS_REFUSALS = (
     "path",  # 404, another path

@@ -19,6 +19,7 @@ from uuid import UUID
 import msgspec
 
 from hub.validation import (
+    AttachmentIds,
     ClientKind,
     ClientMsgId,
     Latitude,
@@ -104,6 +105,7 @@ class SendMessage(_Frame, tag="send_message"):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     latitude: Latitude | None = None
     longitude: Longitude | None = None
+    attachment_ids: AttachmentIds = msgspec.field(default_factory=list)
     ref: Ref | None = None
 
 

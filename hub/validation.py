@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import msgspec
 from msgspec import Meta
@@ -47,7 +48,11 @@ PositiveSeq = Annotated[int, Meta(ge=1, le=BIGINT_MAX)]
 
 MessageBody = text(max_length=MESSAGE_BODY_MAX)
 ClientMsgId = text(min_length=1, max_length=100)
-ClientKind = Literal["text", "location"]  # `system` comes from the hub, never from a client
+# `system` comes from the hub, never from a client.
+ClientKind = Literal["text", "location", "attachment"]
+# At most this many uploads travel in one message (Mattermost's default is 10 too).
+ATTACHMENTS_PER_MESSAGE_MAX = 10
+AttachmentIds = Annotated[list[UUID], Meta(max_length=ATTACHMENTS_PER_MESSAGE_MAX)]
 Latitude = Annotated[float, Meta(ge=-90, le=90)]
 Longitude = Annotated[float, Meta(ge=-180, le=180)]
 
@@ -89,14 +94,30 @@ def message_content(
     metadata: dict[str, Any],
     latitude: float | None,
     longitude: float | None,
+    attachment_ids: list[UUID] | tuple[UUID, ...] = (),
 ) -> tuple[str, dict[str, Any]]:
     """The body and metadata to store for a new message from a client, or FieldInvalid naming
     the rule it breaks: text needs a body that is not only white space; a location needs both
-    coordinates (kept in the metadata) and may carry a body as its label."""
-    if kind not in ("text", "location"):
-        raise FieldInvalid("kind", "must be text or location (system messages come from the hub)")
+    coordinates (kept in the metadata) and may carry a body as its label; an attachment needs
+    `attachment_ids` and may carry a body as its caption (the door adds what the uploads are,
+    as `metadata.attachments`, which a client may not set itself)."""
+    if kind not in ("text", "location", "attachment"):
+        raise FieldInvalid(
+            "kind", "must be text, location or attachment (system messages come from the hub)"
+        )
     check_json_object(metadata, "metadata")
+    if "attachments" in metadata:
+        raise FieldInvalid("metadata.attachments", "is set by the hub from attachment_ids")
     metadata = dict(metadata)
+    if kind == "attachment":
+        if not attachment_ids:
+            raise FieldInvalid("attachment_ids", "must name at least one upload")
+        for name, value in (("latitude", latitude), ("longitude", longitude)):
+            if value is not None:
+                raise FieldInvalid(name, "is only allowed when kind is location")
+        return body, metadata
+    if attachment_ids:
+        raise FieldInvalid("attachment_ids", "is only allowed when kind is attachment")
     if kind == "location":
         if latitude is None or longitude is None:
             missing = "latitude" if latitude is None else "longitude"

@@ -48,6 +48,7 @@ from hub.access import authorize_thread
 from hub.actors.stats import HubStats
 from hub.actors.thread import Subscriber
 from hub.actors.timers import SessionTimers
+from hub.attachments.service import attachment_summaries
 from hub.auth import Principal, TokenVerifier
 from hub.config import Settings
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
@@ -639,10 +640,23 @@ class Session:
 
     async def _send_message(self, frame: protocol.SendMessage, timing: SendTiming) -> None:
         body, metadata = message_content(
-            frame.kind, frame.body, frame.metadata, frame.latitude, frame.longitude
+            frame.kind,
+            frame.body,
+            frame.metadata,
+            frame.latitude,
+            frame.longitude,
+            frame.attachment_ids,
         )
         group_id = await self._authorize(frame.thread_id, "post")
         principal = self.principal
+        if frame.attachment_ids:
+            metadata["attachments"] = await attachment_summaries(
+                self._host.storage,
+                principal,
+                frame.thread_id,
+                frame.attachment_ids,
+                frame.client_msg_id,
+            )
         message = MessageDraft(
             thread_id=frame.thread_id,
             sender_user_id=principal.user_id,
@@ -652,6 +666,7 @@ class Session:
             kind=frame.kind,
             reply_to=frame.reply_to,
             metadata=metadata,
+            attachment_ids=tuple(frame.attachment_ids),
         )
         # The same audit row as a REST send (hub.http.messages), from the handshake's peer.
         entry = AuditEntry(

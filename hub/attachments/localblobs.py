@@ -33,6 +33,14 @@ class LocalBlobs:
         await trio.to_thread.run_sync(store._prepare)
         return store
 
+    @classmethod
+    def prepared(cls, root: Path) -> LocalBlobs:
+        """`open` for a caller outside Trio or at startup (a directory made, a few strays
+        removed: brief, blocking)."""
+        store = cls(root)
+        store._prepare()
+        return store
+
     def _prepare(self) -> None:
         self._tmp.mkdir(parents=True, exist_ok=True)
         for stray in self._tmp.iterdir():

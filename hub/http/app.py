@@ -9,6 +9,8 @@
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
+    attachments  POST /threads/{thread_id}/attachments (streamed), /attachments/{id}
+              (download, ranges), /attachments/{id}/thumbnail, /attachments/{id}/info
     audit     /audit
     webclient /, /app/* (the web client's page and assets; public) and /app/config.json
 
@@ -20,12 +22,17 @@ at the ASGI interface, `framing` (ambiguous request framing, bodies the app left
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from quart_trio import QuartTrio
 
+from hub.attachments.blobstore import BlobStore
+from hub.attachments.localblobs import LocalBlobs
+from hub.attachments.service import Attachments, Limits
 from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http import (
+    attachments,
     audit,
     bodies,
     errors,
@@ -58,15 +65,19 @@ def create_app(
     router: MessageRouter | None = None,
     readiness: service.Readiness | None = None,
     hub_metrics: Metrics | None = None,
+    blobs: BlobStore | None = None,
 ) -> QuartTrio:
     """The app; `router` is how messages are posted (the realtime supervisor when it runs, so
     REST-posted messages reach live subscribers; storing directly otherwise); `readiness` tells
     `/readyz` when the hub is shutting down; `hub_metrics` is what `/metrics` serves and
-    requests are counted in (the hub's; one of the app's own without it)."""
+    requests are counted in (the hub's; one of the app's own without it); `blobs` is where
+    attachment contents go (a local directory at HUB_BLOB_URL without it)."""
     app = QuartTrio(__name__, static_folder=None)
     app.asgi_app = framing.FramingGuard(  # type: ignore[method-assign]
-        app.asgi_app, answer_timeout_s=settings.http_idle_timeout_s
+        app.asgi_app, answer_timeout_s=settings.http_idle_timeout_s, streamed=_is_upload
     )
+    if blobs is None:
+        blobs = LocalBlobs.prepared(Path(settings.blob_url))
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = {
@@ -76,7 +87,17 @@ def create_app(
         "router": router or DirectRouter(storage),
         "identities": Identities(storage),
         "rate_limiters": identity.rate_limiters(
-            {"read": settings.rate_read, "write": settings.rate_write, "send": settings.rate_send}
+            {
+                "read": settings.rate_read,
+                "write": settings.rate_write,
+                "send": settings.rate_send,
+                "upload": settings.rate_upload,
+            }
+        ),
+        "attachments": Attachments(
+            storage,
+            blobs,
+            Limits(settings.max_file_size, settings.org_storage_quota_bytes),
         ),
         "base_path": BASE_PATH,
         "readiness": readiness or service.Readiness(),
@@ -93,6 +114,16 @@ def create_app(
     app.register_blueprint(service.root)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(webclient.blueprint)
-    for family in (service, me, groups, members, threads, messages, audit):
+    for family in (service, me, groups, members, threads, messages, attachments, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
+
+
+def _is_upload(scope: dict) -> bool:
+    """Requests whose body the upload view streams itself (hub.http.framing.StreamedBody)."""
+    path = scope.get("path", "")
+    return (
+        scope.get("method") == "POST"
+        and path.startswith(BASE_PATH)
+        and attachments.UPLOAD_PATH.fullmatch(path[len(BASE_PATH) :]) is not None
+    )

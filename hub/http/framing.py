@@ -44,11 +44,13 @@ for will never come.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
 import trio
+
+from hub.errors import HubError
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -104,6 +106,55 @@ class RequestBody:
             await self.receive()
 
 
+STREAMED_BODY = "hub.streamed_body"
+
+
+class StreamedBody:
+    """The body of a request the app reads at its own pace (an upload), at the ASGI interface.
+
+    Quart reads every request's body into memory as fast as it arrives, whatever the handler
+    takes from it. For the requests `FramingGuard` is told to stream, Quart is handed an empty
+    body and the handler pulls the real one from here: each piece it asks for is taken from
+    Hypercorn's bounded queue only then, so a client sending faster than the hub can store is
+    slowed by TCP, and memory stays at a few pieces whatever the size. The handler finds this
+    object in `request.scope[STREAMED_BODY]`."""
+
+    def __init__(self, body: RequestBody) -> None:
+        self._body = body
+        self.released = trio.Event()  # the handler is done with the body (it has answered)
+        self._gave_body = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's pieces as they arrive; ClientGone if the client disconnects midway."""
+        while not self._body.complete:
+            message = await self._body.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone("the client disconnected before its upload was complete")
+            data = message.get("body", b"")
+            if data:
+                yield data
+
+    async def app_receive(self, exchange: _Exchange) -> Message:
+        """The `receive` Quart gets: an empty, complete body at once; after that, only the
+        disconnect, once the handler has answered (body pieces left unread are dropped)."""
+        if not self._gave_body:
+            self._gave_body = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.released.wait()
+        while True:
+            message = await exchange.receive()
+            if message["type"] == "http.disconnect":
+                return message
+
+
+class ClientGone(HubError):
+    """The client went away in the middle of a body the app was reading (the answer to it is
+    a formality: nobody reads it)."""
+
+    code = "invalid"
+    status = 400
+
+
 class _Exchange:
     """One request's responses pass through here on their way to the server."""
 
@@ -113,6 +164,7 @@ class _Exchange:
         self._answer_timeout_s = answer_timeout_s
         self._answering = False
         self._answered = trio.Event()
+        self.streamed: StreamedBody | None = None
 
     async def receive(self) -> Message:
         """The app's `receive`: the body, and a disconnect only when the app may act on it."""
@@ -127,6 +179,8 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start":
             self._answering = True
+            if self.streamed is not None:
+                self.streamed.released.set()
             if not self._body.ended and not await self._body.discard(DISCARD_BYTES, DISCARD_S):
                 message = _closing(message)
             await self._send(message)
@@ -193,11 +247,19 @@ class FramingGuard:
     """ASGI middleware: refuse ambiguous framing, never leave a request's body half read, and
     answer a client that half-closed."""
 
-    def __init__(self, app: ASGIApp, *, answer_timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        answer_timeout_s: float,
+        streamed: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         """`answer_timeout_s`: the longest a client that half-closed after its request waits for
-        the answer before the app is told it has gone (the hub passes its idle timeout)."""
+        the answer before the app is told it has gone (the hub passes its idle timeout).
+        `streamed` picks the requests whose body the app reads itself (`StreamedBody`)."""
         self.app = app
         self.answer_timeout_s = answer_timeout_s
+        self.streamed = streamed
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,5 +270,14 @@ class FramingGuard:
         problem = framing_error(scope.get("http_version", "1.1"), scope["headers"])
         if problem is not None:
             await exchange.refuse(400, "invalid", problem)
+            return
+        if self.streamed is not None and self.streamed(scope):
+            streamed = exchange.streamed = StreamedBody(body)
+            scope = {**scope, STREAMED_BODY: streamed}
+
+            async def receive() -> Message:
+                return await streamed.app_receive(exchange)
+
+            await self.app(scope, receive, exchange.send)
             return
         await self.app(scope, exchange.receive, exchange.send)

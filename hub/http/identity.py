@@ -5,7 +5,7 @@ verified by `hub.auth`. The identity provider is external, so users and organiza
 or refreshed from the token's claims on first sight; a bounded, short-lived memory of identities
 seen recently keeps that from being a database write on every request.
 
-Rate limits: one token bucket per user and route class (reads, writes, message sends), so a
+Rate limits: one token bucket per user and route class (reads, writes, sends, uploads), so a
 client flooding reads cannot starve its own message sends. Every authenticated answer carries
 `RateLimit-Limit/Remaining/Reset`; a refusal is a 429 with `Retry-After`.
 """
@@ -37,6 +37,7 @@ PUBLIC_ENDPOINTS = {
     *WEB_CLIENT_ENDPOINTS,  # the page and its assets; the browser authenticates its own calls
 }
 SEND_ENDPOINTS = {"messages.send_message"}
+UPLOAD_ENDPOINTS = {"attachments.upload"}
 _USER_AGENT_MAX = 500
 
 
@@ -47,6 +48,8 @@ def rate_limiters(settings_rates: dict[str, tuple[float, float]]) -> dict[str, R
 def route_class(endpoint: str, method: str) -> str:
     if endpoint in SEND_ENDPOINTS and method == "POST":
         return "send"
+    if endpoint in UPLOAD_ENDPOINTS and method == "POST":
+        return "upload"
     return "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
 
 

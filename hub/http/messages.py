@@ -17,7 +17,8 @@ from uuid import UUID
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.http.identity import audit, current_principal, current_router
+from hub.attachments.service import attachment_summaries
+from hub.http.identity import audit, current_principal, current_router, current_storage
 from hub.http.metrics import request_started
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
@@ -64,15 +65,21 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     201 with the stored message's id, seq and created_at. Repeating a `client_msg_id` (per
     sender and thread) answers 200 with the original message and stores nothing. Without a
     `client_msg_id` the server makes one, and retries cannot be recognised.
-    `kind=location` needs `latitude` and `longitude`. `reply_to` must be a message id of the
-    same thread (400 otherwise).
+    `kind=location` needs `latitude` and `longitude`. `kind=attachment` needs `attachment_ids`,
+    uploads of the sender to this thread not yet attached (400 naming the one that is not);
+    the message's `metadata.attachments` then describes them. `reply_to` must be a message id
+    of the same thread (400 otherwise).
     """
     tid = path_id("thread_id", thread_id)
     body, metadata = message_content(
-        data.kind, data.body, data.metadata, data.latitude, data.longitude
+        data.kind, data.body, data.metadata, data.latitude, data.longitude, data.attachment_ids
     )
     principal = current_principal()
     client_msg_id = data.client_msg_id or uuid.uuid4().hex
+    if data.attachment_ids:
+        metadata["attachments"] = await attachment_summaries(
+            current_storage(), principal, tid, data.attachment_ids, client_msg_id
+        )
     stored = await post_message(
         MessageDraft(
             thread_id=tid,
@@ -83,6 +90,7 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
             kind=data.kind,
             reply_to=data.reply_to,
             metadata=metadata,
+            attachment_ids=tuple(data.attachment_ids),
         ),
     )
     ack = MessageAck(

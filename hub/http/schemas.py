@@ -23,6 +23,7 @@ from hub.storage.records import (
     ThreadType,
 )
 from hub.validation import (
+    AttachmentIds,
     ClientKind,
     ClientMsgId,
     Latitude,
@@ -46,6 +47,7 @@ VendorType = text(min_length=1, max_length=50)
 Phone = text(max_length=50)
 Address = text(max_length=500)
 AuditAction = text(max_length=100)
+FileName = text(min_length=1, max_length=1000)
 BulkSize = Meta(min_length=1, max_length=100)
 
 
@@ -385,7 +387,9 @@ class ThreadDetail(msgspec.Struct):
 
 class MessageIn(Request):
     """`kind=text` needs a non-empty body; `kind=location` needs latitude and longitude and may
-    carry a body as its label. Repeating a `client_msg_id` returns the original message."""
+    carry a body as its label; `kind=attachment` needs `attachment_ids` (the sender's unattached
+    uploads to this thread, at most 10) and may carry a body as its caption. Repeating a
+    `client_msg_id` returns the original message."""
 
     body: MessageBody = ""
     kind: ClientKind = "text"
@@ -394,6 +398,7 @@ class MessageIn(Request):
     metadata: dict[str, Any] = {}
     latitude: Latitude | None = None
     longitude: Longitude | None = None
+    attachment_ids: AttachmentIds = []
 
 
 class MessageAck(msgspec.Struct):
@@ -403,6 +408,33 @@ class MessageAck(msgspec.Struct):
     client_msg_id: str
     created_at: datetime
     duplicate: bool
+
+
+# --- attachments ---------------------------------------------------------------------------------
+
+
+class UploadQuery(Request):
+    """`filename` is kept for display only (its last path segment), never used as a path."""
+
+    filename: FileName
+
+
+class AttachmentOut(msgspec.Struct, omit_defaults=True):
+    """An uploaded file. `width` and `height` are an image's (upright); `thumbnail` says
+    whether `GET /attachments/{id}/thumbnail` has one. Attach it by sending a message of
+    `kind=attachment` with its id in `attachment_ids`."""
+
+    id: UUID
+    thread_id: UUID
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+    thumbnail: bool
+    width: int | None = None
+    height: int | None = None
+    message_id: int | None = None
 
 
 # --- audit ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from uuid import UUID
 import msgspec
 
 from hub.errors import Invalid
+from hub.storage.attachments import link_attachments
 from hub.storage.messages import append_messages_each, writable_thread_error
 from hub.storage.records import SealedMessage, StoredMessage, row_to
 from hub.storage.sql import Op, StatementError, execute
@@ -143,6 +144,9 @@ def _append_together(
             now,
         )
         ids = {(r["thread_id"], r["seq"]): r["id"] for r in rows}
+        for _, message, seq in inserts:
+            if message.attachment_ids:
+                yield from _link(ids[(message.thread_id, seq)], message)
         for index, message, seq in inserts:
             outcomes[index] = StoredMessage(
                 id=ids[(message.thread_id, seq)],
@@ -158,6 +162,17 @@ def _append_together(
         else:
             outcomes[index] = original
     return outcomes
+
+
+def _link(message_id: int, message: SealedMessage) -> Op[None]:
+    """Link a message's uploads; a refusal must fail that message alone, so the bulk path is
+    abandoned for the one-by-one path, where it does."""
+    try:
+        yield from link_attachments(
+            message_id, message.thread_id, message.sender_user_id, message.attachment_ids
+        )
+    except Invalid as refusal:
+        raise StatementError(refusal.message, bad_input=True) from None
 
 
 def _key_of(message: SealedMessage) -> MessageKey:

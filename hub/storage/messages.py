@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from hub.errors import HubError, Invalid, NotFound
+from hub.storage.attachments import link_attachments
 from hub.storage.batches import isolated
 from hub.storage.records import SealedMessage, StoredMessage, row_to
 from hub.storage.sql import Nested, Op, RowShape, fetch, fetchrow, fetchval
@@ -79,6 +80,10 @@ def append_message(message: SealedMessage, now: datetime) -> Op[StoredMessage]:
         message.metadata,
         now,
     )
+    if message.attachment_ids:
+        yield from link_attachments(
+            message_id, message.thread_id, message.sender_user_id, message.attachment_ids
+        )
     return StoredMessage(id=message_id, thread_id=message.thread_id, seq=seq, created_at=now)
 
 

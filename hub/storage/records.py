@@ -168,6 +168,8 @@ class MessageDraft(msgspec.Struct, frozen=True):
     kind: MessageKind = "text"
     reply_to: int | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Uploads the message carries (kind "attachment"), linked to it in its transaction.
+    attachment_ids: tuple[UUID, ...] = ()
 
 
 class SealedMessage(msgspec.Struct, frozen=True):
@@ -183,6 +185,7 @@ class SealedMessage(msgspec.Struct, frozen=True):
     key_version: int
     reply_to: int | None
     metadata: dict[str, Any]
+    attachment_ids: tuple[UUID, ...] = ()
 
 
 class StoredMessage(msgspec.Struct, frozen=True):

@@ -103,6 +103,7 @@ class Sealing:
             key_version=sealed.key_version,
             reply_to=message.reply_to,
             metadata=keyring.seal_metadata(message.thread_id, message.metadata),
+            attachment_ids=message.attachment_ids,
         )
 
     async def open_rows(self, rows: Sequence[dict[str, Any]]) -> list[Message]:

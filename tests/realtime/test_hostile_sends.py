@@ -55,7 +55,7 @@ def _send(thread_id, **fields: Any) -> dict[str, Any]:
     ("fields", "named"),
     [
         ({"body": "we are the hub now", "kind": "system"}, "kind"),
-        ({"body": "x", "kind": "attachment"}, "kind"),
+        ({"body": "x", "kind": "attachment"}, "attachment_ids"),
         ({"body": "   \n\t "}, "body"),
         ({"body": "", "kind": "text"}, "body"),
         ({"kind": "location", "latitude": 51.5}, "longitude"),
