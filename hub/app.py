@@ -35,6 +35,7 @@ from hub.attachments.sweeper import run_sweeper
 from hub.auth import TokenVerifier
 from hub.broker import Broker, make_broker
 from hub.config import Settings
+from hub.errors import ConfigError
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
 from hub.http.service import Readiness
@@ -90,7 +91,10 @@ async def run_hub(
         supervisor = Supervisor(settings, storage, metrics, broker)
         websockets = WebSocketServer(supervisor, verifier)
         metrics.read_at_scrape(functools.partial(_readings, websockets, supervisor, storage))
-        blobs = await open_blob_store(settings.blob_url)
+        try:
+            blobs = await open_blob_store(settings.blob_url)
+        except ValueError as exc:
+            raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
         log.info("hub: attachments in %s", describe_blob_url(settings.blob_url))
         app = create_app(
             settings,

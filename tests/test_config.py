@@ -25,6 +25,10 @@ def test_defaults_are_the_embedded_development_setup(tmp_path):
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
     assert (settings.ws_host, settings.ws_port) == ("127.0.0.1", 8081)
     assert settings.http_idle_timeout_s == 30.0
+    assert settings.blob_url == str(tmp_path / "blobs")
+    assert settings.max_file_size == 100 * 1024 * 1024
+    assert settings.attachment_orphan_hours == 24.0
+    assert settings.org_storage_quota_bytes == 10 * 1024**3
 
 
 def test_the_idle_timeout_follows_a_longer_storage_timeout_unless_set(tmp_path):
@@ -91,6 +95,11 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_SEQ_CHECK_S", "soon", "HUB_SEQ_CHECK_S"),
         ("HUB_WS_PUBLIC_URL", "https://hub.example/ws", "must look like wss://"),
         ("HUB_WS_PUBLIC_URL", "wss://", "must look like wss://"),
+        ("HUB_MAX_FILE_SIZE", "100MB", "must be a whole number"),
+        ("HUB_MAX_FILE_SIZE", "0", "must be positive"),
+        ("HUB_ATTACHMENT_ORPHAN_HOURS", "-2", "must be positive"),
+        ("HUB_ORG_STORAGE_QUOTA_BYTES", "1000", "is below HUB_MAX_FILE_SIZE"),
+        ("HUB_RATE_UPLOAD_BURST", "0.5", "at least 1"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):

@@ -22,6 +22,13 @@ class BlobMissing(HubError):
     code = "internal"
 
 
+class BlobStoreFailed(HubError):
+    """The store could not write, read or list (a full disk, a bucket that stopped answering);
+    a request meets it as 503 `storage_unavailable`: nothing was stored."""
+
+    code = "storage_unavailable"
+
+
 def check_key(key: str) -> str:
     """Blob keys are 32 lowercase hex digits (a UUID's hex): nothing a path could escape with."""
     if not _KEY.fullmatch(key):

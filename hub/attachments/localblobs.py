@@ -9,6 +9,7 @@ threads: a slow disk never stalls the Trio thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import trio
 
-from hub.attachments.blobstore import BlobMissing, check_key
+from hub.attachments.blobstore import BlobMissing, BlobStoreFailed, check_key
+
+log = logging.getLogger(__name__)
 
 
 class LocalBlobs:
@@ -53,14 +56,14 @@ class LocalBlobs:
     async def put(self, key: str, parts: AsyncIterable[bytes]) -> int:
         final = self._path(key)
         temporary = self._tmp / f"{key}.{secrets.token_hex(4)}"
-        handle = await trio.to_thread.run_sync(temporary.open, "wb")
+        handle = await _disk(temporary.open, "wb")
         written = 0
         try:
             async for part in parts:
-                await trio.to_thread.run_sync(handle.write, part)
+                await _disk(handle.write, part)
                 written += len(part)
-            await trio.to_thread.run_sync(_flush_and_close, handle)
-            await trio.to_thread.run_sync(_move_into_place, temporary, final)
+            await _disk(_flush_and_close, handle)
+            await _disk(_move_into_place, temporary, final)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(_discard, handle, temporary)
@@ -89,6 +92,17 @@ class LocalBlobs:
             if folder.is_dir() and len(folder.name) == 2:
                 found.extend(p.name for p in folder.iterdir() if p.name.startswith(folder.name))
         return sorted(found)
+
+
+async def _disk(call, *args):  # type: ignore[no-untyped-def]
+    """A file call in a worker thread; the disk's refusal (full, read-only) as BlobStoreFailed."""
+    try:
+        return await trio.to_thread.run_sync(call, *args)
+    except OSError as exc:
+        log.warning("attachments: the blob directory refused a write: %s", exc)
+        raise BlobStoreFailed(
+            f"the attachment store could not store the file ({exc.strerror or exc})"
+        ) from None
 
 
 def _flush_and_close(handle) -> None:  # type: ignore[no-untyped-def]

@@ -52,7 +52,10 @@ _PART_CHECKSUMS = (
 
 class S3Unavailable(HubError):
     """The bucket cannot be reached: a wrong endpoint, no such bucket, or credentials it refuses.
-    The message names the bucket and the endpoint, never a credential."""
+    The message names the bucket and the endpoint, never a credential. A request meets it as
+    503 `storage_unavailable`: nothing was stored, and trying again later may work."""
+
+    code = "storage_unavailable"
 
 
 class S3Blobs:
@@ -111,6 +114,17 @@ class S3Blobs:
         return self.prefix + check_key(key)
 
     async def put(self, key: str, parts: AsyncIterable[bytes]) -> int:
+        try:
+            return await self._put(key, parts)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("store", exc) from None
+
+    def _unavailable(self, doing: str, exc: Exception) -> S3Unavailable:
+        log.warning("attachments: %s could not %s a blob: %s", self.describe(), doing, exc)
+        reason = _refusal(exc) if isinstance(exc, ClientError) else "no answer"
+        return S3Unavailable(f"the attachment store could not {doing} the file ({reason})")
+
+    async def _put(self, key: str, parts: AsyncIterable[bytes]) -> int:
         name = self._object(key)
         pending = bytearray()
         upload: _Upload | None = None
@@ -164,7 +178,9 @@ class S3Blobs:
             # no range at all); the local store reads nothing there, and so does this one.
             if _error_code(exc) == "InvalidRange":
                 return b""
-            raise
+            raise self._unavailable("read", exc) from None
+        except BotoCoreError as exc:
+            raise self._unavailable("read", exc) from None
 
     def _read_range(self, name: str, offset: int, length: int) -> bytes:
         if length == 0:
@@ -183,16 +199,27 @@ class S3Blobs:
     async def delete(self, key: str) -> None:
         name = self._object(key)
         # S3 answers 204 for an absent key too, so deleting twice is no error.
-        await trio.to_thread.run_sync(
-            lambda: self._client.delete_object(Bucket=self.bucket, Key=name)
-        )
+        try:
+            await trio.to_thread.run_sync(
+                lambda: self._client.delete_object(Bucket=self.bucket, Key=name)
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("remove", exc) from None
 
     async def keys(self) -> AsyncIterator[str]:
         # One page (up to 1,000 keys) at a time, each fetched in a worker thread. The delimiter
         # keeps "folders" below the prefix out of the listing; check_key keeps out whatever else
         # shares it (a notes.txt someone left there, another store's prefix).
-        pages = await trio.to_thread.run_sync(self._pages)
-        while (page := await trio.to_thread.run_sync(next, pages, None)) is not None:
+        try:
+            pages = await trio.to_thread.run_sync(self._pages)
+            found = [await trio.to_thread.run_sync(next, pages, None)]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("list", exc) from None
+        while (page := found.pop()) is not None:
+            try:
+                found.append(await trio.to_thread.run_sync(next, pages, None))
+            except (BotoCoreError, ClientError) as exc:
+                raise self._unavailable("list", exc) from None
             for entry in page.get("Contents", ()):
                 key = entry["Key"][len(self.prefix) :]
                 if _is_key(key):

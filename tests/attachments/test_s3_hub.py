@@ -11,6 +11,7 @@ import pytest
 
 from hub.app import Running
 from hub.config import Settings
+from hub.storage.sql import fetchval
 from tests.attachments.conftest import Rest, attachment_settings, jpeg_with_gps, png
 from tests.factories import add_member, new_group, new_member, new_thread
 from tests.realtime.conftest import hub_for
@@ -93,3 +94,35 @@ async def test_uploads_live_sealed_in_the_bucket(s3_hub: Running, settings, s3, 
     removed = await s3_hub.attachments.remove_orphans(datetime.now(UTC) + timedelta(seconds=1))
     assert removed == 1
     assert len(bucket_objects(s3, bucket)) == 3
+
+
+async def test_a_bucket_that_stops_answering_refuses_uploads_and_stores_no_row(
+    s3_hub: Running, settings, s3, bucket
+):
+    storage = s3_hub.storage
+    planner = await new_member(storage, settings, name="Paula Planner")
+    thread = await new_thread(storage, await new_group(storage, planner), planner)
+    rest = Rest(s3_hub)
+    s3.delete_bucket(Bucket=bucket)  # empty, so S3 lets it go: every write now fails
+
+    refused = await rest.upload(
+        planner, thread.id, MARKER, filename="gate.txt", content_type="text/plain"
+    )
+    assert refused.status == 503, refused.body
+    error = refused.json["error"]
+    assert error["code"] == "storage_unavailable"
+    assert "could not store the file" in error["message"]
+    assert "dummy" not in refused.body.decode()  # no credential in the answer
+    assert s3_hub.attachments is not None
+    rows = await storage.read(_count_rows())
+    assert rows == 0
+    s3.create_bucket(Bucket=bucket)  # and back: the next upload is stored
+    ok = await rest.upload(
+        planner, thread.id, MARKER, filename="gate.txt", content_type="text/plain"
+    )
+    assert ok.status == 201, ok.body
+
+
+def _count_rows():
+    value = yield fetchval("SELECT count(*) FROM message_attachments")
+    return value

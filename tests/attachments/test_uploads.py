@@ -402,6 +402,24 @@ async def test_an_organization_over_its_quota_gets_507_with_the_figures(wedding:
     ]
     assert "400000" in error["message"]
     assert len(blob_files(wedding)) == 1
+    # Sent chunked, the size is known only once stored: the row's write refuses it, and the
+    # blob already written is removed.
+    connection = await Connection.open(wedding.rest.url)
+    head = request(
+        "POST",
+        f"{BASE}/threads/{wedding.thread.id}/attachments?filename=c.txt",
+        [
+            ("Authorization", f"Bearer {wedding.planner.token}"),
+            ("Content-Type", "text/plain"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+    )
+    await connection.send(head + chunked(b"c" * 250_000))
+    late = await connection.response(b"POST")
+    await connection.aclose()
+    assert late is not None and late.status == 507, late
+    assert len(blob_files(wedding)) == 1
+    assert len(await attachment_rows(wedding)) == 1
     # The quota is the organization's: another organization still uploads.
     other = await wedding.rest.upload(
         wedding.photographer,
