@@ -5,8 +5,9 @@ An upload is accepted when its sniffed type is on the allow-list and agrees with
 client declared (`Content-Type`) and the filename's extension: a PNG named `.pdf`, or a page of
 HTML called `photo.jpg`, is refused with both types named. `application/octet-stream` or no
 type at all declares nothing, as browsers send for files they do not know (HEIC on many
-systems). Types that agree are the same type under another name (`image/jpg`), or text the
-sniffer cannot tell apart (CSV and Markdown sniff as plain text).
+systems). Types that agree are the same type under another name (`image/jpg`), or two kinds of
+text (the sniffer calls Markdown plain text, and notes with commas CSV): text keeps the kind the
+client named.
 """
 
 from __future__ import annotations
@@ -82,14 +83,14 @@ def _agree(claimed: str, sniffed: str) -> bool:
         return True
     if any(claimed in same and sniffed in same for same in _SAME):
         return True
-    if claimed in TEXT and sniffed == "text/plain":
+    if claimed in TEXT and sniffed in TEXT:
         return True
     return claimed in _OFFICE and claimed.startswith("application/vnd.ms") and sniffed in _OLE
 
 
 def accepted_type(sniffed: str, declared: str | None, filename: str) -> str:
     """The type an upload is stored and served as, or UnsupportedMediaType naming the types
-    that disagree. Text keeps the more precise type the client declared (a CSV)."""
+    that disagree. Text keeps the kind of text the client declared (or the name says)."""
     sniffed, claimed = normal(sniffed), normal(declared)
     by_name = normal(mimetypes.guess_type(filename, strict=False)[0])
     if sniffed in _OLE and claimed in _OFFICE:
@@ -111,7 +112,7 @@ def accepted_type(sniffed: str, declared: str | None, filename: str) -> str:
             f"the filename {filename!r} says {by_name} but the file's contents are {sniffed}",
             details=[{"sniffed": sniffed, "by_filename": by_name}],
         )
-    if sniffed == "text/plain":
+    if sniffed in TEXT:
         for candidate in (claimed, by_name):
             if candidate in TEXT:
                 return candidate
