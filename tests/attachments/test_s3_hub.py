@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hub import client as hub_client
+from hub import protocol
 from hub.app import Running
+from hub.broker.memory import MemoryBroker, MemoryBus
 from hub.config import Settings
 from hub.storage.sql import fetchval
 from tests.attachments.conftest import Rest, attachment_settings, jpeg_with_gps, png
+from tests.cluster.conftest import cluster
 from tests.factories import add_member, new_group, new_member, new_thread
 from tests.realtime.conftest import hub_for
 
@@ -126,3 +130,41 @@ async def test_a_bucket_that_stops_answering_refuses_uploads_and_stores_no_row(
 def _count_rows():
     value = yield fetchval("SELECT count(*) FROM message_attachments")
     return value
+
+
+async def test_two_nodes_share_the_bucket(postgres_url, tmp_path, moto, aws_env, bucket):
+    """What several nodes need S3 for: a file uploaded through one node is announced live and
+    served by the other, which never saw its bytes."""
+    url = f"s3://{bucket}/hub?endpoint={moto.endpoint}&region=us-east-1"
+    settings = attachment_settings(postgres_url, tmp_path / "var", HUB_BLOB_URL=url)
+    bus = MemoryBus()
+    async with cluster(settings, [MemoryBroker("node-a", bus), MemoryBroker("node-b", bus)]) as (
+        a,
+        b,
+    ):
+        planner = await new_member(a.storage, settings, name="Paula Planner")
+        caterer = await new_member(a.storage, settings, role="vendor", name="Cal Caterer")
+        group = await new_group(a.storage, planner)
+        await add_member(a.storage, group, caterer, invited_by=planner)
+        thread = await new_thread(a.storage, group, planner)
+        photo = jpeg_with_gps()
+        async with hub_client.connect(b.ws_url, caterer.token) as on_b:
+            await on_b.join(thread.id)
+            up = await Rest(a).upload(
+                planner, thread.id, photo, filename="tent.jpg", content_type="image/jpeg"
+            )
+            assert up.status == 201, up.body
+            sent = await Rest(a).call(
+                "POST",
+                f"/threads/{thread.id}",
+                planner,
+                json_body={"kind": "attachment", "attachment_ids": [up.json["id"]], "body": "Tent"},
+            )
+            assert sent.status == 201
+            event = await on_b.next_event(protocol.NewMessage)
+            [carried] = event.message.metadata["attachments"]
+            assert carried["id"] == up.json["id"]
+        down = await Rest(b).call("GET", f"/attachments/{up.json['id']}", caterer)
+        assert down.status == 200 and down.body == photo
+        thumb = await Rest(b).call("GET", f"/attachments/{up.json['id']}/thumbnail", caterer)
+        assert thumb.status == 200
