@@ -191,6 +191,18 @@ class Attachments:
             audit=lambda removed: [entry] if removed is not None else [],
         )
 
+    async def remove_upload(
+        self, record: AttachmentRecord, user_id: UUID, audit: AuditEntry
+    ) -> None:
+        """The uploader takes back an upload no message carries (a draft's file removed): its
+        row, then its blobs, so its bytes stop counting against the quota at once."""
+        gone = await self.storage.write(
+            lambda now: rows.delete_own_upload(record.id, user_id), audit=[audit]
+        )
+        for key in (gone.storage_key, gone.thumbnail_key):
+            if key is not None:
+                await self._forget_blob(key)
+
     async def stray_keys(self) -> set[str]:
         """Blob keys no row names now."""
         keys = [key async for key in self.blobs.keys()]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from urllib.parse import quote
+from uuid import UUID
 
 from quart import Blueprint, Response, current_app, request
 from quart_schema import validate_querystring
@@ -23,9 +25,9 @@ from hub.http.errors import error_response
 from hub.http.framing import STREAMED_BODY, StreamedBody
 from hub.http.identity import audit, current_principal, current_storage
 from hub.http.openapi import errors, responds
-from hub.http.params import path_id
-from hub.http.schemas import AttachmentOut, UploadQuery
-from hub.storage.attachments import AttachmentRecord
+from hub.http.params import decode_cursor, encode_cursor, path_id
+from hub.http.schemas import AttachmentOut, AttachmentPage, AttachmentQuery, UploadQuery
+from hub.storage.attachments import AttachmentRecord, thread_attachments
 
 blueprint = Blueprint("attachments", __name__)
 
@@ -95,6 +97,44 @@ async def attachment_out(record: AttachmentRecord) -> AttachmentOut:
         height=record.height,
         message_id=record.message_id,
     )
+
+
+@blueprint.get("/threads/<thread_id>/attachments")
+@errors(404, 422)
+@responds(AttachmentPage)
+@validate_querystring(AttachmentQuery)
+async def list_thread_attachments(thread_id: str, query_args: AttachmentQuery) -> AttachmentPage:
+    """The files sent in a thread's messages, newest first (any member): a thread's shared
+    files in one place. Page on with `cursor`; uploads not yet sent are not listed."""
+    tid = path_id("thread_id", thread_id)
+    await authorize_thread(current_storage(), current_principal(), tid, "read")
+    listing = "attachments"
+    before = None
+    if query_args.cursor:
+        before = decode_cursor(listing, query_args.cursor, (datetime, UUID))
+    found = await current_storage().read(
+        thread_attachments(tid, before=before, limit=query_args.limit + 1)
+    )
+    items = [await attachment_out(record) for record in found[: query_args.limit]]
+    next_cursor = None
+    if len(found) > query_args.limit:
+        last = found[query_args.limit - 1]
+        next_cursor = encode_cursor(listing, [last.created_at.isoformat(), str(last.id)])
+    return AttachmentPage(items=items, next_cursor=next_cursor)
+
+
+@blueprint.delete("/attachments/<attachment_id>")
+@errors(403, 404, 409, 422)
+async def remove_upload(attachment_id: str) -> tuple[str, int]:
+    """Remove an upload of yours that no message carries yet (a file taken out of a draft):
+    204, and it stops counting against your organization's quota. 409 once it is attached
+    (it stays with its message); 403 for anyone but its uploader; 404 outside the group."""
+    aid = path_id("attachment_id", attachment_id)
+    principal = current_principal()
+    record, access = await authorize_attachment(current_storage(), principal, aid)
+    entry = audit("attachment.delete", "attachment", aid, group_id=access.group_id)
+    await current_attachments().remove_upload(record, principal.user_id, entry)
+    return "", 204
 
 
 @blueprint.get("/attachments/<attachment_id>/info")

@@ -437,6 +437,16 @@ class AttachmentOut(msgspec.Struct, omit_defaults=True):
     message_id: int | None = None
 
 
+class AttachmentQuery(Request):
+    limit: Limit = 50
+    cursor: Cursor | None = None
+
+
+class AttachmentPage(msgspec.Struct):
+    items: list[AttachmentOut]
+    next_cursor: str | None = None
+
+
 # --- audit ---------------------------------------------------------------------------------------
 
 

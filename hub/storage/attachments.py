@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from hub.errors import Invalid, QuotaExceeded
+from hub.errors import Conflict, Forbidden, Invalid, NotFound, QuotaExceeded
 from hub.storage.records import row_to
 from hub.storage.sql import Op, execute, fetch, fetchrow, fetchval
 
@@ -158,6 +158,25 @@ def link_attachments(
             )
 
 
+def thread_attachments(
+    thread_id: UUID, *, before: tuple[datetime, UUID] | None, limit: int
+) -> Op[list[AttachmentRecord]]:
+    """A thread's files that were sent in messages, newest first; `before` is the (created_at,
+    id) of the last one of the previous page."""
+    where = "a.thread_id = $1 AND a.message_id IS NOT NULL"
+    args: tuple = (thread_id,)
+    if before is not None:
+        where += " AND (a.created_at < $2 OR (a.created_at = $2 AND a.id < $3))"
+        args = (thread_id, *before)
+    rows = yield fetch(
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where}"  # noqa: S608 (constant columns)
+        f" ORDER BY a.created_at DESC, a.id DESC LIMIT ${len(args) + 1}",
+        *args,
+        limit,
+    )
+    return [row_to(r, AttachmentRecord) for r in rows]
+
+
 def orphans(before: datetime, limit: int) -> Op[list[AttachmentRecord]]:
     """Uploads never attached to a message and made before `before`, oldest first."""
     rows = yield fetch(
@@ -175,6 +194,25 @@ def delete_unattached(attachment_id: UUID) -> Op[AttachmentRecord | None]:
     record = yield from get_attachment(attachment_id)
     if record is None or record.message_id is not None:
         return None
+    yield execute(
+        "DELETE FROM message_attachments WHERE id = $1 AND message_id IS NULL", attachment_id
+    )
+    return record
+
+
+def delete_own_upload(attachment_id: UUID, user_id: UUID) -> Op[AttachmentRecord]:
+    """Remove an upload its uploader no longer wants, while no message carries it: Forbidden
+    for anyone else, Conflict once attached (the message owns it then)."""
+    record = yield from get_attachment(attachment_id)
+    if record is None:
+        raise NotFound(f"attachment {attachment_id} not found")
+    if record.uploader_user_id != user_id:
+        raise Forbidden("only its uploader may remove an upload")
+    if record.message_id is not None:
+        raise Conflict(
+            f"attachment {attachment_id} is attached to message {record.message_id}; it stays"
+            " with the message"
+        )
     yield execute(
         "DELETE FROM message_attachments WHERE id = $1 AND message_id IS NULL", attachment_id
     )

@@ -298,3 +298,61 @@ async def test_a_failed_sweep_is_tried_again_next_period(autojump_clock):
         nursery.cancel_scope.cancel()
     assert len(fake.cutoffs) == 2
     assert len(fake.stray_looks) == 1  # the failed pass stopped before its stray look
+
+
+async def test_a_threads_shared_files_are_listed_newest_first(wedding: Wedding):
+    sent_ids = []
+    for n in range(3):
+        up = await upload_text(wedding, wedding.planner, wedding.thread.id, CONTRACT + b"%d" % n)
+        reply = await wedding.rest.call(
+            "POST",
+            f"/threads/{wedding.thread.id}",
+            wedding.planner,
+            json_body={"kind": "attachment", "attachment_ids": [up["id"]]},
+        )
+        assert reply.status == 201
+        sent_ids.append(up["id"])
+    draft = await upload_text(wedding, wedding.planner, wedding.thread.id)  # not sent: not listed
+    path = f"/threads/{wedding.thread.id}/attachments"
+    first = await wedding.rest.call("GET", f"{path}?limit=2", wedding.photographer)
+    assert first.status == 200
+    assert [a["id"] for a in first.json["items"]] == sent_ids[::-1][:2]
+    assert all(a["message_id"] for a in first.json["items"])
+    rest = await wedding.rest.call(
+        "GET", f"{path}?limit=2&cursor={first.json['next_cursor']}", wedding.photographer
+    )
+    assert [a["id"] for a in rest.json["items"]] == [sent_ids[0]]
+    assert rest.json.get("next_cursor") is None
+    assert draft["id"] not in {a["id"] for a in first.json["items"] + rest.json["items"]}
+    outsider = await wedding.rest.call("GET", path, wedding.outsider)
+    assert outsider.status == 404
+
+
+async def test_an_uploader_takes_back_an_upload_no_message_carries(wedding: Wedding):
+    draft = await upload_text(wedding, wedding.planner, wedding.thread.id)
+    path = f"/attachments/{draft['id']}"
+    assert (await wedding.rest.call("DELETE", path, wedding.outsider)).status == 404
+    other = await wedding.rest.call("DELETE", path, wedding.photographer)
+    assert other.status == 403
+    removed = await wedding.rest.call("DELETE", path, wedding.planner)
+    assert removed.status == 204
+    assert await message_ids_of_uploads(wedding) == {}
+    assert stored_files(Path(wedding.settings.blob_url)) == []
+    assert (await wedding.rest.call("GET", path, wedding.planner)).status == 404
+
+    sent = await upload_text(wedding, wedding.planner, wedding.thread.id)
+    reply = await wedding.rest.call(
+        "POST",
+        f"/threads/{wedding.thread.id}",
+        wedding.planner,
+        json_body={"kind": "attachment", "attachment_ids": [sent["id"]]},
+    )
+    kept = await wedding.rest.call("DELETE", f"/attachments/{sent['id']}", wedding.planner)
+    assert kept.status == 409
+    assert f"attached to message {reply.json['id']}" in kept.json["error"]["message"]
+    audit = await wedding.hub.storage.read(
+        _select(
+            "SELECT target_id FROM vendor_communication_audit WHERE action = 'attachment.delete'"
+        )
+    )
+    assert [r["target_id"] for r in audit] == [draft["id"]]
