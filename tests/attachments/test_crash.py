@@ -1,0 +1,101 @@
+"""A hub killed (kill -9) in the middle of an upload: nothing of it is ever served, no row names
+it, and the next start removes what the write had begun."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+import trio_asyncio
+
+from hub.storage import open_storage
+from hub.storage.sql import fetchval
+from tests.attachments.conftest import BASE, Reply, Rest
+from tests.cluster.nodes import SECRETS, Node, _start
+from tests.factories import add_member, new_group, new_member, new_thread
+from tests.http.wire import Connection, request
+from tests.realtime.conftest import realtime_settings
+
+pytestmark = pytest.mark.postgres
+
+
+def _environ(database_url: str, var_dir: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    environ.update(
+        SECRETS,
+        HUB_DATABASE_URL=database_url,
+        HUB_VAR_DIR=str(var_dir),
+        HUB_HTTP_PORT="0",
+        HUB_WS_PORT="0",
+        HUB_NODE_ID="crash-node",
+        HUB_LOG_LEVEL="WARNING",
+    )
+    return environ
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _count():
+    value = yield fetchval("SELECT count(*) FROM message_attachments")
+    return value
+
+
+async def test_a_kill_mid_upload_leaves_nothing_served_and_the_restart_cleans_up(
+    postgres_url, tmp_path
+):
+    settings = realtime_settings(postgres_url, tmp_path / "test-var", **SECRETS)
+    var_dir = tmp_path / "node" / "var"
+    var_dir.mkdir(parents=True)
+    environ = _environ(postgres_url, var_dir)
+    blobs = var_dir / "blobs"
+    async with trio_asyncio.open_loop(), open_storage(settings) as storage:
+        planner = await new_member(storage, settings, name="Paula Planner")
+        dj = await new_member(storage, settings, role="vendor", name="Dee Jay")
+        group = await new_group(storage, planner)
+        await add_member(storage, group, dj, invited_by=planner)
+        thread = await new_thread(storage, group, planner)
+
+        node: Node = await trio.to_thread.run_sync(_start, "crash-node", environ, var_dir.parent)
+        try:
+            connection = await Connection.open(node.rest_url)
+            head = request(
+                "POST",
+                f"{BASE}/threads/{thread.id}/attachments?filename=playlist.txt",
+                [
+                    ("Authorization", f"Bearer {planner.token}"),
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(10 * 1024 * 1024)),
+                ],
+            )
+            await connection.send(head + b"first dance: track 7\n" * 20_000)
+            # Until the hub has begun writing the blob, then kill it mid-write.
+            with trio.fail_after(10):
+                while not _files(blobs / "tmp"):  # noqa: ASYNC110 (no event for a file)
+                    await trio.sleep(0.02)
+        finally:
+            await trio.to_thread.run_sync(node.kill)
+        await connection.aclose()
+        assert _files(blobs / "tmp")  # what the killed write left
+        assert await storage.read(_count()) == 0
+
+        node = await trio.to_thread.run_sync(_start, "crash-node", environ, var_dir.parent)
+        try:
+            assert _files(blobs) == []  # the stray removed when the store opened
+            rest = Rest(node)  # type: ignore[arg-type]  (anything with a rest_url)
+            ok: Reply = await rest.upload(
+                dj,
+                thread.id,
+                b"last dance: track 12\n",
+                filename="a.txt",
+                content_type="text/plain",
+            )
+            assert ok.status == 201, ok.body
+            down = await rest.call("GET", f"/attachments/{ok.json['id']}", planner)
+            assert down.body == b"last dance: track 12\n"
+        finally:
+            await trio.to_thread.run_sync(node.stop)
+        assert await storage.read(_count()) == 1
