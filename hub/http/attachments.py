@@ -24,7 +24,7 @@ from hub.errors import HubError, NotFound
 from hub.http.errors import error_response
 from hub.http.framing import STREAMED_BODY, StreamedBody
 from hub.http.identity import audit, current_principal, current_storage
-from hub.http.openapi import errors, responds
+from hub.http.openapi import errors, raw, responds
 from hub.http.params import decode_cursor, encode_cursor, path_id
 from hub.http.schemas import AttachmentOut, AttachmentPage, AttachmentQuery, UploadQuery
 from hub.storage.attachments import AttachmentRecord, thread_attachments
@@ -48,6 +48,7 @@ def current_attachments() -> Attachments:
 @blueprint.post("/threads/<thread_id>/attachments")
 @errors(403, 404, 409, 413, 415, 422, 507)
 @responds(AttachmentOut, 201)
+@raw({}, request_body="the file itself, with its type in Content-Type")
 @validate_querystring(UploadQuery)
 async def upload(thread_id: str, query_args: UploadQuery) -> tuple[AttachmentOut, int, dict]:
     """Upload a file to a thread (any active member): the raw file as the body, its type in
@@ -125,6 +126,7 @@ async def list_thread_attachments(thread_id: str, query_args: AttachmentQuery) -
 
 @blueprint.delete("/attachments/<attachment_id>")
 @errors(403, 404, 409, 422)
+@raw({204: (None, "removed")})
 async def remove_upload(attachment_id: str) -> tuple[str, int]:
     """Remove an upload of yours that no message carries yet (a file taken out of a draft):
     204, and it stops counting against your organization's quota. 409 once it is attached
@@ -150,6 +152,13 @@ async def attachment_info(attachment_id: str) -> AttachmentOut:
 
 @blueprint.get("/attachments/<attachment_id>")
 @errors(404, 416, 422)
+@raw(
+    {
+        200: ("application/octet-stream", "the file, as an attachment, in its stored type"),
+        206: ("application/octet-stream", "the part of the file the Range asked for"),
+        304: (None, "not modified: the If-None-Match ETag is the file's"),
+    }
+)
 async def download(attachment_id: str) -> Response:
     """Download an attachment (members of its thread's group; 404 for everyone else).
 
@@ -199,6 +208,12 @@ async def download(attachment_id: str) -> Response:
 
 @blueprint.get("/attachments/<attachment_id>/thumbnail")
 @errors(404, 422)
+@raw(
+    {
+        200: ("image/jpeg", "the thumbnail (image/png when the image has transparency)"),
+        304: (None, "not modified"),
+    }
+)
 async def thumbnail(attachment_id: str) -> Response:
     """An image attachment's thumbnail (at most 480 pixels a side, no metadata); 404 when the
     attachment is not an image the hub draws thumbnails of (HEIC has none)."""

@@ -8,6 +8,7 @@ them as UUIDs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -75,17 +76,64 @@ def errors(*statuses: int) -> Callable[[F], F]:
     return decorate
 
 
+_RAW = "__hub_raw_answers__"
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def raw(
+    answers: dict[int, tuple[str | None, str]], *, request_body: str | None = None
+) -> Callable[[F], F]:
+    """Document answers that are bytes, not a Struct (a file, a thumbnail, 204, 304): status →
+    (content type or None for no body, description); `request_body` describes a raw body
+    (an upload). quart-schema knows only models, so `HubOpenAPIProvider` adds these."""
+
+    def decorate(func: F) -> F:
+        setattr(func, _RAW, (answers, request_body))
+        return func
+
+    return decorate
+
+
 class HubOpenAPIProvider(OpenAPIProvider):
+    def __init__(self, app: Any, extension: QuartSchema) -> None:
+        super().__init__(app, extension)
+        self.hub_app = app
+
     def schema(self) -> dict[str, Any]:
         """quart-schema inlines each route's top-level Struct but drops the Structs nested in
         it (its msgspec path keeps only the first component), leaving dangling `$ref`s. Every
-        wire type is added here, so each reference resolves."""
+        wire type is added here, so each reference resolves. Raw answers (`raw`) are added
+        to their operations."""
         document = super().schema()
         _, components = msgspec.json.schema_components(
             wire_types(), ref_template="#/components/schemas/{name}"
         )
         document["components"]["schemas"] = {**components, **document["components"]["schemas"]}
+        self._add_raw(document)
         return document
+
+    def _add_raw(self, document: dict[str, Any]) -> None:
+        for rule in self.hub_app.url_map.iter_rules():
+            found = getattr(self.hub_app.view_functions.get(rule.endpoint), _RAW, None)
+            if found is None:
+                continue
+            answers, request_body = found
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+            for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+                operation = document["paths"].get(path, {}).get(method.lower())
+                if operation is None:
+                    continue
+                for status, (content_type, description) in answers.items():
+                    answer: dict[str, Any] = {"description": description}
+                    if content_type is not None:
+                        answer["content"] = {content_type: {"schema": _BINARY}}
+                    operation["responses"][status] = answer
+                if request_body is not None:
+                    operation["requestBody"] = {
+                        "required": True,
+                        "description": request_body,
+                        "content": {"*/*": {"schema": _BINARY}},
+                    }
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)

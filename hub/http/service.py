@@ -164,8 +164,12 @@ def render_docs(schema: dict[str, Any], base_path: str) -> str:
                 parts.append("</table>")
             body = operation.get("requestBody")
             if body:
-                body_schema = body["content"]["application/json"]["schema"]
-                parts.append(f"<p>Body: <code>{esc(_describe(body_schema))}</code></p>")
+                media, content = next(iter(body["content"].items()))
+                body_schema = content["schema"]
+                parts.append(
+                    f"<p>Body ({esc(media)}): <code>{esc(_describe(body_schema))}</code>"
+                    f"{' — ' + esc(body['description']) if body.get('description') else ''}</p>"
+                )
             statuses = ", ".join(str(status) for status in operation.get("responses", {}))
             parts.append(f"<p>Responses: {esc(statuses)}</p>")
     parts.append("<h2>Schemas</h2>")

@@ -70,6 +70,16 @@ async def test_the_served_schema_is_openapi_3_1_with_every_route(hub):
         "put",
         "delete",
     }
+    # Answers that are bytes are documented too: a file, a part of one, not modified.
+    download = spec["paths"]["/api/vendor-connections/attachments/{attachment_id}"]["get"]
+    assert {"200", "206", "304", "404", "416"} <= set(download["responses"])
+    assert download["responses"]["206"]["content"]["application/octet-stream"]["schema"] == {
+        "type": "string",
+        "format": "binary",
+    }
+    upload = spec["paths"]["/api/vendor-connections/threads/{thread_id}/attachments"]["post"]
+    assert upload["requestBody"]["content"]["*/*"]["schema"]["format"] == "binary"
+    assert {"201", "413", "415", "507"} <= set(upload["responses"])
 
 
 def _fuzz(spec: dict, base_url: str, token: str, examples: int) -> tuple[list[str], set[str]]:
