@@ -140,18 +140,26 @@ def test_a_download_is_the_file_that_was_uploaded(open_app, wedding: Wedding, tm
     assert florist.errors == []
 
 
-def test_a_file_removed_from_the_composer_is_not_sent(open_app, wedding: Wedding, tmp_path: Path):
+def test_a_file_removed_from_the_composer_is_not_sent_and_leaves_the_hub(
+    open_app, wedding: Wedding, tmp_path: Path
+):
     page = open_thread(open_app, wedding, wedding.florist)
     attach(page, png(tmp_path))
     chip = composer_files(page)
     expect(page.locator(".chip.done")).to_have_count(1)
-    page.get_by_role("button", name="Remove arch.png").click()
+    with page.expect_response(re.compile(r"/attachments/[0-9a-f-]{36}$")) as removing:
+        page.get_by_role("button", name="Remove arch.png").click()
+    assert (removing.value.request.method, removing.value.status) == ("DELETE", 204)
+    upload_id = removing.value.url.rsplit("/", 1)[1]
     expect(chip).to_have_count(0)
     send(page, "Just words after all")
 
     expect(acknowledged(page, "Just words after all")).to_have_count(1)
     [message] = wedding.history(wedding.planner)
     assert (message["kind"], message["metadata"]) == ("text", {})
+    with pytest.raises(RestError) as gone:
+        wedding.hub.call(wedding.florist, "GET", f"/attachments/{upload_id}/info")
+    assert gone.value.status == 404
 
 
 def test_more_than_ten_files_are_not_added(open_app, wedding: Wedding, tmp_path: Path):

@@ -116,17 +116,27 @@ export function uploadTray(app, threadId, { onProblem = () => {} } = {}) {
     );
   }
 
-  // An upload removed after it finished stays on the hub, unattached, until the hub's sweep of
-  // orphans takes it (HUB_ATTACHMENT_ORPHAN_HOURS): the API has no way to delete one.
+  // A file taken out before sending is removed from the hub too, so it stops counting against
+  // the organization's quota at once; if that fails, the hub's sweep of unattached uploads
+  // (HUB_ATTACHMENT_ORPHAN_HOURS) takes it later, so the chip goes either way.
   function remove(entry) {
     if (entry.job) entry.job.abort();
+    if (entry.state === 'done') app.api('DELETE', `/attachments/${entry.record.id}`).catch(() => {});
+    forget(entry);
+  }
+
+  function forget(entry) {
     entries.splice(entries.indexOf(entry), 1);
     entry.el.remove();
     el.hidden = entries.length === 0;
   }
 
+  // After sending: the uploads now belong to the message.
   function clear() {
-    for (const entry of [...entries]) remove(entry);
+    for (const entry of [...entries]) {
+      if (entry.job) entry.job.abort();
+      forget(entry);
+    }
   }
 
   return {
