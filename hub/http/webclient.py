@@ -94,7 +94,8 @@ def _policy(ws_url: str) -> str:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' data:",
+            # Previews of attachments are fetched with the token and shown from blob: URLs.
+            "img-src 'self' data: blob:",
             f"connect-src 'self' {ws_origin}",
             "base-uri 'none'",
             "form-action 'none'",

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -145,6 +146,23 @@ class WebHub:
         except urllib.error.HTTPError as error:
             raise RestError(error.code, error.read().decode(errors="replace")) from None
         return json.loads(text) if text else None
+
+    def upload(
+        self, vendor: Vendor, thread_id: str, filename: str, data: bytes, content_type: str
+    ) -> Any:
+        """A file uploaded to a thread as the web client does it (the raw body); the stored
+        attachment, or RestError with the hub's refusal."""
+        query = urllib.parse.urlencode({"filename": filename})
+        request = urllib.request.Request(
+            f"{self.api}/threads/{thread_id}/attachments?{query}", data=data, method="POST"
+        )
+        request.add_header("Authorization", f"Bearer {vendor.token}")
+        request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            raise RestError(error.code, error.read().decode(errors="replace")) from None
 
 
 def _encryption_key(var_dir: Path) -> str:

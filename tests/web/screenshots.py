@@ -5,11 +5,13 @@ with a wedding seeded through the REST API."""
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
+from PIL import Image, ImageDraw
 from playwright.sync_api import expect, sync_playwright
 
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
@@ -52,9 +54,19 @@ def seed(hub: WebHub) -> tuple[Vendor, Vendor, str, str]:
     for who, body in (
         (planner, "Forecast says 70% rain at 3pm. Ceremony moves under the oak marquee."),
         (caterer, "Noted: we'll set the drinks table inside the marquee too."),
-        (planner, "Fran, can the arch fit under the marquee? It's 4.5 m high."),
     ):
         hub.call(who, "POST", f"/threads/{rain}", {"body": body})
+    photo = hub.upload(planner, rain, "marquee.png", marquee(), "image/png")
+    hub.call(
+        planner,
+        "POST",
+        f"/threads/{rain}",
+        {
+            "kind": "attachment",
+            "attachment_ids": [photo["id"]],
+            "body": "Fran, can the arch fit under the marquee? It's 4.5 m high.",
+        },
+    )
     hub.call(
         caterer,
         "POST",
@@ -63,6 +75,25 @@ def seed(hub: WebHub) -> tuple[Vendor, Vendor, str, str]:
     )
     hub.call(caterer, "POST", f"/threads/{threads['Canapés timing']}", {"body": "Canapés at 5pm?"})
     return planner, florist, group["id"], rain
+
+
+def marquee() -> bytes:
+    """A picture of a marquee on a lawn under a grey sky, drawn here (no photo is shipped)."""
+    width, height = 640, 400
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):  # sky, then lawn
+        shade = 150 + y * 60 // height
+        draw.line([(0, y), (width, y)], fill=(shade, shade + 8, shade + 20))
+    draw.rectangle([0, 280, width, height], fill=(84, 140, 72))
+    draw.polygon([(120, 290), (520, 290), (480, 170), (160, 170)], fill=(246, 244, 238))
+    draw.polygon([(160, 170), (320, 90), (480, 170)], fill=(232, 229, 220))
+    for x in range(180, 480, 60):
+        draw.line([(x, 175), (x - 10, 290)], fill=(210, 206, 196), width=3)
+    draw.rectangle([290, 220, 350, 290], fill=(120, 96, 72))
+    data = io.BytesIO()
+    image.save(data, "PNG")
+    return data.getvalue()
 
 
 def main() -> int:

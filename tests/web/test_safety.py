@@ -78,6 +78,8 @@ def test_security_headers_and_only_the_packages_files(web_hub):
     assert directives["default-src"] == "'none'"
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert directives["connect-src"] == f"'self' ws://127.0.0.1:{web_hub.ws_port}"
+    # Previews of attachments are blob: URLs of what the page fetched with its token.
+    assert directives["img-src"] == "'self' data: blob:"
     assert directives["frame-ancestors"] == "'none'"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"

@@ -1,7 +1,7 @@
 // The web client's shell: the signed-in person, the connection status, and one screen at a time
 // chosen by the URL's fragment (#/ the weddings, #/g/<id> a wedding's threads, #/t/<id> a thread).
 
-import { api, configure } from './api.js';
+import { api, blob, configure, upload } from './api.js';
 import { h, replace } from './dom.js';
 import { clearToken, expiresAt, isUsable, takeTokenFromUrl, token } from './session.js';
 import { HubSocket } from './socket.js';
@@ -21,6 +21,8 @@ const app = {
   config: null,
   current: null, // the screen shown: { dispose() }
   api,
+  upload,
+  blob,
   notify,
   navigate: (hash) => {
     if (location.hash === hash) route();

@@ -255,6 +255,9 @@ export class HubSocket extends EventTarget {
       frame.latitude = item.latitude;
       frame.longitude = item.longitude;
     }
+    // Uploads done already (over REST); the same ids on a resend, which the hub recognises as
+    // the same message by its client_msg_id.
+    if (item.kind === 'attachment') frame.attachment_ids = item.attachment_ids;
     if (item.reply_to) frame.reply_to = item.reply_to;
     try {
       const ack = await this.request(frame, 20000);

@@ -1,11 +1,13 @@
 // A thread: its history (paging back as you scroll up), live messages, who is here, who is
 // typing, "seen by" from read receipts, unread marks that clear as messages come into view, and
-// the composer (Enter sends, Shift+Enter is a new line; location from the browser).
+// the composer (Enter sends, Shift+Enter is a new line; location from the browser; files, which
+// upload as they are chosen and go with the next message).
 //
 // Messages are kept by seq, so a message that arrives twice (a replay after a reconnect, or the
 // ack and the live copy of one's own message) is shown once. History comes over REST, then the
 // socket joins with `since_seq` = the newest seq shown, and the hub sends everything after it.
 
+import { ACCEPT, Previews, attachmentList, describeFiles, summary, uploadTray } from '../attachments.js';
 import { errorText, formatTime, h, listNames, replace } from '../dom.js';
 
 const PAGE = 50;
@@ -50,7 +52,10 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   const sendButton = h('button', { type: 'submit' }, 'Send');
   const locationButton = h('button', { type: 'button', class: 'secondary', onclick: () => shareLocation() }, 'Share location');
   const composerProblem = h('p', { class: 'error', role: 'alert' });
-  const composer = h('form', { class: 'composer' }, replyBar, h('div', { class: 'row' }, input, sendButton), h('div', { class: 'row tools' }, locationButton, composerProblem));
+  const fileInput = h('input', { type: 'file', multiple: true, accept: ACCEPT, hidden: true });
+  const attachButton = h('button', { type: 'button', class: 'secondary', onclick: () => fileInput.click() }, 'Attach file');
+  const uploads = uploadTray(app, threadId, { onProblem: (text) => { composerProblem.textContent = text; } });
+  const composer = h('form', { class: 'composer' }, replyBar, uploads.el, h('div', { class: 'row' }, input, sendButton), h('div', { class: 'row tools' }, attachButton, fileInput, locationButton, composerProblem));
   const back = h('a', { href: '#/', class: 'back' }, '← Threads');
 
   replace(
@@ -62,6 +67,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       composer,
     ),
   );
+  const previews = new Previews(app, log);
 
   // --- loading ----------------------------------------------------------------------------------
 
@@ -139,6 +145,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     input.disabled = readOnly;
     sendButton.disabled = readOnly;
     locationButton.disabled = readOnly;
+    attachButton.disabled = readOnly;
     if (readOnly) input.placeholder = 'This thread is archived (read-only)';
     if (!MANAGERS.has(me.role) || readOnly) {
       replace(controls);
@@ -237,7 +244,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       ),
     );
     if (message.reply_to) {
-      el.append(h('p', { class: 'quote' }, parent ? `↪ ${parent.sender_name || 'Someone'}: ${excerpt(parent.body)}` : '↪ an earlier message'));
+      el.append(h('p', { class: 'quote' }, parent ? `↪ ${parent.sender_name || 'Someone'}: ${excerpt(gist(parent))}` : '↪ an earlier message'));
     }
     if (message.kind === 'location') {
       const { latitude, longitude } = message.metadata;
@@ -251,6 +258,9 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     } else if (message.kind === 'system') {
       el.classList.add('system');
       el.append(h('p', { class: 'body' }, message.body));
+    } else if (message.kind === 'attachment') {
+      el.append(attachmentList(app, message.metadata.attachments || [], previews));
+      if (message.body) el.append(h('p', { class: 'body' }, message.body));
     } else {
       el.append(h('p', { class: 'body' }, message.body));
     }
@@ -280,6 +290,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     replace(
       el,
       h('header', {}, h('span', { class: 'who' }, 'You'), ' ', h('span', { class: 'state' }, status)),
+      item.kind === 'attachment' ? h('p', { class: 'meta' }, `Files: ${(item.attachments || []).map((a) => a.filename).join(', ')}`) : null,
       h('p', { class: 'body' }, item.kind === 'location' ? [h('span', { class: 'pin' }, 'Location'), item.body ? ` ${item.body}` : ''] : item.body),
       item.status === 'failed'
         ? h('span', { class: 'actions' },
@@ -473,6 +484,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     input.disabled = true;
     sendButton.disabled = true;
     locationButton.disabled = true;
+    attachButton.disabled = true;
     app.notify('You no longer have access to this thread.', 'error');
   }
 
@@ -495,7 +507,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     addMessage({
       id: ack.message.id, seq: ack.message.seq, sender_id: me.user_id, sender_name: me.display_name,
       org_id: me.organization_id, kind: item.kind || 'text', body: item.body, client_msg_id: item.client_msg_id,
-      reply_to: item.reply_to || null, metadata: item.kind === 'location' ? { latitude: item.latitude, longitude: item.longitude } : {},
+      reply_to: item.reply_to || null, metadata: sentMetadata(item),
       created_at: ack.message.created_at,
     }, { live: true });
   }
@@ -551,17 +563,35 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       cancelReply();
     }
   });
+  fileInput.addEventListener('change', () => {
+    composerProblem.textContent = '';
+    uploads.add(fileInput.files);
+    fileInput.value = ''; // the same file chosen again is a change too
+  });
   composer.addEventListener('submit', (event) => {
     event.preventDefault();
     const body = input.value;
-    if (!body.trim()) {
+    if (uploads.busy()) {
+      composerProblem.textContent = 'Wait until the files have uploaded, or remove them.';
+      return;
+    }
+    const files = uploads.uploaded();
+    if (!body.trim() && !files.length) {
       composerProblem.textContent = 'Write a message first.';
       return;
     }
     composerProblem.textContent = '';
     clearTimeout(typingIdle);
     typingSentAt = 0; // posting ends typing on the hub's side
-    socket.send({ thread_id: threadId, kind: 'text', body, reply_to: view.replyTo ? view.replyTo.id : null });
+    const replyTo = view.replyTo ? view.replyTo.id : null;
+    if (files.length) {
+      // The caption is the text as written (empty is fine); the hub adds what the files are.
+      const attachments = files.map(summary);
+      socket.send({ thread_id: threadId, kind: 'attachment', body, attachment_ids: attachments.map((a) => a.id), attachments, reply_to: replyTo });
+      uploads.clear();
+    } else {
+      socket.send({ thread_id: threadId, kind: 'text', body, reply_to: replyTo });
+    }
     input.value = '';
     input.style.height = 'auto';
     cancelReply();
@@ -603,7 +633,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
 
   function startReply(message) {
     view.replyTo = message;
-    replace(replyBar, `Replying to ${message.sender_id === me.user_id ? 'yourself' : message.sender_name || 'someone'}: ${excerpt(message.body)} `, h('button', { type: 'button', class: 'link', onclick: cancelReply }, 'Cancel reply'));
+    replace(replyBar, `Replying to ${message.sender_id === me.user_id ? 'yourself' : message.sender_name || 'someone'}: ${excerpt(gist(message))} `, h('button', { type: 'button', class: 'link', onclick: cancelReply }, 'Cancel reply'));
     replyBar.hidden = false;
     input.focus();
   }
@@ -633,12 +663,27 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       clearTimeout(readTimer);
       for (const timer of view.typing.values()) clearTimeout(timer);
       if (observer) observer.disconnect();
+      uploads.dispose();
+      previews.dispose();
       for (const [type, listener] of Object.entries(listeners)) socket.removeEventListener(type, listener);
       document.removeEventListener('visibilitychange', onVisible);
       socket.leave(threadId);
       document.title = 'Vendor Connections Hub';
     },
   };
+}
+
+// What a message says, for a quote: its text, or the files it carries.
+function gist(message) {
+  if (message.body || message.kind !== 'attachment') return message.body;
+  return describeFiles(message.metadata.attachments);
+}
+
+// What the hub stored with a message the page sent, for showing it from the ack alone.
+function sentMetadata(item) {
+  if (item.kind === 'location') return { latitude: item.latitude, longitude: item.longitude };
+  if (item.kind === 'attachment') return { attachments: item.attachments || [] };
+  return {};
 }
 
 function excerpt(text) {
