@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-storage bench-realtime bench-load clean
+.PHONY: run test lint bench-storage bench-realtime bench-load bench-attachments clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-realtime: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
+bench-attachments: $(STAMP)
+	$(BIN)/python -m bench.attachments $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
