@@ -9,6 +9,7 @@ the way (a limit, a refused type, the client gone, a cancellation) removes what 
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import uuid
@@ -93,7 +94,8 @@ class Attachments:
                 thumb_written = await write_sealed(self.blobs, ring, thumb_id, _once(thumb.data))
                 width, height = thumb.width, thumb.height
                 thumbnail_key, thumbnail_size = thumb_id.hex, thumb_written.size
-            record = AttachmentRecord(
+            record = functools.partial(
+                AttachmentRecord,
                 id=attachment_id,
                 thread_id=thread_id,
                 uploader_user_id=principal.user_id,
@@ -104,7 +106,6 @@ class Attachments:
                 sha256=written.sha256,
                 storage_key=attachment_id.hex,
                 key_version=ring.active_version,
-                created_at=_placeholder_time(),
                 width=width,
                 height=height,
                 thumbnail_key=thumbnail_key,
@@ -118,7 +119,7 @@ class Attachments:
             }
             entry = _with_details(audit, attachment_id, details)
             return await self.storage.write(
-                lambda now: rows.record_upload(_at(record, now), self.limits.quota_bytes),
+                lambda now: rows.record_upload(record(created_at=now), self.limits.quota_bytes),
                 audit=[entry],
             )
         except BaseException:
@@ -315,15 +316,6 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
-
-
-def _placeholder_time() -> datetime:
-    """Until the write gives the commit's moment (`_at`)."""
-    return datetime.min
-
-
-def _at(record: AttachmentRecord, now: datetime) -> AttachmentRecord:
-    return msgspec.structs.replace(record, created_at=now)
 
 
 def _with_details(entry: AuditEntry, attachment_id: UUID, details: dict) -> AuditEntry:

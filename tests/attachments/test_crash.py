@@ -3,7 +3,6 @@ it, and the next start removes what the write had begun."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,12 @@ import trio_asyncio
 from hub.storage import open_storage
 from hub.storage.sql import fetchval
 from tests.attachments.conftest import BASE, Reply, Rest
-from tests.cluster.nodes import SECRETS, Node, _start
+from tests.cluster.nodes import SECRETS, Node, start_node
 from tests.factories import add_member, new_group, new_member, new_thread
 from tests.http.wire import Connection, request
 from tests.realtime.conftest import realtime_settings
 
 pytestmark = pytest.mark.postgres
-
-
-def _environ(database_url: str, var_dir: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    environ.update(
-        SECRETS,
-        HUB_DATABASE_URL=database_url,
-        HUB_VAR_DIR=str(var_dir),
-        HUB_HTTP_PORT="0",
-        HUB_WS_PORT="0",
-        HUB_NODE_ID="crash-node",
-        HUB_LOG_LEVEL="WARNING",
-    )
-    return environ
 
 
 def _files(root: Path) -> list[Path]:
@@ -48,10 +33,7 @@ async def test_a_kill_mid_upload_leaves_nothing_served_and_the_restart_cleans_up
     postgres_url, tmp_path
 ):
     settings = realtime_settings(postgres_url, tmp_path / "test-var", **SECRETS)
-    var_dir = tmp_path / "node" / "var"
-    var_dir.mkdir(parents=True)
-    environ = _environ(postgres_url, var_dir)
-    blobs = var_dir / "blobs"
+    blobs = tmp_path / "crash-node" / "var" / "blobs"
     async with trio_asyncio.open_loop(), open_storage(settings) as storage:
         planner = await new_member(storage, settings, name="Paula Planner")
         dj = await new_member(storage, settings, role="vendor", name="Dee Jay")
@@ -59,7 +41,7 @@ async def test_a_kill_mid_upload_leaves_nothing_served_and_the_restart_cleans_up
         await add_member(storage, group, dj, invited_by=planner)
         thread = await new_thread(storage, group, planner)
 
-        node: Node = await trio.to_thread.run_sync(_start, "crash-node", environ, var_dir.parent)
+        node: Node = await start_node("crash-node", postgres_url, None, tmp_path)
         try:
             connection = await Connection.open(node.rest_url)
             head = request(
@@ -82,7 +64,7 @@ async def test_a_kill_mid_upload_leaves_nothing_served_and_the_restart_cleans_up
         assert _files(blobs / "tmp")  # what the killed write left
         assert await storage.read(_count()) == 0
 
-        node = await trio.to_thread.run_sync(_start, "crash-node", environ, var_dir.parent)
+        node = await start_node("crash-node", postgres_url, None, tmp_path)  # a restart
         try:
             assert _files(blobs) == []  # the stray removed when the store opened
             rest = Rest(node)  # type: ignore[arg-type]  (anything with a rest_url)

@@ -23,6 +23,27 @@ SHOT_LIST = (
 )
 
 
+def upload_head(
+    wedding: Wedding,
+    filename: str,
+    content_type: str,
+    *,
+    length: int | str | None = None,
+    chunked_body: bool = False,
+) -> bytes:
+    """The exact head of the planner's upload to the thread, framed by length or chunked."""
+    framing = ("Transfer-Encoding", "chunked") if chunked_body else ("Content-Length", str(length))
+    return request(
+        "POST",
+        f"{BASE}/threads/{wedding.thread.id}/attachments?filename={filename}",
+        [
+            ("Authorization", f"Bearer {wedding.planner.token}"),
+            ("Content-Type", content_type),
+            framing,
+        ],
+    )
+
+
 def blob_root(wedding: Wedding) -> Path:
     return Path(wedding.settings.blob_url)
 
@@ -173,15 +194,7 @@ async def test_an_upload_one_byte_over_the_limit_is_refused_while_it_streams(wed
     """Chunked, so the hub cannot know the size in advance: the 413 comes while the client is
     still sending (the end of the body was never sent), and the connection is closed."""
     connection = await Connection.open(wedding.rest.url)
-    head = request(
-        "POST",
-        f"{BASE}/threads/{wedding.thread.id}/attachments?filename=big.txt",
-        [
-            ("Authorization", f"Bearer {wedding.planner.token}"),
-            ("Content-Type", "text/plain"),
-            ("Transfer-Encoding", "chunked"),
-        ],
-    )
+    head = upload_head(wedding, "big.txt", "text/plain", chunked_body=True)
     body = chunked(b"a" * (MAX_FILE + 1), size=16384)
     await connection.send(head + body[: -len(b"0\r\n\r\n")])  # never the last chunk
     answer = await connection.response(b"POST")
@@ -206,15 +219,7 @@ async def test_an_upload_one_byte_over_the_limit_is_refused_while_it_streams(wed
 
 async def test_a_declared_length_over_the_limit_is_refused_before_the_body(wedding: Wedding):
     connection = await Connection.open(wedding.rest.url)
-    head = request(
-        "POST",
-        f"{BASE}/threads/{wedding.thread.id}/attachments?filename=huge.pdf",
-        [
-            ("Authorization", f"Bearer {wedding.planner.token}"),
-            ("Content-Type", "application/pdf"),
-            ("Content-Length", str(10 * 1024**3)),
-        ],
-    )
+    head = upload_head(wedding, "huge.pdf", "application/pdf", length=10 * 1024**3)
     await connection.send(head + b"%PDF-1.7\n")
     answer = await connection.response(b"POST")
     assert answer is not None and answer.status == 413
@@ -405,15 +410,7 @@ async def test_an_organization_over_its_quota_gets_507_with_the_figures(wedding:
     # Sent chunked, the size is known only once stored: the row's write refuses it, and the
     # blob already written is removed.
     connection = await Connection.open(wedding.rest.url)
-    head = request(
-        "POST",
-        f"{BASE}/threads/{wedding.thread.id}/attachments?filename=c.txt",
-        [
-            ("Authorization", f"Bearer {wedding.planner.token}"),
-            ("Content-Type", "text/plain"),
-            ("Transfer-Encoding", "chunked"),
-        ],
-    )
+    head = upload_head(wedding, "c.txt", "text/plain", chunked_body=True)
     await connection.send(head + chunked(b"c" * 250_000))
     late = await connection.response(b"POST")
     await connection.aclose()
@@ -458,15 +455,7 @@ async def test_uploads_have_a_rate_limit_of_their_own(wedding: Wedding):
 
 async def test_a_client_that_leaves_midway_leaves_nothing_behind(wedding: Wedding):
     connection = await Connection.open(wedding.rest.url)
-    head = request(
-        "POST",
-        f"{BASE}/threads/{wedding.thread.id}/attachments?filename=half.txt",
-        [
-            ("Authorization", f"Bearer {wedding.planner.token}"),
-            ("Content-Type", "text/plain"),
-            ("Content-Length", "200000"),
-        ],
-    )
+    head = upload_head(wedding, "half.txt", "text/plain", length="200000")
     await connection.send(head + b"x" * 100_000)
     await connection.aclose()
     # The hub notices the disconnect and removes the partial blob; wait until it has.

@@ -66,12 +66,13 @@ def _start(node_id: str, environ: dict[str, str], cwd: Path) -> Node:
 
 
 async def start_node(
-    node_id: str, database_url: str, redis_url: str, tmp_path: Path, **overrides: str
+    node_id: str, database_url: str, redis_url: str | None, tmp_path: Path, **overrides: str
 ) -> Node:
     """One `hub serve` node of the test's cluster (its stdout is not read after the banner:
-    it logs to stderr, which goes nowhere)."""
+    it logs to stderr, which goes nowhere). Started again with the same id, it finds the var
+    directory it left (a restart); without `redis_url` it is a hub of one process."""
     var_dir = tmp_path / node_id / "var"
-    var_dir.mkdir(parents=True)
+    var_dir.mkdir(parents=True, exist_ok=True)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     environ.update(
         SECRETS,
@@ -80,7 +81,7 @@ async def start_node(
         HUB_HTTP_PORT="0",
         HUB_WS_PORT="0",
         HUB_NODE_ID=node_id,
-        HUB_REDIS_URL=redis_url,
+        HUB_REDIS_URL=redis_url or "",
         HUB_REDIS_PREFIX="cluster-test",
         HUB_WS_MESSAGE_RATE="1000",
         HUB_WS_MESSAGE_BURST="1000",
