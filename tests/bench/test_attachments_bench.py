@@ -97,23 +97,26 @@ def test_sizes_and_default_repeats():
 
 
 def test_the_sampler_sees_a_short_peak_of_another_process():
+    """The child holds 64 MiB for 0.3 s, then says when it has let go: the check of the freed
+    memory waits for that word, not for a time a loaded machine may overrun."""
     child = subprocess.Popen(
         [
             sys.executable,
             "-c",
             'import sys, time; sys.stdin.readline(); b = b"x" * (64 << 20); '
-            "time.sleep(0.3); del b; time.sleep(5)",
+            'time.sleep(0.3); del b; print("freed", flush=True); time.sleep(30)',
         ],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
-        assert child.stdin is not None
+        assert child.stdin is not None and child.stdout is not None
         time.sleep(0.5)
         before = status(child.pid)["VmRSS"]
         with RssSampler(child.pid, 0.01) as sampled:
             child.stdin.write(b"go\n")
             child.stdin.flush()
-            time.sleep(0.6)
+            assert child.stdout.readline() == b"freed\n"
         assert sampled.peak - before >= 60 * MIB
         assert status(child.pid)["VmRSS"] - before < 8 * MIB, "the bytes were freed"
     finally:
