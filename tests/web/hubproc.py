@@ -96,6 +96,8 @@ class WebHub:
             HUB_RATE_WRITE_BURST="1000",
             HUB_RATE_SEND_PER_S="1000",
             HUB_RATE_SEND_BURST="1000",
+            HUB_RATE_UPLOAD_PER_S="1000",
+            HUB_RATE_UPLOAD_BURST="1000",
         )
         environ.update(self.extra_env)
         log = open(self.var_dir / "hub.log", "ab")

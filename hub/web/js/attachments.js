@@ -1,6 +1,7 @@
 // Files in a thread: the composer's tray of uploads (each file sent to the hub as soon as it is
 // chosen, one at a time, with its progress, and shown as a chip until the message goes), and a
-// message's attachments (image previews and download buttons).
+// message's attachments (image previews and download buttons). The thread's Files panel
+// (`files.js`) shows and saves its files through the same Previews and download.
 //
 // The hub serves files and thumbnails only with the bearer token in the Authorization header,
 // which an <img src> or <a href> cannot send: both are fetched, and shown or saved through blob:
@@ -254,7 +255,9 @@ export function attachmentList(app, attachments, previews) {
   }));
 }
 
-async function download(app, file, button, problem) {
+// Saves a file (`{ id, filename }`) through a blob: URL; `button` is disabled meanwhile and
+// `problem` says why when it fails. Messages and the thread's Files panel both save this way.
+export async function download(app, file, button, problem) {
   problem.textContent = '';
   button.disabled = true;
   try {

@@ -1,7 +1,7 @@
 // A thread: its history (paging back as you scroll up), live messages, who is here, who is
 // typing, "seen by" from read receipts, unread marks that clear as messages come into view, and
 // the composer (Enter sends, Shift+Enter is a new line; location from the browser; files, which
-// upload as they are chosen and go with the next message).
+// upload as they are chosen and go with the next message), and the thread's Files panel.
 //
 // Messages are kept by seq, so a message that arrives twice (a replay after a reconnect, or the
 // ack and the live copy of one's own message) is shown once. History comes over REST, then the
@@ -9,6 +9,7 @@
 
 import { ACCEPT, Previews, attachmentList, describeFiles, summary, uploadTray } from '../attachments.js';
 import { errorText, formatTime, h, listNames, replace } from '../dom.js';
+import { filesPanel } from '../files.js';
 
 const PAGE = 50;
 const MANAGERS = new Set(['owner', 'admin', 'manager']);
@@ -57,14 +58,23 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   const uploads = uploadTray(app, threadId, { onProblem: (text) => { composerProblem.textContent = text; } });
   const composer = h('form', { class: 'composer' }, replyBar, uploads.el, h('div', { class: 'row' }, input, sendButton), h('div', { class: 'row tools' }, attachButton, fileInput, locationButton, composerProblem));
   const back = h('a', { href: '#/', class: 'back' }, '← Threads');
+  // Who sent a file, when its message is on the page (the hub's list of files does not say).
+  const files = filesPanel(app, threadId, {
+    senderOf: (file) => {
+      const message = view.byId.get(file.message_id);
+      if (!message) return null;
+      return message.sender_id === me.user_id ? 'You' : message.sender_name || null;
+    },
+  });
 
   replace(
     main,
     h('div', { class: 'page thread-page' },
-      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, controls), here),
+      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, h('div', { class: 'controls' }, controls, files.button)), here),
       h('div', { class: 'log-wrap' }, log, jump),
       typingLine,
       composer,
+      files.dialog,
     ),
   );
   const previews = new Previews(app, log);
@@ -223,6 +233,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     }
     if (observer) observer.observe(el);
     if (live) {
+      if (message.kind === 'attachment') files.changed();
       clearTyping(message.sender_id);
       if (follow || message.sender_id === me.user_id) scrollToEnd();
       else jump.hidden = false;
@@ -665,6 +676,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       if (observer) observer.disconnect();
       uploads.dispose();
       previews.dispose();
+      files.dispose();
       for (const [type, listener] of Object.entries(listeners)) socket.removeEventListener(type, listener);
       document.removeEventListener('visibilitychange', onVisible);
       socket.leave(threadId);
