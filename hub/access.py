@@ -50,10 +50,13 @@ Action = Literal[
     "invite",
     "remove_member",
     "view_audit",
+    "acknowledge",
+    "mute",
 ]
 
-_READ_ONLY_ACTIONS = {"read", "view_audit"}
-_ANY_MEMBER = {"read", "post", "create_thread"}
+# Muting is the caller's own setting, so an archived thread may be muted too.
+_READ_ONLY_ACTIONS = {"read", "view_audit", "mute"}
+_ANY_MEMBER = {"read", "post", "create_thread", "acknowledge", "mute"}
 _THREAD_MANAGERS = {"owner", "admin", "manager"}
 _GROUP_ADMIN_ACTIONS = {"update_group", "archive_group", "invite", "remove_member", "view_audit"}
 

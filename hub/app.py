@@ -6,6 +6,8 @@
         ├── supervisor         (the broker, thread actors and session timers; its router is
         │                       the MessageRouter REST and sockets post through: hub.actors)
         ├── attachment sweep   (unattached uploads and stray blobs: hub.attachments.sweeper)
+        ├── dispatcher         (the notification outbox, delivered at least once:
+        │                       hub.actors.dispatcher)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 
 import trio
 
+from hub.actors.dispatcher import Dispatcher
+from hub.actors.inapp import InApp
 from hub.actors.supervisor import Supervisor
 from hub.attachments.service import Attachments
 from hub.attachments.stores import describe_blob_url, open_blob_store
@@ -58,6 +62,7 @@ class Running:
     supervisor: Supervisor | None = None
     metrics: Metrics | None = None
     attachments: Attachments | None = None
+    dispatcher: Dispatcher | None = None
 
 
 async def run_hub(
@@ -105,11 +110,14 @@ async def run_hub(
             hub_metrics=metrics,
             blobs=blobs,
         )
+        dispatcher = Dispatcher(storage, {"in_app": InApp(supervisor)})
+        storage.outbox_written = dispatcher.kick
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)
             await actors.start(
                 run_sweeper, app.extensions["hub"]["attachments"], settings.attachment_orphan_hours
             )
+            await actors.start(dispatcher.run)
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
                     functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),
@@ -127,6 +135,7 @@ async def run_hub(
                     supervisor=supervisor,
                     metrics=metrics,
                     attachments=app.extensions["hub"]["attachments"],
+                    dispatcher=dispatcher,
                 )
                 log.info(
                     "hub: node %s, REST on %s, WebSocket on %s",

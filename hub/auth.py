@@ -8,6 +8,7 @@ ES256 for an EC P-256 key.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class Principal:
     role: str
     name: str
     expires_at: float  # Unix time
+    # The `email` claim when it holds an address (where notification e-mail goes), else None.
+    email: str | None = None
 
     @property
     def expires(self) -> datetime:
@@ -153,7 +156,19 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     if "\x00" in name:
         # PostgreSQL cannot store it as the user's display name (hub.validation).
         raise Unauthorized("invalid token: the name claim must not contain the NUL character")
-    return Principal(user_id, org_id, role, name, float(claims["exp"]))
+    return Principal(user_id, org_id, role, name, float(claims["exp"]), _email(claims.get("email")))
+
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}")
+
+
+def _email(claim: Any) -> str | None:
+    """An address from the `email` claim; anything else (absent, not text, not one address,
+    too long) is no address: notifications then skip e-mail for the user rather than the hub
+    refusing a token its identity provider signed."""
+    if not isinstance(claim, str) or len(claim) > 254 or _EMAIL.fullmatch(claim) is None:
+        return None
+    return claim
 
 
 def issue_token(
@@ -164,6 +179,7 @@ def issue_token(
     role: str,
     name: str | None = None,
     ttl_s: int = 3600,
+    email: str | None = None,
 ) -> str:
     """A signed HS256 token, for development, tests and the bench.
 
@@ -182,6 +198,8 @@ def issue_token(
         "iat": now,
         "exp": now + ttl_s,
     }
+    if email is not None:
+        claims["email"] = email
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     if settings.jwt_issuer:

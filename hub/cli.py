@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["owner", "admin", "manager", "vendor"], help="role"
     )
     token.add_argument("--name", help="display name")
+    token.add_argument("--email", help="e-mail address (where notification e-mail goes)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
 
     migrate = commands.add_parser(
@@ -301,6 +302,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
             role=args.role,
             name=args.name,
             ttl_s=args.ttl,
+            email=args.email,
         )
     )
     return 0

@@ -165,11 +165,13 @@ class HubClient:
         latitude: float | None = None,
         longitude: float | None = None,
         attachment_ids: list[UUID] | None = None,
+        requires_ack: bool = False,
     ) -> protocol.Ack:
         """Send a message and wait for its ack (`ack.message` has id, seq, created_at). A
         location (`kind="location"`) takes `latitude` and `longitude`; `body` is its label. An
         attachment (`kind="attachment"`) takes the ids of uploads (REST `POST
-        /threads/{id}/attachments`); `body` is its caption."""
+        /threads/{id}/attachments`); `body` is its caption. A change of plan (`kind="change"`)
+        or `requires_ack` asks the other organizations to acknowledge it (`acknowledge`)."""
         frame = protocol.SendMessage(
             thread_id=thread_id,
             body=body,
@@ -180,8 +182,14 @@ class HubClient:
             latitude=latitude,
             longitude=longitude,
             attachment_ids=attachment_ids or [],
+            requires_ack=requires_ack,
         )
         return await self._request(frame)
+
+    async def acknowledge(self, thread_id: UUID, seq: int) -> protocol.Ack:
+        """Confirm message `seq` for this user's organization; `ack.duplicate` when it had
+        been confirmed already. Everyone in the thread gets `message_acknowledged`."""
+        return await self._request(protocol.AckMessage(thread_id=thread_id, seq=seq))
 
     async def typing(self, thread_id: UUID, is_typing: bool = True) -> None:
         """Fire and forget; dropped while disconnected (it would be stale anyway)."""
@@ -212,7 +220,8 @@ class HubClient:
 
     async def events(self) -> AsyncIterator[protocol.ServerFrame]:
         """Every event (not replies to requests): new_message, typing, presence, user_joined,
-        user_left, read_receipt, and errors that answer no request."""
+        user_left, read_receipt, message_acknowledged, notification, and errors that answer
+        no request."""
         async for event in self._events:
             yield event
 

@@ -39,7 +39,7 @@ class Identities:
 
     async def ensure(self, principal: Principal) -> None:
         """Make sure the caller's user and organization rows exist and are current."""
-        key = (principal.user_id, principal.org_id, principal.role, principal.name)
+        key = (principal.user_id, principal.org_id, principal.role, principal.name, principal.email)
         seen_at = self._seen.get(key)
         if seen_at is not None and self._clock() - seen_at <= self._ttl_s:
             self._seen.move_to_end(key)
@@ -52,6 +52,7 @@ class Identities:
                 username=str(principal.user_id),
                 display_name=principal.name,
                 role=principal.role,
+                email=principal.email,
             ),
         )
         self._seen[key] = self._clock()

@@ -26,12 +26,13 @@ from hub.validation import (
     Longitude,
     MessageBody,
     MessageId,
+    PositiveSeq,
     Seq,
     readable,
 )
 
 PresenceStatus = Literal["online", "away", "busy", "offline"]
-MessageKind = Literal["text", "location", "system", "attachment"]
+MessageKind = Literal["text", "location", "system", "attachment", "change"]
 ErrorCode = Literal[
     "invalid",
     "unauthorized",
@@ -106,6 +107,15 @@ class SendMessage(_Frame, tag="send_message"):
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     attachment_ids: AttachmentIds = msgspec.field(default_factory=list)
+    requires_ack: bool = False
+    ref: Ref | None = None
+
+
+class AckMessage(_Frame, tag="ack_message"):
+    """Confirm, for the caller's organization, a message that asked for acknowledgement."""
+
+    thread_id: UUID
+    seq: PositiveSeq
     ref: Ref | None = None
 
 
@@ -138,6 +148,7 @@ ClientFrame = (
     | TypingIndicator
     | UpdatePresence
     | MarkRead
+    | AckMessage
     | Ping
 )
 
@@ -175,6 +186,7 @@ class LiveMessage(msgspec.Struct):
     reply_to: int | None
     metadata: dict[str, Any]
     created_at: datetime
+    requires_ack: bool = False
 
 
 class Ready(_Frame, tag="ready"):
@@ -232,6 +244,34 @@ class ReadReceipt(_Frame, tag="read_receipt"):
     seq: int
 
 
+class MessageAcknowledged(_Frame, tag="message_acknowledged"):
+    """An organization confirmed message `seq` (its first user to do so: `user_id`)."""
+
+    thread_id: UUID
+    seq: int
+    org_id: UUID
+    user_id: UUID
+    at: datetime
+
+
+class Notification(_Frame, tag="notification"):
+    """Something the user should see (docs/notifications.md): on each of their sockets, once
+    per delivery; `id` is the inbox entry's, so a repeated delivery is recognisable. `quiet`
+    is true during the user's quiet hours (show it, do not alert)."""
+
+    id: int
+    reason: str
+    urgent: bool
+    thread_id: UUID
+    seq: int
+    group_id: UUID
+    created_at: datetime
+    quiet: bool = False
+    thread_title: str | None = None
+    sender_name: str | None = None
+    preview: str | None = None
+
+
 class Pong(_Frame, tag="pong"):
     ref: str | None = None
 
@@ -253,6 +293,8 @@ ServerFrame = (
     | Typing
     | Presence
     | ReadReceipt
+    | MessageAcknowledged
+    | Notification
     | Pong
     | Error
 )

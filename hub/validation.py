@@ -48,8 +48,9 @@ PositiveSeq = Annotated[int, Meta(ge=1, le=BIGINT_MAX)]
 
 MessageBody = text(max_length=MESSAGE_BODY_MAX)
 ClientMsgId = text(min_length=1, max_length=100)
-# `system` comes from the hub, never from a client.
-ClientKind = Literal["text", "location", "attachment"]
+# `system` comes from the hub, never from a client. `change` is a change of plan (timeline,
+# weather, substitution): a text that every other member organization must acknowledge.
+ClientKind = Literal["text", "location", "attachment", "change"]
 # At most this many uploads travel in one message (Mattermost's default is 10 too).
 ATTACHMENTS_PER_MESSAGE_MAX = 10
 AttachmentIds = Annotated[list[UUID], Meta(max_length=ATTACHMENTS_PER_MESSAGE_MAX)]
@@ -100,14 +101,18 @@ def message_content(
     the rule it breaks: text needs a body that is not only white space; a location needs both
     coordinates (kept in the metadata) and may carry a body as its label; an attachment needs
     `attachment_ids` and may carry a body as its caption (the door adds what the uploads are,
-    as `metadata.attachments`, which a client may not set itself)."""
-    if kind not in ("text", "location", "attachment"):
+    as `metadata.attachments`, which a client may not set itself); a change needs a body, as
+    text does. `metadata.mentions` is the hub's too (`hub.notifications.mentions`)."""
+    if kind not in ("text", "location", "attachment", "change"):
         raise FieldInvalid(
-            "kind", "must be text, location or attachment (system messages come from the hub)"
+            "kind",
+            "must be text, location, attachment or change (system messages come from the hub)",
         )
     check_json_object(metadata, "metadata")
     if "attachments" in metadata:
         raise FieldInvalid("metadata.attachments", "is set by the hub from attachment_ids")
+    if "mentions" in metadata:
+        raise FieldInvalid("metadata.mentions", "is set by the hub from the body's @mentions")
     metadata = dict(metadata)
     if kind == "attachment":
         if not attachment_ids:
@@ -125,7 +130,7 @@ def message_content(
         metadata["latitude"], metadata["longitude"] = latitude, longitude
         return body, metadata
     if not body.strip():
-        raise FieldInvalid("body", "must not be empty for a text message")
+        raise FieldInvalid("body", f"must not be empty for a {kind} message")
     for name, value in (("latitude", latitude), ("longitude", longitude)):
         if value is not None:
             raise FieldInvalid(name, "is only allowed when kind is location")

@@ -25,14 +25,18 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from hub import protocol
 from hub.access import decided_in_write
 from hub.actors.registry import COMMAND_TIMEOUT_S, ThreadRegistry
 from hub.actors.sessions import SessionDirectory
-from hub.actors.thread import Post, Revoke
+from hub.actors.thread import Acknowledged, Post, Revoke
 from hub.auth import Principal
+from hub.broker import events as crossing
 from hub.broker.contract import Broker
 from hub.broker.events import MembershipRevoked
+from hub.frames import event_frame
 from hub.storage import Storage
+from hub.storage.acknowledgements import Acknowledgement
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
 from hub.storage.threads import thread_ids_of_group
@@ -85,6 +89,22 @@ class Router:
     async def _post(self, post: Post) -> StoredMessage:
         await self._threads.send(post.message.thread_id, post)
         return await post.reply.wait(self._answer_timeout_s)
+
+    def acknowledged(self, ack: Acknowledgement) -> None:
+        """An organization confirmed a message (committed): every subscriber of its thread, on
+        this node and the others, gets `message_acknowledged`. Published here rather than by
+        the thread's actor, which need not run on the node that took the acknowledgement."""
+        frame = event_frame(
+            protocol.MessageAcknowledged(
+                thread_id=ack.thread_id,
+                seq=ack.seq,
+                org_id=ack.organization_id,
+                user_id=ack.user_id,
+                at=ack.acknowledged_at,
+            )
+        )
+        self._threads.notify(ack.thread_id, Acknowledged(frame))
+        self._broker.publish(ack.thread_id, crossing.Acknowledged(self._broker.node_id, frame))
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
         """An organization was removed from a group: end its live subscriptions to the group's

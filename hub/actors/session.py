@@ -38,7 +38,7 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 from uuid import UUID
 
 import trio
@@ -48,19 +48,19 @@ from hub.access import authorize_thread
 from hub.actors.stats import HubStats
 from hub.actors.thread import Subscriber
 from hub.actors.timers import SessionTimers
-from hub.attachments.service import attachment_summaries
 from hub.auth import Principal, TokenVerifier
 from hub.config import Settings
 from hub.errors import HubError, Invalid, NotFound, Overloaded, Unauthorized
 from hub.frames import error_frame, event_frame, internal_error
+from hub.messaging import compose_draft
 from hub.metrics import Metrics
 from hub.ratelimit import Decision
 from hub.storage import Storage
+from hub.storage.acknowledgements import Acknowledgement
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.messages import history_kept_since
 from hub.storage.receipts import mark_read
 from hub.storage.records import AuditEntry, MessageDraft, StoredMessage
-from hub.validation import message_content
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,18 @@ class SessionHost(Protocol):
 
     def receipt(self, thread_id: UUID, user_id: UUID, seq: int, session_id: str) -> None: ...
 
+    async def acknowledge(
+        self, principal: Principal, thread_id: UUID, seq: int, entry: AuditEntry
+    ) -> Acknowledgement: ...
+
     def set_user_status(self, user_id: UUID, status: str) -> None: ...
 
     async def ensure_identity(self, principal: Principal) -> None: ...
+
+
+# What the session's worker does in arrival order, so an acknowledgement or a read mark sent
+# after a message is taken after it.
+_Work = Union["_Send", protocol.MarkRead, protocol.AckMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +313,7 @@ class Session:
         self.peer = peer or Peer()
         # positive decisions -> (expiry, the thread's group)
         self._access: dict[tuple[UUID, str], tuple[float, UUID]] = {}
-        self._work_send, self._work = trio.open_memory_channel[_Send | protocol.MarkRead | UUID](
-            WORK_QUEUE
-        )
+        self._work_send, self._work = trio.open_memory_channel[_Work | UUID](WORK_QUEUE)
         metrics = host.metrics
         self._frames_in = metrics.frames_in
         self._frames_in_invalid = metrics.frames_in_invalid
@@ -541,6 +548,8 @@ class Session:
                     await self._rejoin(item)
                 elif isinstance(item, _Send):
                     await self._send_message(item.frame, item.timing)
+                elif isinstance(item, protocol.AckMessage):
+                    await self._ack_message(item)
                 else:
                     await self._mark_read(item)
             except HubError as exc:
@@ -585,7 +594,7 @@ class Session:
                     return
                 # Send→commit starts when the frame came off the socket (hub.metrics).
                 self._queue_work(_Send(frame, SendTiming(self._frame_at)))
-            case protocol.MarkRead():
+            case protocol.MarkRead() | protocol.AckMessage():
                 self._queue_work(frame)
             case protocol.TypingIndicator():
                 if frame.thread_id not in self._subscriptions:
@@ -599,7 +608,7 @@ class Session:
             case protocol.Auth():
                 await self._refresh(frame)
 
-    def _queue_work(self, item: _Send | protocol.MarkRead) -> None:
+    def _queue_work(self, item: _Work) -> None:
         try:
             self._work_send.send_nowait(item)
         except trio.WouldBlock:
@@ -639,35 +648,22 @@ class Session:
             raise
 
     async def _send_message(self, frame: protocol.SendMessage, timing: SendTiming) -> None:
-        body, metadata = message_content(
-            frame.kind,
-            frame.body,
-            frame.metadata,
-            frame.latitude,
-            frame.longitude,
-            frame.attachment_ids,
+        principal = self.principal
+        message = await compose_draft(
+            self._host.storage,
+            principal,
+            frame.thread_id,
+            client_msg_id=frame.client_msg_id,
+            kind=frame.kind,
+            body=frame.body,
+            metadata=frame.metadata,
+            latitude=frame.latitude,
+            longitude=frame.longitude,
+            attachment_ids=frame.attachment_ids,
+            reply_to=frame.reply_to,
+            requires_ack=frame.requires_ack,
         )
         group_id = await self._authorize(frame.thread_id, "post")
-        principal = self.principal
-        if frame.attachment_ids:
-            metadata["attachments"] = await attachment_summaries(
-                self._host.storage,
-                principal,
-                frame.thread_id,
-                frame.attachment_ids,
-                frame.client_msg_id,
-            )
-        message = MessageDraft(
-            thread_id=frame.thread_id,
-            sender_user_id=principal.user_id,
-            sender_org_id=principal.org_id,
-            client_msg_id=frame.client_msg_id,
-            body=body,
-            kind=frame.kind,
-            reply_to=frame.reply_to,
-            metadata=metadata,
-            attachment_ids=tuple(frame.attachment_ids),
-        )
         # The same audit row as a REST send (hub.http.messages), from the handshake's peer.
         entry = AuditEntry(
             action="message.send",
@@ -694,6 +690,28 @@ class Session:
                     id=stored.id, seq=stored.seq, created_at=stored.created_at
                 ),
                 duplicate=True if stored.duplicate else None,
+            )
+        )
+
+    async def _ack_message(self, frame: protocol.AckMessage) -> None:
+        principal = self.principal
+        entry = AuditEntry(
+            action="message.acknowledge",
+            target_type="message",
+            target_id=str(frame.seq),
+            actor_user_id=principal.user_id,
+            actor_org_id=principal.org_id,
+            ip=self.peer.ip,
+            user_agent=self.peer.user_agent,
+            details={"via": "websocket"},
+        )
+        ack = await self._host.acknowledge(principal, frame.thread_id, frame.seq, entry)
+        self.send(
+            protocol.Ack(
+                ref=frame.ref,
+                thread_id=frame.thread_id,
+                seq=frame.seq,
+                duplicate=None if ack.new else True,
             )
         )
 

@@ -42,6 +42,10 @@ class LiveSession(Protocol):
         """Ask the session to close its socket with `code` (it never blocks)."""
         ...
 
+    def deliver(self, frame: bytes, *, essential: bool) -> None:
+        """Queue an encoded event for the socket (it never blocks)."""
+        ...
+
 
 class SessionDirectory:
     """Every live session, by id and by user (see the module's contract)."""

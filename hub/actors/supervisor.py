@@ -59,16 +59,24 @@ from hub.actors.timers import SessionTimers
 from hub.auth import Principal
 from hub.broker.contract import Broker
 from hub.broker.errors import BrokerUnavailable
-from hub.broker.events import ControlEvent, MembershipRevoked, ThreadEvent, UserStatusSet
+from hub.broker.events import (
+    ControlEvent,
+    MembershipRevoked,
+    ThreadEvent,
+    UserNotified,
+    UserStatusSet,
+)
 from hub.broker.memory import MemoryBroker
 from hub.config import Settings
 from hub.errors import HubError, Overloaded
 from hub.identities import Identities
+from hub.messaging import acknowledge_message
 from hub.metrics import Metrics
 from hub.ratelimit import Budget, Decision, RateLimiter
 from hub.storage import Storage
+from hub.storage.acknowledgements import Acknowledgement
 from hub.storage.actor import AuditSpec, SendTiming
-from hub.storage.records import MessageDraft, StoredMessage
+from hub.storage.records import AuditEntry, MessageDraft, StoredMessage
 
 IDENTITY_TTL_S = 600.0
 
@@ -247,6 +255,13 @@ class Supervisor:
     def receipt(self, thread_id: UUID, user_id: UUID, seq: int, session_id: str) -> None:
         self.threads.notify(thread_id, Receipt(user_id, seq, session_id))
 
+    async def acknowledge(
+        self, principal: Principal, thread_id: UUID, seq: int, entry: AuditEntry
+    ) -> Acknowledgement:
+        return await acknowledge_message(
+            self.storage, self.router, principal, thread_id, seq, entry
+        )
+
     def set_user_status(self, user_id: UUID, status: str) -> None:
         self.presence.set_status(user_id, status)
 
@@ -259,8 +274,19 @@ class Supervisor:
         for thread_id in thread_ids:
             self.threads.notify(thread_id, Resync())
 
+    def notify_user(self, user_id: UUID, frame: bytes) -> None:
+        """A `notification` frame for every socket of the user, on this node and the others."""
+        self._deliver_to_user(user_id, frame)
+        self.broker.publish_control(UserNotified(self.broker.node_id, user_id, frame))
+
+    def _deliver_to_user(self, user_id: UUID, frame: bytes) -> None:
+        for session in self.sessions.of_user(user_id):
+            session.deliver(frame, essential=True)
+
     def control_event(self, event: ControlEvent) -> None:
         match event:
+            case UserNotified(user_id=user_id, frame=frame):
+                self._deliver_to_user(user_id, frame)
             case UserStatusSet(user_id=user_id, status=status):
                 self.presence.status_set_elsewhere(user_id, status)
             case MembershipRevoked(group_id=group_id, organization_id=organization_id):

@@ -243,6 +243,14 @@ class Receipt:
 
 
 @dataclass(eq=False, slots=True)
+class Acknowledged:
+    """An organization confirmed a message (`frame` is its `message_acknowledged` event),
+    committed on this node; the router published it to the others."""
+
+    frame: bytes
+
+
+@dataclass(eq=False, slots=True)
 class Revoke:
     """An organization lost its membership of this thread's group: its live subscriptions end
     now, not at their next join."""
@@ -312,6 +320,7 @@ Command = (
     | SetTyping
     | SetStatus
     | Receipt
+    | Acknowledged
     | Revoke
     | Remote
     | CheckSeq
@@ -528,6 +537,8 @@ class ThreadActor:
                     frame, protocol.ReadReceipt, essential=True, exclude_session=command.session_id
                 )
                 self._broker.publish(self.thread_id, crossing.ReceiptRead(self._origin, frame))
+            case Acknowledged(frame=frame):
+                self._broadcast(frame, protocol.MessageAcknowledged, essential=True)
             case Revoke():
                 self._revoke(command.organization_id)
             case Remote():
@@ -695,6 +706,7 @@ class ThreadActor:
             reply_to=message.reply_to,
             metadata=message.metadata,
             created_at=stored.created_at,
+            requires_ack=message.requires_ack,
         )
         frame = event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
         self._broker.publish(
@@ -822,6 +834,8 @@ class ThreadActor:
                     self._broadcast(frame, protocol.Typing, essential=False, exclude_user=user_id)
             case crossing.ReceiptRead(frame=frame):
                 self._broadcast(frame, protocol.ReadReceipt, essential=True)
+            case crossing.Acknowledged(frame=frame):
+                self._broadcast(frame, protocol.MessageAcknowledged, essential=True)
             case crossing.UserJoined(user_id=user_id, entry=entry, frame=frame):
                 if user_id not in self._shown:
                     self._shown[user_id] = decode_entry(entry)
@@ -975,6 +989,7 @@ class ThreadActor:
             reply_to=message.reply_to,
             metadata=message.metadata,
             created_at=message.created_at,
+            requires_ack=message.requires_ack,
         )
         return event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
 

@@ -38,6 +38,13 @@ class ReceiptRead(msgspec.Struct, tag="r", array_like=True, frozen=True):
     frame: bytes
 
 
+class Acknowledged(msgspec.Struct, tag="a", array_like=True, frozen=True):
+    """An organization confirmed a message: `frame` is its `message_acknowledged` event."""
+
+    origin: str
+    frame: bytes
+
+
 class UserJoined(msgspec.Struct, tag="j", array_like=True, frozen=True):
     """The user is in the thread now, on some node; `entry` is their encoded
     `protocol.PresenceEntry`."""
@@ -63,7 +70,15 @@ class StatusChanged(msgspec.Struct, tag="s", array_like=True, frozen=True):
     frame: bytes
 
 
-ThreadEvent = MessageCommitted | TypingChanged | ReceiptRead | UserJoined | UserLeft | StatusChanged
+ThreadEvent = (
+    MessageCommitted
+    | TypingChanged
+    | ReceiptRead
+    | Acknowledged
+    | UserJoined
+    | UserLeft
+    | StatusChanged
+)
 
 
 class MembershipRevoked(msgspec.Struct, tag="revoked", array_like=True, frozen=True):
@@ -83,7 +98,17 @@ class UserStatusSet(msgspec.Struct, tag="status", array_like=True, frozen=True):
     status: str
 
 
-ControlEvent = MembershipRevoked | UserStatusSet
+class UserNotified(msgspec.Struct, tag="notified", array_like=True, frozen=True):
+    """A notification for a user (`frame`, its `notification` event): every node with one of
+    their sessions writes it to them. At most once, like every control event: the user's inbox
+    (`GET /me/notifications`) is what keeps it."""
+
+    origin: str
+    user_id: UUID
+    frame: bytes
+
+
+ControlEvent = MembershipRevoked | UserStatusSet | UserNotified
 
 _encoder = msgspec.msgpack.Encoder()
 _thread_decoder = msgspec.msgpack.Decoder(ThreadEvent)

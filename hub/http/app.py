@@ -5,10 +5,14 @@
     metrics   /metrics at the root (public unless HUB_METRICS_TOKEN), and every request
               counted by route template, method and status
     me        /me, the caller as the hub sees their token
+    notifications  /me/notifications (the in-app inbox), /me/notifications/read
+    preferences  /me/notification-preferences, /threads/{thread_id}/mute
     groups    /groups, /groups/{group_id}
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
+    acknowledgements  POST /threads/{thread_id}/messages/{seq}/ack, and the board of who has
+              confirmed (/threads/{thread_id}/messages/{seq}/acknowledgements)
     attachments  POST /threads/{thread_id}/attachments (streamed), /attachments/{id}
               (download, ranges), /attachments/{id}/thumbnail, /attachments/{id}/info
     audit     /audit
@@ -32,6 +36,7 @@ from hub.attachments.service import Attachments, Limits
 from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.http import (
+    acknowledgements,
     attachments,
     audit,
     bodies,
@@ -43,7 +48,9 @@ from hub.http import (
     members,
     messages,
     metrics,
+    notifications,
     openapi,
+    preferences,
     service,
     threads,
     webclient,
@@ -114,7 +121,8 @@ def create_app(
     app.register_blueprint(service.root)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(webclient.blueprint)
-    for family in (service, me, groups, members, threads, messages, attachments, audit):
+    families = (service, me, notifications, preferences, groups, members, threads, messages)
+    for family in (*families, acknowledgements, attachments, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

@@ -94,6 +94,8 @@ async def attachment_out(record: AttachmentRecord) -> AttachmentOut:
         sha256=record.sha256,
         created_at=record.created_at,
         thumbnail=record.thumbnail_key is not None,
+        uploader_user_id=record.uploader_user_id,
+        uploader_name=record.uploader_name,
         width=record.width,
         height=record.height,
         message_id=record.message_id,

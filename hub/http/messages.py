@@ -17,16 +17,14 @@ from uuid import UUID
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.attachments.service import attachment_summaries
 from hub.http.identity import audit, current_principal, current_router, current_storage
 from hub.http.metrics import request_started
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
 from hub.http.schemas import MessageAck, MessageIn
-from hub.messaging import MessageRouter
+from hub.messaging import MessageRouter, compose_draft
 from hub.storage.actor import SendTiming
 from hub.storage.records import MessageDraft, StoredMessage
-from hub.validation import message_content
 
 blueprint = Blueprint("messages", __name__)
 
@@ -68,31 +66,28 @@ async def send_message(thread_id: str, data: MessageIn) -> tuple[MessageAck, int
     `kind=location` needs `latitude` and `longitude`. `kind=attachment` needs `attachment_ids`,
     uploads of the sender to this thread not yet attached (400 naming the one that is not);
     the message's `metadata.attachments` then describes them. `reply_to` must be a message id
-    of the same thread (400 otherwise).
+    of the same thread (400 otherwise). `@name` of a member user or `@org` of a member
+    organization in the body is a mention (`metadata.mentions`): they are notified.
+    `requires_ack` (always for `kind=change`, a change of plan) asks every other member
+    organization to acknowledge it (`POST /threads/{id}/messages/{seq}/ack`).
     """
     tid = path_id("thread_id", thread_id)
-    body, metadata = message_content(
-        data.kind, data.body, data.metadata, data.latitude, data.longitude, data.attachment_ids
-    )
-    principal = current_principal()
     client_msg_id = data.client_msg_id or uuid.uuid4().hex
-    if data.attachment_ids:
-        metadata["attachments"] = await attachment_summaries(
-            current_storage(), principal, tid, data.attachment_ids, client_msg_id
-        )
-    stored = await post_message(
-        MessageDraft(
-            thread_id=tid,
-            sender_user_id=principal.user_id,
-            sender_org_id=principal.org_id,
-            client_msg_id=client_msg_id,
-            body=body,
-            kind=data.kind,
-            reply_to=data.reply_to,
-            metadata=metadata,
-            attachment_ids=tuple(data.attachment_ids),
-        ),
+    draft = await compose_draft(
+        current_storage(),
+        current_principal(),
+        tid,
+        client_msg_id=client_msg_id,
+        kind=data.kind,
+        body=data.body,
+        metadata=data.metadata,
+        latitude=data.latitude,
+        longitude=data.longitude,
+        attachment_ids=data.attachment_ids,
+        reply_to=data.reply_to,
+        requires_ack=data.requires_ack,
     )
+    stored = await post_message(draft)
     ack = MessageAck(
         id=stored.id,
         thread_id=stored.thread_id,

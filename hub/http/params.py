@@ -29,6 +29,13 @@ def path_id(name: str, value: str) -> UUID:
         raise FieldInvalid(name, "must be a UUID", location="path") from None
 
 
+def path_seq(name: str, value: str) -> int:
+    """A message's seq from a path segment (1 and up); anything else is a 422 naming it."""
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= BIGINT_MAX:
+        raise FieldInvalid(name, f"must be an integer from 1 to {BIGINT_MAX}", location="path")
+    return int(value)
+
+
 def encode_cursor(listing: str, key: list[Any]) -> str:
     raw = msgspec.json.encode([_CURSOR_VERSION, listing, *key])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -352,6 +352,7 @@ class MessageOut(msgspec.Struct):
     created_at: datetime
     reply_to: int | None = None
     edited_at: datetime | None = None
+    requires_ack: bool = False
 
 
 class PresenceOut(msgspec.Struct):
@@ -388,8 +389,9 @@ class ThreadDetail(msgspec.Struct):
 class MessageIn(Request):
     """`kind=text` needs a non-empty body; `kind=location` needs latitude and longitude and may
     carry a body as its label; `kind=attachment` needs `attachment_ids` (the sender's unattached
-    uploads to this thread, at most 10) and may carry a body as its caption. Repeating a
-    `client_msg_id` returns the original message."""
+    uploads to this thread, at most 10) and may carry a body as its caption; `kind=change` (a
+    change of plan) needs a body and always asks for acknowledgement, as `requires_ack` makes
+    any message do. Repeating a `client_msg_id` returns the original message."""
 
     body: MessageBody = ""
     kind: ClientKind = "text"
@@ -399,6 +401,7 @@ class MessageIn(Request):
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     attachment_ids: AttachmentIds = []
+    requires_ack: bool = False
 
 
 class MessageAck(msgspec.Struct):
@@ -408,6 +411,158 @@ class MessageAck(msgspec.Struct):
     client_msg_id: str
     created_at: datetime
     duplicate: bool
+
+
+# --- notification preferences --------------------------------------------------------------------
+
+# 'HH:MM' on a 24-hour clock.
+WallTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+TimeZoneName = text(min_length=1, max_length=64)
+
+
+class ChannelsIn(Request):
+    """Channels left out stay as they are."""
+
+    in_app: bool | UnsetType = UNSET
+    email: bool | UnsetType = UNSET
+    webhook: bool | UnsetType = UNSET
+
+
+class QuietHours(Request):
+    """Local wall-clock times in the preferences' `time_zone`; `start` after `end` spans
+    midnight ('22:00' to '07:00')."""
+
+    start: WallTime
+    end: WallTime
+
+
+class PreferencesIn(Request):
+    """Fields left out stay as they are; `quiet_hours: null` removes them. `email_consent`
+    records (true) or withdraws (false) the agreement to notification e-mail, which goes out
+    only while it stands."""
+
+    channels: ChannelsIn | UnsetType = UNSET
+    urgent_only: bool | UnsetType = UNSET
+    quiet_hours: QuietHours | UnsetType | None = UNSET
+    time_zone: TimeZoneName | UnsetType = UNSET
+    mention_alerts: bool | UnsetType = UNSET
+    email_consent: bool | UnsetType = UNSET
+
+
+class ChannelsOut(msgspec.Struct):
+    in_app: bool
+    email: bool
+    webhook: bool
+
+
+class QuietHoursOut(msgspec.Struct):
+    start: str
+    end: str
+
+
+class PreferencesOut(msgspec.Struct):
+    """`email_address` is the one the caller's token names (None: none, so no e-mail);
+    `email_active` says whether notification e-mail reaches them now: the channel on, consent
+    given, an address known, and the hub has an SMTP server."""
+
+    channels: ChannelsOut
+    urgent_only: bool
+    time_zone: str
+    mention_alerts: bool
+    email_active: bool
+    quiet_hours: QuietHoursOut | None = None
+    consent_at: datetime | None = None
+    email_address: str | None = None
+    updated_at: datetime | None = None
+
+
+class InboxQuery(Request):
+    """`before` is the id of the last notification of the previous page."""
+
+    limit: Limit = 50
+    before: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None
+    unread: bool = False
+
+
+class NotificationOut(msgspec.Struct):
+    """Why the caller is told (`mention`, `org_mention`, `ack_request`, `reminder`,
+    `escalation`) about message `seq` of a thread; `preview` is the start of its text."""
+
+    id: int
+    reason: str
+    urgent: bool
+    created_at: datetime
+    group_id: UUID
+    group_name: str
+    thread_id: UUID
+    thread_title: str
+    seq: int
+    read_at: datetime | None = None
+    sender_name: str | None = None
+    preview: str | None = None
+
+
+class InboxOut(msgspec.Struct):
+    notifications: list[NotificationOut]
+    unread_count: int
+    has_more: bool
+
+
+class MarkReadIn(Request):
+    """Either the ids to mark read, or `all: true`."""
+
+    ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**63 - 1)]], Meta(max_length=500)] = []
+    all: bool = False
+
+
+class MarkedOut(msgspec.Struct):
+    marked: int
+    unread_count: int
+
+
+class MuteIn(Request):
+    muted: bool
+
+
+class MuteOut(msgspec.Struct):
+    thread_id: UUID
+    muted: bool
+    muted_at: datetime | None = None
+
+
+# --- acknowledgements ----------------------------------------------------------------------------
+
+
+class AcknowledgementOut(msgspec.Struct):
+    """An organization's confirmation of a message; `duplicate` when it had confirmed before
+    (this is that earlier confirmation)."""
+
+    thread_id: UUID
+    seq: int
+    org_id: UUID
+    user_id: UUID
+    at: datetime
+    duplicate: bool
+
+
+class BoardEntryOut(msgspec.Struct):
+    """A member organization on a message's board: `acknowledged` (by `user_id` at `at`),
+    `pending`, or `sender` (its organization sent the message)."""
+
+    org_id: UUID
+    org_name: str
+    state: Literal["acknowledged", "pending", "sender"]
+    reminders_sent: int
+    user_id: UUID | None = None
+    user_name: str | None = None
+    at: datetime | None = None
+
+
+class BoardOut(msgspec.Struct):
+    thread_id: UUID
+    seq: int
+    pending: int
+    organizations: list[BoardEntryOut]
 
 
 # --- attachments ---------------------------------------------------------------------------------
@@ -422,7 +577,8 @@ class UploadQuery(Request):
 class AttachmentOut(msgspec.Struct, omit_defaults=True):
     """An uploaded file. `width` and `height` are an image's (upright); `thumbnail` says
     whether `GET /attachments/{id}/thumbnail` has one. Attach it by sending a message of
-    `kind=attachment` with its id in `attachment_ids`."""
+    `kind=attachment` with its id in `attachment_ids`. Only its uploader can attach it, so
+    `uploader_user_id` and `uploader_name` (their display name now) say who sent it."""
 
     id: UUID
     thread_id: UUID
@@ -432,6 +588,8 @@ class AttachmentOut(msgspec.Struct, omit_defaults=True):
     sha256: str
     created_at: datetime
     thumbnail: bool
+    uploader_user_id: UUID
+    uploader_name: str | None = None
     width: int | None = None
     height: int | None = None
     message_id: int | None = None

@@ -263,6 +263,7 @@ def _message_out(m: Message) -> MessageOut:
         created_at=m.created_at,
         reply_to=m.reply_to,
         edited_at=m.edited_at,
+        requires_ack=m.requires_ack,
     )
 
 

@@ -22,6 +22,7 @@ import msgspec
 from hub.errors import Invalid
 from hub.storage.attachments import link_attachments
 from hub.storage.messages import append_messages_each, writable_thread_error
+from hub.storage.notifications import notify_message
 from hub.storage.records import SealedMessage, StoredMessage, row_to
 from hub.storage.sql import Op, StatementError, execute
 
@@ -54,7 +55,7 @@ class AppendDialect(Protocol):
 
 INSERT_COLUMNS = (
     "thread_id, seq, sender_user_id, sender_org_id, kind, body_ciphertext, body_nonce, "
-    "key_version, client_msg_id, reply_to, metadata"
+    "key_version, client_msg_id, reply_to, metadata, requires_ack"
 )
 
 _encode_json = msgspec.json.Encoder().encode
@@ -137,6 +138,7 @@ def _append_together(
                     m.client_msg_id,
                     m.reply_to,
                     _encode_json(m.metadata).decode(),
+                    m.requires_ack,
                 )
                 for _, m, seq in inserts
             ],
@@ -148,12 +150,15 @@ def _append_together(
             if message.attachment_ids:
                 yield from _link(ids[(message.thread_id, seq)], message)
         for index, message, seq in inserts:
-            outcomes[index] = StoredMessage(
+            stored = StoredMessage(
                 id=ids[(message.thread_id, seq)],
                 thread_id=message.thread_id,
                 seq=seq,
                 created_at=now,
             )
+            if message.notifies:
+                yield from notify_message(message, stored)
+            outcomes[index] = stored
 
     for index, first in repeats:
         original = outcomes[first]

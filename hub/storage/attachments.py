@@ -41,6 +41,8 @@ class AttachmentRecord(msgspec.Struct, frozen=True):
     thumbnail_size: int | None = None
     # The client_msg_id of the message it is attached to (a retried send carries the same).
     message_client_msg_id: str | None = None
+    # The uploader's display name as it is now (who sent it, once it is attached).
+    uploader_name: str | None = None
 
     def summary(self, filename: str) -> dict[str, object]:
         """What a message carries about it (`metadata.attachments`, sealed with the message):
@@ -61,8 +63,11 @@ class AttachmentRecord(msgspec.Struct, frozen=True):
 _COLUMNS = """a.id, a.thread_id, a.uploader_user_id, a.uploader_org_id, a.filename_sealed,
     a.content_type, a.size_bytes, a.sha256, a.storage_key, a.key_version, a.created_at,
     a.message_id, a.width, a.height, a.thumbnail_key, a.thumbnail_size,
-    m.client_msg_id AS message_client_msg_id"""
-_FROM = "message_attachments AS a LEFT JOIN thread_messages AS m ON m.id = a.message_id"
+    m.client_msg_id AS message_client_msg_id, u.display_name AS uploader_name"""
+_FROM = (
+    "message_attachments AS a LEFT JOIN thread_messages AS m ON m.id = a.message_id "
+    "JOIN user_profiles AS u ON u.id = a.uploader_user_id"
+)
 
 
 def organization_usage(org_id: UUID) -> Op[int]:

@@ -29,6 +29,7 @@ class Identity:
     username: str
     display_name: str
     role: str
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]
     yield executemany(
         identities.UPSERT_USER,
         [
-            (i.user_id, i.organization_id, i.username, i.display_name, i.role, now)
+            (i.user_id, i.organization_id, i.username, i.display_name, i.role, now, i.email)
             for i in sorted(items, key=lambda i: i.user_id)
         ],
     )
@@ -65,6 +66,7 @@ def upsert_identity_each(item: Identity, now: datetime) -> Op[Any]:
             display_name=item.display_name,
             role=item.role,
             now=now,
+            email=item.email,
         )
     )
 

@@ -60,6 +60,11 @@ class Storage:
         self.lanes = lanes
         self.sealing = Sealing(master, self, keyring)
         self._timeout_s = timeout_s
+        # Channels beyond the in-app inbox that a stored message's notifications go out
+        # through; the hub adds email when it has an SMTP server (hub.app).
+        self.outward: tuple[str, ...] = ("webhook",)
+        # Called after a commit that wrote deliveries (the dispatcher's `kick`, hub.app).
+        self.outbox_written: Callable[[], None] = lambda: None
 
     @property
     def stats(self) -> StorageStats:
@@ -107,10 +112,12 @@ class Storage:
         """Encrypt and store a message; the answer comes only after its commit. `authorize`
         decides the sender's access in the same transaction (hub.access.decided_in_write);
         `timing` is given the commit's moment."""
-        request = Request(
-            message=self.sealing.seal(message), audit=audit, authorize=authorize, timing=timing
-        )
-        return await self.lanes.submit(request, timeout_s)
+        sealed = self.sealing.seal(message, self.outward)
+        request = Request(message=sealed, audit=audit, authorize=authorize, timing=timing)
+        stored = await self.lanes.submit(request, timeout_s)
+        if sealed.notifies and not stored.duplicate:
+            self.outbox_written()
+        return stored
 
     async def read(self, op: Op[T], *, timeout_s: float | None = None) -> T:
         with trio.move_on_after(timeout_s or self._timeout_s) as scope:

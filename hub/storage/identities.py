@@ -19,13 +19,15 @@ ON CONFLICT (id) DO NOTHING
 
 UPSERT_USER = """
 INSERT INTO user_profiles
-    (id, organization_id, username, display_name, role, created_at, updated_at, last_seen_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
+    (id, organization_id, username, display_name, role, created_at, updated_at, last_seen_at,
+     email)
+VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7)
 ON CONFLICT (id) DO UPDATE SET
     organization_id = excluded.organization_id,
     username = excluded.username,
     display_name = excluded.display_name,
     role = excluded.role,
+    email = excluded.email,
     updated_at = excluded.updated_at,
     last_seen_at = excluded.last_seen_at
 """
@@ -41,6 +43,7 @@ def upsert_identity(
     now: datetime,
     organization_name: str | None = None,
     vendor_type: str = "other",
+    email: str | None = None,
 ) -> Op[UserProfile]:
     """Create or refresh a user and their organization from a verified token's claims.
 
@@ -57,7 +60,14 @@ def upsert_identity(
             now,
         )
     row = yield fetchrow(
-        UPSERT_USER + " RETURNING *", user_id, organization_id, username, display_name, role, now
+        UPSERT_USER + " RETURNING *",
+        user_id,
+        organization_id,
+        username,
+        display_name,
+        role,
+        now,
+        email,
     )
     return row_to(row, UserProfile)
 

@@ -12,6 +12,7 @@ from uuid import UUID
 from hub.errors import HubError, Invalid, NotFound
 from hub.storage.attachments import link_attachments
 from hub.storage.batches import isolated
+from hub.storage.notifications import notify_message
 from hub.storage.records import SealedMessage, StoredMessage, row_to
 from hub.storage.sql import Nested, Op, RowShape, fetch, fetchrow, fetchval
 
@@ -23,8 +24,8 @@ WHERE thread_id = $1 AND sender_user_id = $2 AND client_msg_id = $3
 INSERT_MESSAGE = """
 INSERT INTO thread_messages
     (thread_id, seq, sender_user_id, sender_org_id, kind, body_ciphertext, body_nonce,
-     key_version, client_msg_id, reply_to, metadata, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     key_version, client_msg_id, reply_to, metadata, requires_ack, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING id
 """
 
@@ -78,13 +79,17 @@ def append_message(message: SealedMessage, now: datetime) -> Op[StoredMessage]:
         message.client_msg_id,
         message.reply_to,
         message.metadata,
+        message.requires_ack,
         now,
     )
     if message.attachment_ids:
         yield from link_attachments(
             message_id, message.thread_id, message.sender_user_id, message.attachment_ids
         )
-    return StoredMessage(id=message_id, thread_id=message.thread_id, seq=seq, created_at=now)
+    stored = StoredMessage(id=message_id, thread_id=message.thread_id, seq=seq, created_at=now)
+    if message.notifies:
+        yield from notify_message(message, stored)
+    return stored
 
 
 def check_reply_targets(thread_id: UUID, reply_to: Sequence[int]) -> Op[None]:
@@ -127,6 +132,7 @@ MESSAGE_SHAPE = RowShape(
         ("created_at", datetime),
         ("edited_at", datetime | None),
         ("deleted_at", datetime | None),
+        ("requires_ack", bool),
         ("sender_name", str),
     )
 )

@@ -61,6 +61,8 @@ class Dialect:
     blobs_as: BlobText
     json_of: Callable[[str], str]
     array_of: Callable[[str, str, str], str]
+    # A boolean column as a JSON boolean (SQLite keeps booleans as 0 and 1).
+    bool_of: Callable[[str], str] = lambda name: name
 
 
 class PackedRows:
@@ -77,6 +79,8 @@ class PackedRows:
                 expression = dialect.blob_of(name)
             elif _holds(python_type, dict):
                 expression = dialect.json_of(name)
+            elif _holds(python_type, bool):
+                expression = dialect.bool_of(name)
             else:
                 expression = name
             pairs.append((name, expression))

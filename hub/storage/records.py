@@ -14,7 +14,7 @@ GroupStatus = Literal["active", "archived"]
 ThreadType = Literal["general", "timeline", "logistics", "emergency"]
 Priority = Literal["urgent", "high", "normal", "low"]
 ThreadStatus = Literal["open", "resolved", "archived"]
-MessageKind = Literal["text", "location", "system", "attachment"]
+MessageKind = Literal["text", "location", "system", "attachment", "change"]
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 
 PRIORITY_RANK: dict[str, int] = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -37,6 +37,7 @@ class UserProfile(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     last_seen_at: datetime | None = None
+    email: str | None = None
 
 
 class Client(msgspec.Struct, frozen=True):
@@ -156,6 +157,18 @@ class Invitation(msgspec.Struct, frozen=True):
     invited_by_name: str | None = None
 
 
+class Mentions(msgspec.Struct, frozen=True):
+    """Who a message mentions, resolved by the door (`hub.notifications.mentions`): member users
+    by `@name`, member organizations by `@org`. The storage decides their notifications from
+    these ids in the message's transaction; the names travel sealed in `metadata.mentions`."""
+
+    user_ids: tuple[UUID, ...] = ()
+    org_ids: tuple[UUID, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.user_ids or self.org_ids)
+
+
 class MessageDraft(msgspec.Struct, frozen=True):
     """A message as a sender submits it, before it is stored; the body is plain text until the
     storage seals it. Live subscribers get it as `hub.protocol.NewMessage` once committed."""
@@ -170,6 +183,9 @@ class MessageDraft(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     # Uploads the message carries (kind "attachment"), linked to it in its transaction.
     attachment_ids: tuple[UUID, ...] = ()
+    # Every member organization but the sender's is asked to confirm it (always for a change).
+    requires_ack: bool = False
+    mentions: Mentions = Mentions()
 
 
 class SealedMessage(msgspec.Struct, frozen=True):
@@ -186,6 +202,15 @@ class SealedMessage(msgspec.Struct, frozen=True):
     reply_to: int | None
     metadata: dict[str, Any]
     attachment_ids: tuple[UUID, ...] = ()
+    requires_ack: bool = False
+    mentions: Mentions = Mentions()
+    # The channels beyond in-app this hub delivers through (`Storage.outward`).
+    outward: tuple[str, ...] = ()
+
+    @property
+    def notifies(self) -> bool:
+        """Whether storing it writes notifications (hub.storage.notifications)."""
+        return self.requires_ack or bool(self.mentions)
 
 
 class StoredMessage(msgspec.Struct, frozen=True):
@@ -219,6 +244,7 @@ class Message(msgspec.Struct, frozen=True):
     reply_to: int | None = None
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
+    requires_ack: bool = False
 
 
 class ReceiptRecord(msgspec.Struct, frozen=True):

@@ -89,7 +89,7 @@ class Sealing:
         assert keyring is not None, "the data keys are loaded when the storage opens"
         return keyring
 
-    def seal(self, message: MessageDraft) -> SealedMessage:
+    def seal(self, message: MessageDraft, outward: tuple[str, ...] = ()) -> SealedMessage:
         keyring = self.keyring
         sealed = keyring.seal_message(message.thread_id, message.body)
         return SealedMessage(
@@ -104,6 +104,9 @@ class Sealing:
             reply_to=message.reply_to,
             metadata=keyring.seal_metadata(message.thread_id, message.metadata),
             attachment_ids=message.attachment_ids,
+            requires_ack=message.requires_ack,
+            mentions=message.mentions,
+            outward=outward,
         )
 
     async def open_rows(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
@@ -140,6 +143,7 @@ class Sealing:
                     reply_to=row["reply_to"],
                     edited_at=row["edited_at"],
                     deleted_at=row["deleted_at"],
+                    requires_ack=row["requires_ack"],
                 )
                 opened.put(key, message)
             messages.append(message)

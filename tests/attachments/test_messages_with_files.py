@@ -318,6 +318,9 @@ async def test_a_threads_shared_files_are_listed_newest_first(wedding: Wedding):
     assert first.status == 200
     assert [a["id"] for a in first.json["items"]] == sent_ids[::-1][:2]
     assert all(a["message_id"] for a in first.json["items"])
+    assert {(a["uploader_user_id"], a["uploader_name"]) for a in first.json["items"]} == {
+        (str(wedding.planner.user_id), "Paula Planner")
+    }
     rest = await wedding.rest.call(
         "GET", f"{path}?limit=2&cursor={first.json['next_cursor']}", wedding.photographer
     )

@@ -221,6 +221,12 @@ async def test_every_table_of_the_schema_exists(storage):
         "vendor_notification_preferences",
         "vendor_communication_audit",
         "message_encryption_keys",
+        "thread_mutes",
+        "message_acknowledgements",
+        "ack_requests",
+        "user_notifications",
+        "organization_webhooks",
+        "notification_deliveries",
     }
     for table in expected:
 
@@ -234,23 +240,13 @@ async def test_scoping_client_msg_ids_per_thread_keeps_every_row_and_id(engine, 
     """Migration client_msg_id_per_thread on a database holding messages, a reply, an attachment
     and a deleted last message: every row keeps its id and its links (SQLite rebuilds the
     table), no id is handed out twice, and the new key refuses only a repeat in one thread."""
-    everything = migrations_of(engine)
-    [version] = [m.version for m in everything if m.name == "client_msg_id_per_thread"]
-    before = tmp_path / "migrations-before"
-    before.mkdir()
-    own = sorted(engine.migrations_dir.glob("*.sql"))
-    for path in own[: version - 1]:
-        (before / path.name).write_text(path.read_text())
-    engine.migrations_dir = before  # this engine object only
+    version = _version_of(engine, "client_msg_id_per_thread")
+    _use_migrations(engine, tmp_path, version - 1)
     await migrate(engine)
     world = await _commit(engine, _old_world)
 
     # Up to this migration only: a later one (attachments) makes message_attachments anew.
-    upto = tmp_path / "migrations-upto"
-    upto.mkdir()
-    for path in own[:version]:
-        (upto / path.name).write_text(path.read_text())
-    engine.migrations_dir = upto
+    _use_migrations(engine, tmp_path, version)
     applied = await migrate(engine)
 
     assert "client_msg_id_per_thread" in [m.name for m in applied]
@@ -274,6 +270,81 @@ async def test_scoping_client_msg_ids_per_thread_keeps_every_row_and_id(engine, 
     assert await migrate(engine)  # the rest applies on top
 
 
+def _version_of(engine, name: str) -> int:
+    [version] = [m.version for m in migrations_of(engine) if m.name == name]
+    return version
+
+
+def _use_migrations(engine, tmp_path, count: int) -> None:
+    """Make this engine object see only its first `count` migrations (`del
+    engine.migrations_dir` gives it its own folder back)."""
+    folder = tmp_path / f"migrations-{count}"
+    folder.mkdir()
+    for path in sorted(type(engine).migrations_dir.glob("*.sql"))[:count]:
+        (folder / path.name).write_text(path.read_text())
+    engine.migrations_dir = folder
+
+
+async def test_notifications_keep_every_message_with_its_links(engine, tmp_path):
+    """Migration notifications on a database of 0005's shape holding messages, a reply, an
+    attached upload and a deleted last message: every row keeps its id and links (SQLite
+    rebuilds the table for the new kind), no id is handed out twice, every old message asks for
+    no acknowledgement, and a change must ask for one."""
+    version = _version_of(engine, "notifications")
+    _use_migrations(engine, tmp_path, version - 1)
+    await migrate(engine)
+    world = await _commit(engine, _world_of_0005)
+    _use_migrations(engine, tmp_path, version)
+    assert [m.name for m in await migrate(engine)] == ["notifications"]
+
+    rows = await engine.read(
+        _read("SELECT id, seq, reply_to, kind, requires_ack FROM thread_messages ORDER BY id")
+    )
+    first, second, reply = world["ids"]
+    assert [(r["id"], r["seq"], r["reply_to"], r["kind"]) for r in rows] == [
+        (first, 1, None, "text"),
+        (second, 2, None, "attachment"),
+        (reply, 3, first, "text"),
+    ]
+    assert [r["requires_ack"] for r in rows] == [False] * 3
+    [attachment] = await engine.read(_read("SELECT message_id FROM message_attachments"))
+    assert attachment["message_id"] == second
+
+    def change(seq, requires_ack):
+        return _insert_message(
+            world, world["thread"], seq, f"x{seq}", kind="change", ack=requires_ack
+        )
+
+    new_id = await _commit(engine, lambda: change(5, True))
+    assert new_id > world["deleted"]
+    with pytest.raises(IntegrityError):
+        await _commit(engine, lambda: change(6, False))
+    del engine.migrations_dir
+
+
+def _world_of_0005():
+    world = yield from _old_world_rows()
+    first = yield from _insert_message(world, world["thread"], 1, "c1")
+    second = yield from _insert_message(world, world["thread"], 2, "c2", kind="attachment")
+    reply = yield from _insert_message(world, world["thread"], 3, "c3", reply_to=first)
+    deleted = yield from _insert_message(world, world["thread"], 4, "c4")
+    yield execute("DELETE FROM thread_messages WHERE id = $1", deleted)
+    yield execute(
+        "INSERT INTO message_attachments (id, thread_id, message_id, uploader_user_id, "
+        "uploader_org_id, filename_sealed, content_type, size_bytes, sha256, storage_key, "
+        "key_version, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, 'sealed', 'application/pdf', 1, $6, 'k', 1, $7)",
+        uuid.uuid4(),
+        world["thread"],
+        second,
+        world["user"],
+        world["org"],
+        "0" * 64,
+        datetime.now(UTC),
+    )
+    return {**world, "ids": [first, second, reply], "deleted": deleted}
+
+
 async def _commit(engine, make_op):
     writer = await engine.connect_writer()
     try:
@@ -284,6 +355,29 @@ async def _commit(engine, make_op):
 
 def _old_world():
     """Rows written with raw SQL, as a database made before the migration holds them."""
+    world = yield from _old_world_rows()
+    now = datetime.now(UTC)
+    first = yield from _insert_message(world, world["thread"], 1, "c1")
+    second = yield from _insert_message(world, world["thread"], 2, "c2")
+    reply = yield from _insert_message(world, world["thread"], 3, "c3", reply_to=first)
+    deleted = yield from _insert_message(world, world["thread"], 4, "c4")
+    yield execute("DELETE FROM thread_messages WHERE id = $1", deleted)
+    yield execute(
+        "INSERT INTO message_attachments (id, thread_id, message_id, uploader_user_id, filename, "
+        "content_type, size_bytes, sha256, storage_key, key_version, nonce, created_at) "
+        "VALUES ($1, $2, $3, $4, 'a.pdf', 'application/pdf', 1, 'x', 'k', 1, $5, $6)",
+        uuid.uuid4(),
+        world["thread"],
+        second,
+        world["user"],
+        b"nonce",
+        now,
+    )
+    return {**world, "ids": [first, second, reply], "deleted": deleted}
+
+
+def _old_world_rows():
+    """An organization, its user, a group with two threads and a data key, as raw rows."""
     now = datetime.now(UTC)
     world = {"org": uuid.uuid4(), "user": uuid.uuid4(), "group": uuid.uuid4()}
     world.update(thread=uuid.uuid4(), other=uuid.uuid4())
@@ -322,38 +416,21 @@ def _old_world():
         b"wrapped",
         now,
     )
-    first = yield from _insert_message(world, world["thread"], 1, "c1")
-    second = yield from _insert_message(world, world["thread"], 2, "c2")
-    reply = yield from _insert_message(world, world["thread"], 3, "c3", reply_to=first)
-    deleted = yield from _insert_message(world, world["thread"], 4, "c4")
-    yield execute("DELETE FROM thread_messages WHERE id = $1", deleted)
-    yield execute(
-        "INSERT INTO message_attachments (id, thread_id, message_id, uploader_user_id, filename, "
-        "content_type, size_bytes, sha256, storage_key, key_version, nonce, created_at) "
-        "VALUES ($1, $2, $3, $4, 'a.pdf', 'application/pdf', 1, 'x', 'k', 1, $5, $6)",
-        uuid.uuid4(),
-        world["thread"],
-        second,
-        world["user"],
-        b"nonce",
-        now,
-    )
-    return {**world, "ids": [first, second, reply], "deleted": deleted}
+    return world
 
 
-def _insert_message(world, thread_id, seq, client_msg_id, reply_to=None):
+def _insert_message(world, thread_id, seq, client_msg_id, reply_to=None, *, kind="text", ack=None):
+    """A message row as raw SQL; `ack` sets requires_ack (a column since 0006)."""
+    columns = "kind, thread_id, seq, sender_user_id, sender_org_id, body_ciphertext, body_nonce, "
+    columns += "key_version, client_msg_id, reply_to, created_at"
+    values = "$1, $2, $3, $4, $5, $6, $6, 1, $7, $8, $9"
+    args = [kind, thread_id, seq, world["user"], world["org"], b"sealed", client_msg_id]
+    args += [reply_to, datetime.now(UTC)]
+    if ack is not None:
+        columns, values = columns + ", requires_ack", values + ", $10"
+        args.append(ack)
     return (
         yield fetchval(
-            "INSERT INTO thread_messages (thread_id, seq, sender_user_id, sender_org_id, "
-            "body_ciphertext, body_nonce, key_version, client_msg_id, reply_to, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8) RETURNING id",
-            thread_id,
-            seq,
-            world["user"],
-            world["org"],
-            b"sealed",
-            client_msg_id,
-            reply_to,
-            datetime.now(UTC),
+            f"INSERT INTO thread_messages ({columns}) VALUES ({values}) RETURNING id", *args
         )
     )

@@ -116,6 +116,8 @@ def test_load_more_brings_the_older_files_once_each(open_app, wedding: Wedding):
     expect(shared(panel)).to_have_count(count)
     assert names(panel) == newest_first
     expect(more).to_be_hidden()
+    # The oldest file's message is not on the thread's page, and its sender is still named.
+    expect(shared(panel).filter(has_text="note-00.txt")).to_contain_text("Pat Planner")
     assert page.errors == []
 
 

@@ -61,16 +61,16 @@ CROSS JOIN LATERAL (SELECT id, thread_id FROM thread_messages WHERE id = r.id LI
 _INSERT = f"""
 WITH inserted AS (
     INSERT INTO thread_messages ({INSERT_COLUMNS}, created_at)
-    SELECT t, s, u, o, k, c, n, v, cid, r, m::jsonb, $12
+    SELECT t, s, u, o, k, c, n, v, cid, r, m::jsonb, a, $13
     FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::bytea[],
-                $7::bytea[], $8::int[], $9::text[], $10::bigint[], $11::text[])
-         AS x (t, s, u, o, k, c, n, v, cid, r, m)
+                $7::bytea[], $8::int[], $9::text[], $10::bigint[], $11::text[], $12::boolean[])
+         AS x (t, s, u, o, k, c, n, v, cid, r, m, a)
     RETURNING id, thread_id, seq
 ), bumped AS (
     UPDATE messaging_threads AS t
-    SET last_seq = b.last_seq, last_message_at = $12, updated_at = $12
-    FROM unnest($13::uuid[], $14::bigint[]) AS b (id, last_seq)
-    WHERE t.id = b.id AND t.id = ANY($13::uuid[])
+    SET last_seq = b.last_seq, last_message_at = $13, updated_at = $13
+    FROM unnest($14::uuid[], $15::bigint[]) AS b (id, last_seq)
+    WHERE t.id = b.id AND t.id = ANY($14::uuid[])
 )
 SELECT id, thread_id, seq FROM inserted
 """  # noqa: S608 (constant column list)

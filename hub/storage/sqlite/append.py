@@ -24,8 +24,8 @@ from hub.storage.sqlite.types import timestamp
 from hub.storage.sqltext import placeholders
 
 _MAX_ID = "SELECT coalesce(max(id), 0) FROM thread_messages"
-_INSERT_WIDTH = 12  # INSERT_COLUMNS and created_at
-# 128 rows of 12 values stay far below SQLite's 32,766 bound variables, and the few statement
+_INSERT_WIDTH = 13  # INSERT_COLUMNS and created_at
+# 128 rows of 13 values stay far below SQLite's 32,766 bound variables, and the few statement
 # texts (128 rows, and each shorter remainder) stay in the connection's statement cache.
 _ROWS_PER_INSERT = 128
 _ROWS_PER_BUMP = 500

@@ -33,6 +33,7 @@ SQLITE = Dialect(
     array_of=lambda row, sql, order_by: (
         f"(SELECT json_group_array({row}) FROM (SELECT * FROM ({sql}) ORDER BY {order_by}))"  # noqa: S608 (constant SQL texts)
     ),
+    bool_of=lambda name: f"json(CASE WHEN {name} THEN 'true' ELSE 'false' END)",
 )
 
 

@@ -58,13 +58,9 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   const uploads = uploadTray(app, threadId, { onProblem: (text) => { composerProblem.textContent = text; } });
   const composer = h('form', { class: 'composer' }, replyBar, uploads.el, h('div', { class: 'row' }, input, sendButton), h('div', { class: 'row tools' }, attachButton, fileInput, locationButton, composerProblem));
   const back = h('a', { href: '#/', class: 'back' }, '← Threads');
-  // Who sent a file, when its message is on the page (the hub's list of files does not say).
+  // Who sent a file: its uploader (only they can attach it), "You" for the reader's own.
   const files = filesPanel(app, threadId, {
-    senderOf: (file) => {
-      const message = view.byId.get(file.message_id);
-      if (!message) return null;
-      return message.sender_id === me.user_id ? 'You' : message.sender_name || null;
-    },
+    senderOf: (file) => (file.uploader_user_id === me.user_id ? 'You' : file.uploader_name || null),
   });
 
   replace(
