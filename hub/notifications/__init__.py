@@ -1,0 +1,1 @@
+"""Notifications: preferences, the outbox, its dispatcher and the channels it delivers through."""
