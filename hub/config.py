@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +33,14 @@ NODE_ID_MAX = 63
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 METRICS_TOKEN_MIN = 16
 _REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+# An address the hub sends from or to: ASCII, a dot-atom local part, a domain with a dot. Stricter
+# than RFC 5322 on purpose: quoted local parts and comments are where header parsers disagree.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_MAIL_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})+")
+# A DNS label as URLs carry it (underscores too, which DNS allows and some internal names use).
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,13 @@ class Settings:
     attachment_orphan_hours: float = 24.0
     org_storage_quota_bytes: int = 10 * 1024**3
     rate_upload: tuple[float, float] = (1.0, 10.0)
+    # Notifications. HUB_SMTP_URL (None: no email channel) is parsed in full by
+    # hub.notifications.email.parse_smtp_url; HUB_SMTP_FROM is the sender, `Name <addr>` or addr.
+    smtp_url: str | None = None
+    smtp_from: str | None = None
+    # HUB_WEBHOOK_ALLOW_HOSTS: hosts (`host` or `host:port`, canonical_host form) webhooks may
+    # reach even on a private address, and over plain http.
+    webhook_allow_hosts: frozenset[str] = frozenset()
 
     @property
     def production(self) -> bool:
@@ -219,7 +236,139 @@ def load_settings(
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
         **_realtime(source),
         **_attachments(source, var_dir),
+        **_notifications(source),
     )
+
+
+def _notifications(source: Mapping[str, str]) -> dict[str, object]:
+    """The email channel's server and sender, and the hosts webhooks may reach that the SSRF
+    guard (hub.notifications.addresses) would otherwise refuse."""
+    smtp_url = _smtp_url(source)
+    smtp_from = source.get("HUB_SMTP_FROM", "").strip() or None
+    if smtp_from is not None and parse_mail_address(smtp_from) is None:
+        raise ConfigError(
+            "HUB_SMTP_FROM must be one email address, like notify@hub.example or "
+            f"'Vendor Hub <notify@hub.example>', got {smtp_from!r}"
+        )
+    if smtp_url is not None and smtp_from is None:
+        raise ConfigError("HUB_SMTP_FROM is required when HUB_SMTP_URL is set")
+    return {
+        "smtp_url": smtp_url,
+        "smtp_from": smtp_from,
+        "webhook_allow_hosts": _webhook_allow_hosts(source),
+    }
+
+
+def _smtp_url(source: Mapping[str, str]) -> str | None:
+    """HUB_SMTP_URL's shape: a scheme, a host and a port. The whole grammar (credentials, the
+    CA file) is hub.notifications.email.parse_smtp_url, which config cannot import: that package
+    reads Settings, and the layers never import each other both ways (tests/test_layers.py)."""
+    url = source.get("HUB_SMTP_URL", "").strip() or None
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # an unbalanced [ or ], which redact_url cannot show either
+        raise ConfigError("HUB_SMTP_URL is not a URL (an unbalanced [ or ])") from None
+    if parts.scheme.lower() not in SMTP_SCHEMES or not hostname:
+        raise ConfigError(
+            "HUB_SMTP_URL must look like smtp+starttls://user:password@mail.example:587 "
+            f"(or smtp://, smtps://), got {redact_url(url)!r}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"HUB_SMTP_URL: the port must be 1 to 65535, got {redact_url(url)!r}")
+    return url
+
+
+def _webhook_allow_hosts(source: Mapping[str, str]) -> frozenset[str]:
+    """HUB_WEBHOOK_ALLOW_HOSTS: comma-separated `host` or `host:port` (IPv6 in brackets), each
+    kept in canonical_host form so the guard compares like with like."""
+    allowed = set()
+    for entry in source.get("HUB_WEBHOOK_ALLOW_HOSTS", "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            host, port = _host_and_port(entry)
+            key = canonical_host(host)
+        except ValueError:
+            raise ConfigError(
+                "HUB_WEBHOOK_ALLOW_HOSTS: each entry is a host or host:port (an IPv6 address "
+                f"in brackets: [::1]:8443), got {entry!r}"
+            ) from None
+        if port is not None:
+            if not 0 < int(port) <= 65535:
+                raise ConfigError(
+                    f"HUB_WEBHOOK_ALLOW_HOSTS: the port of {entry!r} must be 1 to 65535"
+                )
+            key = f"{key}:{int(port)}"
+        allowed.add(key)
+    return frozenset(allowed)
+
+
+def _host_and_port(entry: str) -> tuple[str, str | None]:
+    """`host[:port]` split, the port as digits; an IPv6 address takes a port only in brackets."""
+    if entry.startswith("["):
+        host, bracket, rest = entry.partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(entry)
+        host, port = host + bracket, rest[1:] if rest else None
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host, port = entry, None  # a name, an IPv4 address, or a bare IPv6 address
+    if port is not None and not (port.isascii() and port.isdigit()):
+        raise ValueError(entry)
+    return host, port
+
+
+def canonical_host(host: str) -> str:
+    """A host as the hub compares it: a name in its lower-case ASCII (IDNA) form without a
+    trailing dot, an IPv4 address dotted (the legacy forms `127.1` and `0x7f000001`, which the
+    resolver takes as addresses, too), an IPv6 address compressed in brackets. ValueError when it
+    is none of these."""
+    text = host.strip()
+    if "%" in text:
+        raise ValueError(f"{host!r}: an address with a zone is not a host")
+    if text.startswith("[") and text.endswith("]"):
+        return f"[{ipaddress.IPv6Address(text[1:-1]).compressed}]"
+    if ":" in text:
+        return f"[{ipaddress.IPv6Address(text).compressed}]"
+    name = text.removesuffix(".")
+    try:
+        name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(f"{host!r} is not a host name") from None
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"{host!r} is not a host name")
+    try:
+        return str(ipaddress.IPv4Address(socket.inet_aton(name)))
+    except OSError:
+        return name
+
+
+def parse_mail_address(value: str) -> tuple[str, str] | None:
+    """(display name, address) of exactly one email address, `addr` or `Name <addr>`; None
+    for anything else, a line break above all (it would start a header of its own)."""
+    if not value.isprintable():
+        return None
+    pairs = getaddresses([value])
+    if len(pairs) != 1:
+        return None
+    name, address = pairs[0]
+    text = value.strip()
+    # getaddresses drops what it cannot parse; only the address alone, or a name before it in
+    # angle brackets, is taken as it was written.
+    if not _MAIL_ADDRESS.fullmatch(address) or not (
+        text == address or text.endswith(f"<{address}>")
+    ):
+        return None
+    return name, address
 
 
 def _attachments(source: Mapping[str, str], var_dir: Path) -> dict[str, object]:

@@ -10,8 +10,9 @@ import stat
 
 import pytest
 
-from hub.config import load_settings
+from hub.config import SMTP_SCHEMES, load_settings
 from hub.errors import ConfigError
+from hub.notifications.email import parse_smtp_url
 
 KEY = base64.b64encode(b"k" * 32).decode()
 SECRET = "s" * 40
@@ -100,6 +101,18 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_ATTACHMENT_ORPHAN_HOURS", "-2", "must be positive"),
         ("HUB_ORG_STORAGE_QUOTA_BYTES", "1000", "is below HUB_MAX_FILE_SIZE"),
         ("HUB_RATE_UPLOAD_BURST", "0.5", "at least 1"),
+        ("HUB_SMTP_URL", "mail.example:587", "must look like smtp"),
+        ("HUB_SMTP_URL", "https://mail.example", "must look like smtp"),
+        ("HUB_SMTP_URL", "smtp://mail.example:99999", "port must be 1 to 65535"),
+        ("HUB_SMTP_FROM", "notify at hub.example", "must be one email address"),
+        ("HUB_SMTP_FROM", "a@hub.example, b@hub.example", "must be one email address"),
+        ("HUB_SMTP_FROM", "notify@hub.example\r\nBcc: x@rival.example", "one email address"),
+        ("HUB_WEBHOOK_ALLOW_HOSTS", "hooks.internal:http", "a host or host:port"),
+        ("HUB_WEBHOOK_ALLOW_HOSTS", "hooks.internal:0", "must be 1 to 65535"),
+        ("HUB_WEBHOOK_ALLOW_HOSTS", "*.internal", "a host or host:port"),
+        ("HUB_WEBHOOK_ALLOW_HOSTS", "https://hooks.internal", "a host or host:port"),
+        ("HUB_WEBHOOK_ALLOW_HOSTS", "[::1", "a host or host:port"),
+        ("HUB_WEBHOOK_ALLOW_HOSTS", "[::1]8080", "a host or host:port"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):
@@ -181,3 +194,77 @@ def test_settings_repr_shows_no_metrics_token(tmp_path):
     settings = load_settings({"HUB_VAR_DIR": str(tmp_path), "HUB_METRICS_TOKEN": token})
 
     assert settings.metrics_token == token and token not in repr(settings)
+
+
+def test_notifications_are_off_unless_configured(tmp_path):
+    settings = load_settings({"HUB_VAR_DIR": str(tmp_path)})
+
+    assert (settings.smtp_url, settings.smtp_from) == (None, None)
+    assert settings.webhook_allow_hosts == frozenset()
+
+
+def test_the_email_channel_is_its_server_and_its_sender(tmp_path):
+    url = "smtp+starttls://relay:hunter2@mail.example:587"
+    settings = load_settings(
+        {
+            "HUB_VAR_DIR": str(tmp_path),
+            "HUB_SMTP_URL": url,
+            "HUB_SMTP_FROM": "Vendor Hub <notify@hub.example>",
+        }
+    )
+
+    assert (settings.smtp_url, settings.smtp_from) == (url, "Vendor Hub <notify@hub.example>")
+    assert "hunter2" not in repr(settings)
+
+
+def test_an_smtp_server_needs_a_sender(tmp_path):
+    with pytest.raises(ConfigError, match="HUB_SMTP_FROM is required when HUB_SMTP_URL is set"):
+        load_settings({"HUB_VAR_DIR": str(tmp_path), "HUB_SMTP_URL": "smtp://mail.example"})
+
+
+def test_a_bad_smtp_url_never_shows_its_password(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"HUB_VAR_DIR": str(tmp_path), "HUB_SMTP_URL": "smtpx://u:hunter2@mail"})
+
+    assert "HUB_SMTP_URL" in str(error.value) and "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mail.example:587",
+        "https://mail.example",
+        "smtp://",
+        "smtp://mail.example:99999",
+        "smtp://mail.example:0",
+        "smtps://[::1",
+    ],
+)
+def test_every_smtp_url_settings_refuse_the_email_channel_refuses_too(tmp_path, url):
+    """Settings check HUB_SMTP_URL's shape; the channel's parser holds the whole grammar. They
+    must never disagree the other way round: a URL refused at load but usable."""
+    environ = {"HUB_VAR_DIR": str(tmp_path), "HUB_SMTP_URL": url, "HUB_SMTP_FROM": "n@hub.example"}
+
+    with pytest.raises(ConfigError, match="HUB_SMTP_URL"):
+        load_settings(environ)
+    with pytest.raises(ConfigError, match="HUB_SMTP_URL"):
+        parse_smtp_url(url)
+
+
+@pytest.mark.parametrize("scheme", SMTP_SCHEMES)
+def test_every_smtp_scheme_settings_accept_is_one_the_email_channel_speaks(scheme):
+    assert parse_smtp_url(f"{scheme}://mail.example").host == "mail.example"
+
+
+def test_webhook_allow_hosts_are_kept_in_the_form_the_guard_compares(tmp_path):
+    settings = load_settings(
+        {
+            "HUB_VAR_DIR": str(tmp_path),
+            "HUB_WEBHOOK_ALLOW_HOSTS": " Hooks.Internal:8443, 10.0.0.5,[::1]:9000 ,Bücher.example.,"
+            "::FFFF:10.0.0.6",
+        }
+    )
+
+    assert settings.webhook_allow_hosts == frozenset(
+        {"hooks.internal:8443", "10.0.0.5", "[::1]:9000", "xn--bcher-kva.example", "[::ffff:a00:6]"}
+    )
