@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
 from hub.actors.dispatcher import Dispatcher
 from hub.actors.inapp import InApp
+from hub.actors.outward import EmailChannel, WebhookChannel
 from hub.actors.supervisor import Supervisor
 from hub.attachments.service import Attachments
 from hub.attachments.stores import describe_blob_url, open_blob_store
@@ -43,7 +46,9 @@ from hub.errors import ConfigError
 from hub.http.app import BASE_PATH, create_app
 from hub.http.server import serve_http
 from hub.http.service import Readiness
+from hub.http.webhooks import hub_origins
 from hub.metrics import LaneReading, Metrics, Readings
+from hub.notifications.email import EmailSender, parse_smtp_url
 from hub.storage import Storage, open_storage
 from hub.ws.internals import check_shape
 from hub.ws.server import WebSocketServer
@@ -110,7 +115,13 @@ async def run_hub(
             hub_metrics=metrics,
             blobs=blobs,
         )
-        dispatcher = Dispatcher(storage, {"in_app": InApp(supervisor)})
+        origins = app.extensions["hub"]
+        dispatcher = Dispatcher(
+            storage,
+            _channels(
+                settings, storage, supervisor, lambda: origins.get("own_origins", frozenset())
+            ),
+        )
         storage.outbox_written = dispatcher.kick
         async with trio.open_nursery() as actors:
             await actors.start(supervisor.run)
@@ -128,6 +139,8 @@ async def run_hub(
                 )
                 ws_url = await servers.start(websockets.run, shutdown)
                 app.extensions["hub"]["ws_url"] = ws_url  # the web client connects here
+                # No webhook may target where this hub listens (hub.http.webhooks).
+                app.extensions["hub"]["own_origins"] = hub_origins(settings, http_base, ws_url)
                 running = Running(
                     rest_url=http_base + BASE_PATH,
                     storage=storage,
@@ -147,6 +160,34 @@ async def run_hub(
             log.info("hub: servers stopped; stopping thread actors")
             actors.cancel_scope.cancel()
         log.info("hub: flushing storage")
+
+
+def _channels(
+    settings: Settings,
+    storage: Storage,
+    supervisor: Supervisor,
+    own_origins: Callable[[], frozenset[str]],
+) -> dict[str, Any]:
+    """The dispatcher's channels: in-app and webhooks always, e-mail with an SMTP server
+    (HUB_SMTP_URL, checked in full here so a bad one stops the start)."""
+    channels: dict[str, Any] = {
+        "in_app": InApp(supervisor),
+        "webhook": WebhookChannel(
+            lambda: storage.sealing.keyring,
+            allow_hosts=settings.webhook_allow_hosts,
+            hub_origins=lambda: own_origins() or hub_origins(settings),
+        ),
+    }
+    if settings.smtp_url is not None:
+        assert settings.smtp_from is not None  # load_settings requires it with a server
+        target = parse_smtp_url(settings.smtp_url)  # ConfigError naming the variable
+        public = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+        channels["email"] = EmailChannel(
+            EmailSender(target, settings.smtp_from), settings.smtp_from, public
+        )
+        storage.outward = ("webhook", "email")
+        log.info("hub: notification e-mail through %r", target)
+    return channels
 
 
 def _readings(websockets: WebSocketServer, supervisor: Supervisor, storage: Storage) -> Readings:

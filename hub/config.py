@@ -110,6 +110,9 @@ class Settings:
     # HUB_WEBHOOK_ALLOW_HOSTS: hosts (`host` or `host:port`, canonical_host form) webhooks may
     # reach even on a private address, and over plain http.
     webhook_allow_hosts: frozenset[str] = frozenset()
+    # Where people open the web client (HUB_PUBLIC_URL), for the links notification e-mail
+    # carries; None: the HTTP listener's own address.
+    public_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -252,10 +255,18 @@ def _notifications(source: Mapping[str, str]) -> dict[str, object]:
         )
     if smtp_url is not None and smtp_from is None:
         raise ConfigError("HUB_SMTP_FROM is required when HUB_SMTP_URL is set")
+    public_url = source.get("HUB_PUBLIC_URL", "").strip().rstrip("/") or None
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(
+                f"HUB_PUBLIC_URL must look like https://hub.example, got {public_url!r}"
+            )
     return {
         "smtp_url": smtp_url,
         "smtp_from": smtp_from,
         "webhook_allow_hosts": _webhook_allow_hosts(source),
+        "public_url": public_url,
     }
 
 

@@ -131,6 +131,23 @@ class KeyRing:
             raise DecryptionFailed("sealed metadata is malformed") from None
         return msgspec.json.decode(self._open(_metadata_aad(thread_id), sealed))
 
+    def seal_text(self, aad: bytes, text: str) -> str:
+        """Short text sealed into one string, `version.base64(nonce + ciphertext)`, bound to
+        `aad` (what it belongs to): attachment names, webhook secrets."""
+        sealed = self._seal(aad, text.encode())
+        return f"{sealed.key_version}.{base64.b64encode(sealed.nonce + sealed.ciphertext).decode()}"
+
+    def open_text(self, aad: bytes, stored: str) -> str:
+        """What `seal_text` sealed; DecryptionFailed when it does not open (another `aad`, a
+        key not in the ring, a damaged string)."""
+        version, _, encoded = stored.partition(".")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+            sealed = Sealed(raw[NONCE_SIZE:], raw[:NONCE_SIZE], int(version))
+        except (ValueError, binascii.Error):
+            raise DecryptionFailed("sealed text is malformed") from None
+        return self._open(aad, sealed).decode()
+
     def _seal(self, aad: bytes, plaintext: bytes) -> Sealed:
         nonce = os.urandom(NONCE_SIZE)
         ciphertext = self._aeads[self.active_version].encrypt(nonce, plaintext, aad)

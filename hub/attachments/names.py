@@ -7,14 +7,10 @@ a browser sends (some send `C:\\fakepath\\…`) and refuses control characters.
 
 from __future__ import annotations
 
-import base64
-import os
 import unicodedata
 from uuid import UUID
 
-from cryptography.exceptions import InvalidTag
-
-from hub.crypto import NONCE_SIZE, DecryptionFailed, KeyRing
+from hub.crypto import DecryptionFailed, KeyRing
 from hub.errors import FieldInvalid
 
 NAME_MAX = 255
@@ -39,18 +35,11 @@ def _aad(attachment_id: UUID) -> bytes:
 
 
 def seal_name(ring: KeyRing, attachment_id: UUID, name: str) -> str:
-    version = ring.active_version
-    nonce = os.urandom(NONCE_SIZE)
-    sealed = ring.aead(version).encrypt(nonce, name.encode(), _aad(attachment_id))
-    return f"{version}.{base64.b64encode(nonce + sealed).decode()}"
+    return ring.seal_text(_aad(attachment_id), name)
 
 
 def open_name(ring: KeyRing, attachment_id: UUID, stored: str) -> str:
-    version, _, encoded = stored.partition(".")
     try:
-        raw = base64.b64decode(encoded, validate=True)
-        aead = ring.aead(int(version))
-        plain = aead.decrypt(raw[:NONCE_SIZE], raw[NONCE_SIZE:], _aad(attachment_id))
-    except (ValueError, InvalidTag):
+        return ring.open_text(_aad(attachment_id), stored)
+    except DecryptionFailed:
         raise DecryptionFailed(f"the name of attachment {attachment_id} does not open") from None
-    return plain.decode()

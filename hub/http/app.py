@@ -7,6 +7,7 @@
     me        /me, the caller as the hub sees their token
     notifications  /me/notifications (the in-app inbox), /me/notifications/read
     preferences  /me/notification-preferences, /threads/{thread_id}/mute
+    webhooks  /webhooks (an organization's receivers of its notifications)
     groups    /groups, /groups/{group_id}
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
@@ -54,6 +55,7 @@ from hub.http import (
     service,
     threads,
     webclient,
+    webhooks,
 )
 from hub.identities import Identities
 from hub.messaging import DirectRouter, MessageRouter
@@ -121,8 +123,8 @@ def create_app(
     app.register_blueprint(service.root)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(webclient.blueprint)
-    families = (service, me, notifications, preferences, groups, members, threads, messages)
-    for family in (*families, acknowledgements, attachments, audit):
+    families = (service, me, notifications, preferences, webhooks, groups, members, threads)
+    for family in (*families, messages, acknowledgements, attachments, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

@@ -20,6 +20,7 @@ from quart import Response, current_app, g, request
 from quart_trio import QuartTrio
 
 from hub.auth import Principal, TokenVerifier
+from hub.config import Settings
 from hub.errors import RateLimited, Unauthorized
 from hub.http.webclient import PUBLIC_ENDPOINTS as WEB_CLIENT_ENDPOINTS
 from hub.messaging import MessageRouter
@@ -98,6 +99,10 @@ def current_principal() -> Principal:
 
 def current_storage() -> Storage:
     return current_app.extensions["hub"]["storage"]
+
+
+def current_settings() -> Settings:
+    return current_app.extensions["hub"]["settings"]
 
 
 def current_router() -> MessageRouter:

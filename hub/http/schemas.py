@@ -520,6 +520,36 @@ class MarkedOut(msgspec.Struct):
     unread_count: int
 
 
+WebhookUrl = text(min_length=1, max_length=2048)
+WebhookEvent = Literal["mention", "org_mention", "ack_request", "reminder", "escalation"]
+
+
+class WebhookIn(Request):
+    """`url`: https (http only for a host in HUB_WEBHOOK_ALLOW_HOSTS), never the hub itself,
+    a loopback, private or link-local address. `events`: what it is told about (default all)."""
+
+    url: WebhookUrl
+    events: Annotated[list[WebhookEvent], Meta(min_length=1, max_length=5)] = msgspec.field(
+        default_factory=lambda: ["mention", "org_mention", "ack_request", "reminder", "escalation"]
+    )
+
+
+class WebhookOut(msgspec.Struct, omit_defaults=True):
+    """A webhook; `secret` only in the answer to its creation, never again: each delivery's
+    `X-Hub-Signature-256` is `sha256=` and the hex HMAC-SHA256, keyed with it, of
+    `{X-Hub-Timestamp}.{body}`."""
+
+    id: UUID
+    url: str
+    events: list[str]
+    created_at: datetime
+    secret: str | None = None
+
+
+class WebhookList(msgspec.Struct):
+    webhooks: list[WebhookOut]
+
+
 class MuteIn(Request):
     muted: bool
 

@@ -157,8 +157,10 @@ class EmailContent:
         if self.reason not in REASONS:
             raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {self.reason!r}")
         link = urlsplit(self.link)
-        if link.scheme != "https" or not link.netloc or not self.link.isprintable():
-            raise ValueError("link must be an https URL into the web client")
+        # http too: a hub on a laptop or a LAN has no TLS, and the link is the operator's
+        # HUB_PUBLIC_URL, never anything a user wrote.
+        if link.scheme not in ("https", "http") or not link.netloc or not self.link.isprintable():
+            raise ValueError("link must be an http(s) URL into the web client")
         if not _IDEMPOTENCY_KEY.fullmatch(self.idempotency_key) or len(self.idempotency_key) > 200:
             raise ValueError("idempotency_key must be letters, digits and . _ + = - (≤ 200)")
 

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import trio
 
 from hub.app import Running
 from hub.config import Settings
@@ -49,6 +50,20 @@ class Wedding:
             return (yield fetch(sql, *args))
 
         return await self.hub.storage.read(op())
+
+    async def settled(self, channel: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        """The channel's deliveries once none is pending: the hub's dispatcher records an
+        outcome a moment after the receiver (or the socket) has it."""
+        with trio.fail_after(timeout_s):
+            while True:
+                rows = await self.rows(
+                    "SELECT status, attempts, last_error FROM notification_deliveries "
+                    "WHERE channel = $1 ORDER BY id",
+                    channel,
+                )
+                if rows and all(r["status"] != "pending" for r in rows):
+                    return rows
+                await trio.sleep(0.02)
 
     async def notifications_of(self, member: Member) -> list[dict[str, Any]]:
         return await self.rows(

@@ -43,8 +43,8 @@ async def test_a_mention_reaches_the_users_sockets_and_inbox(wedding: Wedding):
     assert (entry["id"], entry["reason"], entry["read_at"]) == (frame.id, "mention", None)
     assert entry["group_name"] == "Rivera & Chen"
     assert inbox.json["unread_count"] == 1
-    statuses = await wedding.rows("SELECT status, attempts FROM notification_deliveries")
-    assert statuses == [{"status": "delivered", "attempts": 1}]
+    [delivery] = await wedding.settled("in_app")
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
 
 
 async def test_the_inbox_pages_marks_read_and_forgets_a_group_left(wedding: Wedding):

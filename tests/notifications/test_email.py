@@ -181,8 +181,8 @@ def test_a_recipient_that_is_not_one_address_is_a_permanent_failure(address):
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        ({"link": "javascript:alert(1)"}, "https URL"),
-        ({"link": "http://hub.example/"}, "https URL"),
+        ({"link": "javascript:alert(1)"}, "http\\(s\\) URL"),
+        ({"link": "ftp://hub.example/"}, "http\\(s\\) URL"),
         ({"reason": "spam"}, "reason"),
         ({"idempotency_key": "n-1>\r\nBcc: x"}, "idempotency_key"),
     ],
