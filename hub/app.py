@@ -8,6 +8,8 @@
         ├── attachment sweep   (unattached uploads and stray blobs: hub.attachments.sweeper)
         ├── dispatcher         (the notification outbox, delivered at least once:
         │                       hub.actors.dispatcher)
+        ├── escalation         (reminders of what is not acknowledged, by the wedding's
+        │                       closeness: hub.actors.escalation)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
@@ -32,7 +34,8 @@ from typing import Any
 
 import trio
 
-from hub.actors.dispatcher import Dispatcher
+from hub.actors.dispatcher import Dispatcher, RetryPolicy
+from hub.actors.escalation import Escalation, StoredReminders
 from hub.actors.inapp import InApp
 from hub.actors.outward import EmailChannel, WebhookChannel
 from hub.actors.supervisor import Supervisor
@@ -121,6 +124,10 @@ async def run_hub(
             _channels(
                 settings, storage, supervisor, lambda: origins.get("own_origins", frozenset())
             ),
+            retry=RetryPolicy(
+                base_s=settings.notify_retry_base_s, max_attempts=settings.notify_max_attempts
+            ),
+            lease_s=settings.notify_lease_s,
         )
         storage.outbox_written = dispatcher.kick
         async with trio.open_nursery() as actors:
@@ -129,6 +136,7 @@ async def run_hub(
                 run_sweeper, app.extensions["hub"]["attachments"], settings.attachment_orphan_hours
             )
             await actors.start(dispatcher.run)
+            await actors.start(Escalation(StoredReminders(storage)).run)
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
                     functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),

@@ -85,6 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
         "active one. Older keys are retired but kept, so every message still decrypts.",
     )
     rotate.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+
+    notifications = commands.add_parser(
+        "notifications",
+        help="the notification outbox",
+        description="Look after the notification outbox (docs/notifications.md).",
+    )
+    note_commands = notifications.add_subparsers(
+        dest="notification_command", required=True, metavar="ACTION"
+    )
+    dead = note_commands.add_parser(
+        "dead-letter",
+        help="deliveries that kept failing: list them, or retry them",
+        description="Deliveries the dispatcher gave up on (after their attempts, or at once "
+        "for a failure no retry can mend). `list` shows them; `retry` makes them pending "
+        "again, due now, with their attempts counted afresh: a running hub delivers them.",
+    )
+    dead.add_argument("action", choices=["list", "retry"])
+    dead.add_argument("ids", nargs="*", type=int, metavar="ID", help="retry only these")
+    dead.add_argument("--all", action="store_true", help="retry every dead delivery")
+    dead.add_argument("--limit", type=int, default=100, help="how many to list (100)")
+    dead.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
     return parser
 
 
@@ -102,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "token": _token,
             "migrate": _migrate,
             "keys": _rotate,
+            "notifications": _dead_letters,
         }[args.command]
         return handler(settings, args) or 0
     except (ConfigError, HubError, BaseExceptionGroup) as exc:
@@ -322,6 +344,37 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"applied {migration.version:04d}_{migration.name}")
     else:
         print("schema is up to date")
+    return 0
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.storage import open_storage
+    from hub.storage.outbox import dead_letters, retry_dead
+
+    if args.action == "retry" and not (args.ids or args.all):
+        raise ConfigError("retry needs the ids of the deliveries to retry, or --all")
+    if args.action == "list" and (args.ids or args.all):
+        raise ConfigError("list takes no ids (and no --all)")
+
+    async def main() -> list[dict[str, Any]] | int:
+        async with open_storage(settings) as storage:
+            if args.action == "list":
+                return await storage.read(dead_letters(args.limit))
+            ids = None if args.all else args.ids
+            return await storage.write(lambda now: retry_dead(ids, now))
+
+    outcome = trio.run(main)
+    if isinstance(outcome, int):
+        print(f"{outcome} dead deliveries are pending again")
+        return 0
+    if not outcome:
+        print("no dead deliveries")
+    for row in outcome:
+        print(
+            f"{row['id']}\t{row['channel']}\t{row['event']}\t{row['attempts']} attempts\t"
+            f"{row['created_at']:%Y-%m-%d %H:%M:%S}\t{row['idempotency_key']}\t"
+            f"{row['last_error'] or ''}"
+        )
     return 0
 
 

@@ -113,6 +113,12 @@ class Settings:
     # Where people open the web client (HUB_PUBLIC_URL), for the links notification e-mail
     # carries; None: the HTTP listener's own address.
     public_url: str | None = None
+    # The dispatcher (hub.actors.dispatcher): how long a claimed delivery is this node's before
+    # another may take it, the first retry's delay (doubling, capped at an hour), and the
+    # attempts before a delivery is dead.
+    notify_lease_s: float = 120.0
+    notify_retry_base_s: float = 10.0
+    notify_max_attempts: int = 10
 
     @property
     def production(self) -> bool:
@@ -267,6 +273,9 @@ def _notifications(source: Mapping[str, str]) -> dict[str, object]:
         "smtp_from": smtp_from,
         "webhook_allow_hosts": _webhook_allow_hosts(source),
         "public_url": public_url,
+        "notify_lease_s": _positive_float(source, "HUB_NOTIFY_LEASE_S", 120.0),
+        "notify_retry_base_s": _positive_float(source, "HUB_NOTIFY_RETRY_BASE_S", 10.0),
+        "notify_max_attempts": _positive_int(source, "HUB_NOTIFY_MAX_ATTEMPTS", 10),
     }
 
 

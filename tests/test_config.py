@@ -113,6 +113,11 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_WEBHOOK_ALLOW_HOSTS", "https://hooks.internal", "a host or host:port"),
         ("HUB_WEBHOOK_ALLOW_HOSTS", "[::1", "a host or host:port"),
         ("HUB_WEBHOOK_ALLOW_HOSTS", "[::1]8080", "a host or host:port"),
+        ("HUB_PUBLIC_URL", "hub.example", "must look like https://"),
+        ("HUB_PUBLIC_URL", "ftp://hub.example", "must look like https://"),
+        ("HUB_NOTIFY_LEASE_S", "0", "must be positive"),
+        ("HUB_NOTIFY_RETRY_BASE_S", "soon", "HUB_NOTIFY_RETRY_BASE_S"),
+        ("HUB_NOTIFY_MAX_ATTEMPTS", "0", "must be positive"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):
@@ -215,6 +220,27 @@ def test_the_email_channel_is_its_server_and_its_sender(tmp_path):
 
     assert (settings.smtp_url, settings.smtp_from) == (url, "Vendor Hub <notify@hub.example>")
     assert "hunter2" not in repr(settings)
+
+
+def test_the_public_url_and_the_dispatchers_settings(tmp_path):
+    settings = load_settings(
+        {
+            "HUB_VAR_DIR": str(tmp_path),
+            "HUB_PUBLIC_URL": "https://hub.example/",
+            "HUB_NOTIFY_LEASE_S": "30",
+            "HUB_NOTIFY_RETRY_BASE_S": "2.5",
+            "HUB_NOTIFY_MAX_ATTEMPTS": "4",
+        }
+    )
+    assert settings.public_url == "https://hub.example"  # links add their own path
+    assert (settings.notify_lease_s, settings.notify_retry_base_s) == (30.0, 2.5)
+    assert settings.notify_max_attempts == 4
+    defaults = load_settings({"HUB_VAR_DIR": str(tmp_path)})
+    assert (defaults.public_url, defaults.notify_lease_s, defaults.notify_max_attempts) == (
+        None,
+        120.0,
+        10,
+    )
 
 
 def test_an_smtp_server_needs_a_sender(tmp_path):

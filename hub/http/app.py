@@ -9,6 +9,7 @@
     preferences  /me/notification-preferences, /threads/{thread_id}/mute
     webhooks  /webhooks (an organization's receivers of its notifications)
     groups    /groups, /groups/{group_id}
+    escalation  /groups/{group_id}/escalation-policy (how unconfirmed messages are reminded)
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
@@ -42,6 +43,7 @@ from hub.http import (
     audit,
     bodies,
     errors,
+    escalation,
     framing,
     groups,
     identity,
@@ -124,7 +126,7 @@ def create_app(
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(webclient.blueprint)
     families = (service, me, notifications, preferences, webhooks, groups, members, threads)
-    for family in (*families, messages, acknowledgements, attachments, audit):
+    for family in (*families, escalation, messages, acknowledgements, attachments, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

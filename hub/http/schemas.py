@@ -550,6 +550,37 @@ class WebhookList(msgspec.Struct):
     webhooks: list[WebhookOut]
 
 
+EscalationMinutes = Annotated[int, Meta(ge=1, le=10_080)]
+
+
+class EscalationPolicyIn(Request):
+    """Fields left out stay as they are. Minutes between reminders by how far the wedding is
+    (in `time_zone`): more than a week, within a week, the last two days, the day itself; each
+    at most the one before. `escalate_after`: reminders before the organization's owners and
+    admins are told too."""
+
+    enabled: bool | UnsetType = UNSET
+    time_zone: TimeZoneName | UnsetType = UNSET
+    more_than_week_minutes: EscalationMinutes | UnsetType = UNSET
+    within_week_minutes: EscalationMinutes | UnsetType = UNSET
+    last_two_days_minutes: EscalationMinutes | UnsetType = UNSET
+    wedding_day_minutes: EscalationMinutes | UnsetType = UNSET
+    escalate_after: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
+    max_reminders_without_date: Annotated[int, Meta(ge=0, le=1000)] | UnsetType = UNSET
+
+
+class EscalationPolicyOut(msgspec.Struct):
+    group_id: UUID
+    enabled: bool
+    time_zone: str
+    more_than_week_minutes: int
+    within_week_minutes: int
+    last_two_days_minutes: int
+    wedding_day_minutes: int
+    escalate_after: int
+    max_reminders_without_date: int
+
+
 class MuteIn(Request):
     muted: bool
 

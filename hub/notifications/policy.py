@@ -29,7 +29,7 @@ class EscalationPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How a group reminds organizations that have not acknowledged a message that asked them.
 
     Reminders go to the users the message mentioned in that organization (all its users when
-    it mentioned none); from the `escalate_after`-th reminder on, its owners and admins too."""
+    it mentioned none); after `escalate_after` reminders, its owners and admins too."""
 
     enabled: bool = True
     # The wedding's time zone: where its days begin and end (IANA name).

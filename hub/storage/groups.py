@@ -445,3 +445,22 @@ def removals_since(since: datetime) -> Op[list[tuple[UUID, UUID, datetime]]]:
         since,
     )
     return [(row["group_id"], row["organization_id"], row["updated_at"]) for row in rows]
+
+
+def escalation_policy_of(group_id: UUID) -> Op[dict[str, Any] | None]:
+    """The group's stored escalation policy (None: the defaults; hub.notifications.policy)."""
+    row = yield fetchrow(
+        "SELECT escalation_policy FROM vendor_connection_groups WHERE id = $1", group_id
+    )
+    if row is None:
+        raise NotFound(f"group {group_id} not found")
+    return row["escalation_policy"]
+
+
+def set_escalation_policy(group_id: UUID, policy: dict[str, Any], now: datetime) -> Op[None]:
+    yield execute(
+        "UPDATE vendor_connection_groups SET escalation_policy = $2, updated_at = $3 WHERE id = $1",
+        group_id,
+        policy,
+        now,
+    )

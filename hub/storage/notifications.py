@@ -435,3 +435,91 @@ def mark_notifications_read(user_id: UUID, ids: Sequence[int] | None, now: datet
             *ids,
         )
     return len(rows)
+
+
+# --- reminders of what is not acknowledged (hub.actors.escalation) ----------------------------
+
+_DUE_REQUESTS = """
+SELECT r.message_id, r.organization_id, r.thread_id, r.targets, r.reminders_sent, r.next_at,
+       m.seq, m.kind
+FROM ack_requests AS r JOIN thread_messages AS m ON m.id = r.message_id
+WHERE r.state = 'pending' AND r.next_at <= $1
+ORDER BY r.next_at, r.message_id, r.organization_id
+LIMIT $2
+"""
+
+_MANAGERS = ("owner", "admin")
+
+
+def remind_due(now: datetime, outward: Iterable[str], limit: int = 100) -> Op[int]:
+    """Remind every organization whose acknowledgement is due (at most `limit`), in one
+    transaction: the notification of each reminder and its deliveries, the count, and when the
+    next is due by the group's policy; none after the wedding day (the request expires). After
+    the policy's `escalate_after` reminders, the organization's owners and admins are told too,
+    as an escalation. Returns how many were reminded.
+
+    A row another node reminded first is skipped: the UPDATE's own condition (still due) is
+    checked again against the row it finds, after any other writer's commit."""
+    due = yield fetch(_DUE_REQUESTS, now, limit)
+    outward = tuple(outward)
+    reminded = 0
+    contexts: dict[UUID, Context] = {}
+    for row in due:
+        thread_id = row["thread_id"]
+        if thread_id not in contexts:
+            contexts[thread_id] = yield from read_context(thread_id)
+        context = contexts[thread_id]
+        sent = row["reminders_sent"] + 1
+        following = next_reminder(context.policy, context.wedding_date, now, sent)
+        claimed = yield fetchrow(
+            "UPDATE ack_requests SET reminders_sent = $3, next_at = $4, state = $5 "
+            "WHERE message_id = $1 AND organization_id = $2 AND state = 'pending' "
+            "AND next_at <= $6 RETURNING message_id",
+            row["message_id"],
+            row["organization_id"],
+            sent,
+            following,
+            "pending" if following is not None else "expired",
+            now,
+        )
+        if claimed is None:
+            continue
+        reminded += 1
+        audience = yield from read_audience(context.group_id, thread_id)
+        members = [u for u in audience if u.organization_id == row["organization_id"]]
+        targets = {UUID(t) for t in row["targets"]}
+        first = [u for u in members if u.id in targets] or members
+        escalated = sent > context.policy.escalate_after
+        told = {u.id: (u, "escalation" if escalated else "reminder") for u in first}
+        if escalated:
+            for user in members:
+                if user.role in _MANAGERS:
+                    told[user.id] = (user, "escalation")
+        urgent = is_urgent(
+            priority=context.priority,
+            thread_type=context.thread_type,
+            kind=row["kind"],
+            wedding_date=context.wedding_date,
+            now=now,
+            policy=context.policy,
+        )
+        yield from write_notifications(
+            [(u, reason) for u, reason in told.values() if u.accepts(reason, urgent)],
+            context,
+            thread_id=thread_id,
+            message_id=row["message_id"],
+            seq=row["seq"],
+            urgent=urgent,
+            now=now,
+            key=f"m{row['message_id']}.o{row['organization_id']}.r{sent}",
+            outward=outward,
+        )
+    return reminded
+
+
+def next_reminder_due() -> Op[datetime | None]:
+    return (
+        yield fetchval(
+            "SELECT next_at FROM ack_requests WHERE state = 'pending' ORDER BY next_at LIMIT 1"
+        )
+    )
