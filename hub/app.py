@@ -128,6 +128,7 @@ async def run_hub(
                 base_s=settings.notify_retry_base_s, max_attempts=settings.notify_max_attempts
             ),
             lease_s=settings.notify_lease_s,
+            metrics=metrics,
         )
         storage.outbox_written = dispatcher.kick
         async with trio.open_nursery() as actors:
@@ -136,7 +137,7 @@ async def run_hub(
                 run_sweeper, app.extensions["hub"]["attachments"], settings.attachment_orphan_hours
             )
             await actors.start(dispatcher.run)
-            await actors.start(Escalation(StoredReminders(storage)).run)
+            await actors.start(Escalation(StoredReminders(storage, metrics)).run)
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
                     functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),

@@ -301,6 +301,19 @@ class Metrics:
             "was down (cross-node delivery by polling).",
             registry=registry,
         )
+        self.notification_deliveries = Counter(
+            "hub_notification_deliveries_total",
+            "Delivery attempts of notifications by channel (in_app, email, webhook) and outcome: "
+            "delivered, retry (failed, tried again later), held (quiet hours), dead (an "
+            "operator's to retry: hub notifications dead-letter).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.notification_reminders = Counter(
+            "hub_notification_reminders_total",
+            "Reminders sent to organizations that have not acknowledged a message.",
+            registry=registry,
+        )
 
         self._http_requests = Counter(
             "hub_http_requests_total",

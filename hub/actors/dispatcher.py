@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import trio
 
 from hub.errors import HubError
+from hub.metrics import Metrics
 from hub.notifications.failures import DeliveryFailed
 from hub.notifications.quiet import quiet_until
 from hub.storage import Storage
@@ -115,6 +116,7 @@ class Dispatcher:
     stats: DispatcherStats = field(default_factory=DispatcherStats)
     # What `now` reads instead of Trio's clock (tests that call `run_once` themselves).
     clock: Callable[[], datetime] | None = None
+    metrics: Metrics | None = None
 
     def __post_init__(self) -> None:
         self._wakeup = trio.Event()
@@ -173,8 +175,13 @@ class Dispatcher:
                 nursery.start_soon(self._attempt, item, limiter, outcomes)
         finished = self.now()  # read here: the op runs in the storage's thread
         await self.storage.write(lambda _: record_outcomes(outcomes, finished))
+        channel_of = {c.id: c.channel for c in claimed}
         for outcome in outcomes:
             self.stats.count(outcome)
+            if self.metrics is not None:
+                self.metrics.notification_deliveries.labels(
+                    channel_of[outcome.id], outcome.kind
+                ).inc()
         return len(claimed)
 
     async def _prepare(self, claimed: Sequence[Claimed], now: datetime) -> list[Work]:

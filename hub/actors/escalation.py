@@ -23,6 +23,7 @@ from typing import Protocol
 import trio
 
 from hub.errors import HubError
+from hub.metrics import Metrics
 from hub.storage import Storage
 from hub.storage.notifications import next_reminder_due, remind_due
 
@@ -38,8 +39,9 @@ class Reminders(Protocol):
 
 
 class StoredReminders:
-    def __init__(self, storage: Storage, batch: int = 100) -> None:
+    def __init__(self, storage: Storage, metrics: Metrics | None = None, batch: int = 100) -> None:
         self._storage = storage
+        self._metrics = metrics
         self.batch = batch
 
     async def remind(self, now: datetime) -> int:
@@ -47,6 +49,8 @@ class StoredReminders:
         reminded = await self._storage.write(lambda _: remind_due(now, outward, self.batch))
         if reminded:
             self._storage.outbox_written()
+            if self._metrics is not None:
+                self._metrics.notification_reminders.inc(reminded)
         return reminded
 
     async def next_due(self) -> datetime | None:

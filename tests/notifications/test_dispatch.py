@@ -45,6 +45,11 @@ async def test_a_mention_reaches_the_users_sockets_and_inbox(wedding: Wedding):
     assert inbox.json["unread_count"] == 1
     [delivery] = await wedding.settled("in_app")
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+    assert wedding.hub.metrics is not None
+    counted = wedding.hub.metrics.registry.get_sample_value(
+        "hub_notification_deliveries_total", {"channel": "in_app", "outcome": "delivered"}
+    )
+    assert counted == 1
 
 
 async def test_the_inbox_pages_marks_read_and_forgets_a_group_left(wedding: Wedding):
