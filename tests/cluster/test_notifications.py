@@ -1,0 +1,43 @@
+"""Notifications and acknowledgements across nodes (in-process nodes on one PostgreSQL, on an
+in-memory bus and on Redis): a mention posted on one node reaches the user's socket on another,
+and a confirmation given on one node reaches the thread's subscribers on the other."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import client as hub_client
+from hub import protocol
+from tests.attachments.conftest import Rest
+from tests.cluster.conftest import cluster, joined
+from tests.cluster.test_in_process import brokers, kind, redis_url, until_connected, world
+
+pytestmark = pytest.mark.postgres
+__all__ = ["kind", "redis_url"]  # fixtures, used by name
+
+
+async def test_a_change_notifies_and_its_confirmation_crosses_nodes(settings, kind, redis_url):
+    async with cluster(settings, brokers(kind, redis_url)) as (a, b):
+        await until_connected((a, b))
+        alice, bob, _, thread = await world(a, settings)
+        async with (
+            joined((a, alice), thread=thread) as (on_a,),
+            hub_client.connect(b.ws_url, bob.token) as on_b,
+        ):
+            reply = await Rest(a).call(  # type: ignore[arg-type]  (anything with a rest_url)
+                "POST",
+                f"/threads/{thread.id}",
+                alice,
+                json_body={"kind": "change", "body": "@Bob Photographer portraits at 4 now"},
+            )
+            assert reply.status == 201
+            seq = reply.json["seq"]
+            notified = await on_b.next_event(protocol.Notification)
+            assert (notified.reason, notified.seq) == ("ack_request", seq)
+
+            confirmed = await Rest(b).call(  # type: ignore[arg-type]
+                "POST", f"/threads/{thread.id}/messages/{seq}/ack", bob
+            )
+            assert confirmed.status == 201
+            event = await on_a.next_event(protocol.MessageAcknowledged)
+    assert (event.seq, event.org_id, event.user_id) == (seq, bob.org_id, bob.user_id)
