@@ -439,10 +439,18 @@ def mark_notifications_read(user_id: UUID, ids: Sequence[int] | None, now: datet
 
 # --- reminders of what is not acknowledged (hub.actors.escalation) ----------------------------
 
+# With what decides whether a reminder still makes sense: a thread or group archived since (it
+# can no longer be confirmed there), or an organization no longer an active member.
 _DUE_REQUESTS = """
 SELECT r.message_id, r.organization_id, r.thread_id, r.targets, r.reminders_sent, r.next_at,
-       m.seq, m.kind
-FROM ack_requests AS r JOIN thread_messages AS m ON m.id = r.message_id
+       m.seq, m.kind, t.status AS thread_status, g.status AS group_status,
+       c.status AS member_status
+FROM ack_requests AS r
+JOIN thread_messages AS m ON m.id = r.message_id
+JOIN messaging_threads AS t ON t.id = r.thread_id
+JOIN vendor_connection_groups AS g ON g.id = r.group_id
+LEFT JOIN vendor_connections AS c
+  ON c.group_id = r.group_id AND c.organization_id = r.organization_id
 WHERE r.state = 'pending' AND r.next_at <= $1
 ORDER BY r.next_at, r.message_id, r.organization_id
 LIMIT $2
@@ -469,6 +477,19 @@ def remind_due(now: datetime, outward: Iterable[str], limit: int = 100) -> Op[in
         if thread_id not in contexts:
             contexts[thread_id] = yield from read_context(thread_id)
         context = contexts[thread_id]
+        if (
+            row["thread_status"] == "archived"
+            or row["group_status"] == "archived"
+            or row["member_status"] != "active"
+        ):
+            # Nobody can confirm it any more (or the organization left): it expires, untold.
+            yield execute(
+                "UPDATE ack_requests SET state = 'expired', next_at = NULL "
+                "WHERE message_id = $1 AND organization_id = $2 AND state = 'pending'",
+                row["message_id"],
+                row["organization_id"],
+            )
+            continue
         sent = row["reminders_sent"] + 1
         following = next_reminder(context.policy, context.wedding_date, now, sent)
         claimed = yield fetchrow(

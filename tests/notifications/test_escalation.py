@@ -13,8 +13,9 @@ import trio
 
 from hub.actors.escalation import Escalation
 from hub.storage.acknowledgements import acknowledge
-from hub.storage.groups import update_group
+from hub.storage.groups import remove_member, update_group
 from hub.storage.notifications import remind_due
+from hub.storage.threads import archive_thread
 from tests.notifications.conftest import Wedding
 
 
@@ -162,6 +163,28 @@ async def test_the_policy_is_read_by_members_and_set_by_the_owner(wedding: Weddi
         "reminder",
         "escalation",
     ]
+
+
+async def test_an_archived_thread_or_a_departed_organization_is_not_reminded(wedding: Wedding):
+    await set_wedding_date(wedding, datetime.now(UTC).date() + timedelta(days=30))
+    await wedding.post(wedding.planner, "Photos move to the garden", kind="change")
+    owed = await requests(wedding)
+    at = owed[wedding.dj.org_id]["next_at"]
+    await wedding.hub.storage.write(
+        lambda now: remove_member(
+            group_id=wedding.group.id, organization_id=wedding.dj.org_id, now=now
+        )
+    )
+    assert await remind(wedding, at) == 1  # the florist only
+    owed = await requests(wedding)
+    assert owed[wedding.dj.org_id]["state"] == "expired"
+    assert await reasons(wedding, wedding.dj) == ["ack_request"]
+
+    await wedding.hub.storage.write(lambda now: archive_thread(wedding.thread.id, now))
+    assert await remind(wedding, at + timedelta(hours=1)) == 0
+    owed = await requests(wedding)
+    assert {r["state"] for r in owed.values()} == {"expired"}
+    assert await reasons(wedding, wedding.florist) == ["ack_request", "reminder"]
 
 
 class FakeReminders:
