@@ -169,3 +169,15 @@ def plain_message_rows(thread_id: UUID) -> Op[list[dict[str, Any]]]:
         thread_id,
     )
     return rows
+
+
+async def planner_and_vendor(
+    storage: Storage, settings: Settings, *, vendor_name: str = "Dee Jay"
+) -> tuple[Member, Member, Group, Thread]:
+    """Paula Planner's group with a vendor of another organization in it, and one thread."""
+    planner = await new_member(storage, settings, name="Paula Planner")
+    vendor = await new_member(storage, settings, role="vendor", name=vendor_name)
+    group = await new_group(storage, planner)
+    await add_member(storage, group, vendor, invited_by=planner)
+    thread = await new_thread(storage, group, planner)
+    return planner, vendor, group, thread

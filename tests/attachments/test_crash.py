@@ -13,7 +13,7 @@ from hub.storage import open_storage
 from hub.storage.sql import fetchval
 from tests.attachments.conftest import BASE, Reply, Rest
 from tests.cluster.nodes import SECRETS, Node, start_node
-from tests.factories import add_member, new_group, new_member, new_thread
+from tests.factories import planner_and_vendor
 from tests.http.wire import Connection, request
 from tests.realtime.conftest import realtime_settings
 
@@ -35,11 +35,7 @@ async def test_a_kill_mid_upload_leaves_nothing_served_and_the_restart_cleans_up
     settings = realtime_settings(postgres_url, tmp_path / "test-var", **SECRETS)
     blobs = tmp_path / "crash-node" / "var" / "blobs"
     async with trio_asyncio.open_loop(), open_storage(settings) as storage:
-        planner = await new_member(storage, settings, name="Paula Planner")
-        dj = await new_member(storage, settings, role="vendor", name="Dee Jay")
-        group = await new_group(storage, planner)
-        await add_member(storage, group, dj, invited_by=planner)
-        thread = await new_thread(storage, group, planner)
+        planner, dj, _, thread = await planner_and_vendor(storage, settings)
 
         node: Node = await start_node("crash-node", postgres_url, None, tmp_path)
         try:

@@ -19,7 +19,7 @@ from hub.storage.records import Mentions, MessageDraft
 from hub.storage.sql import execute, fetch
 from tests.attachments.conftest import Rest
 from tests.cluster.nodes import SECRETS, start_node
-from tests.factories import add_member, new_group, new_member, new_thread
+from tests.factories import planner_and_vendor
 from tests.notifications.test_email import Mailbox, smtp_server
 from tests.realtime.conftest import realtime_settings
 
@@ -51,11 +51,7 @@ def _email(user_id, now):
 async def test_a_killed_hub_loses_no_pending_delivery(postgres_url, tmp_path):
     settings = realtime_settings(postgres_url, tmp_path / "test-var", **SECRETS)
     async with trio_asyncio.open_loop(), open_storage(settings) as storage:
-        planner = await new_member(storage, settings, name="Paula Planner")
-        dj = await new_member(storage, settings, role="vendor", name="Dee Jay")
-        group = await new_group(storage, planner)
-        await add_member(storage, group, dj, invited_by=planner)
-        thread = await new_thread(storage, group, planner)
+        planner, dj, _, thread = await planner_and_vendor(storage, settings)
         await storage.write(lambda now: _email(dj.user_id, now))
 
         quick = {
@@ -127,11 +123,7 @@ def _kill_deliveries():
 async def test_dead_letters_are_listed_and_retried_by_the_operator(postgres_url, tmp_path):
     settings = realtime_settings(postgres_url, tmp_path / "test-var", **SECRETS)
     async with trio_asyncio.open_loop(), open_storage(settings) as storage:
-        planner = await new_member(storage, settings, name="Paula Planner")
-        dj = await new_member(storage, settings, role="vendor", name="Dee Jay")
-        group = await new_group(storage, planner)
-        await add_member(storage, group, dj, invited_by=planner)
-        thread = await new_thread(storage, group, planner)
+        planner, dj, _, thread = await planner_and_vendor(storage, settings)
         for n in range(2):
             await storage.append_message(
                 MessageDraft(
