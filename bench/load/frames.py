@@ -74,6 +74,14 @@ class ReadReceipt(_Frame, tag="read_receipt"):
     pass
 
 
+class MessageAcknowledged(_Frame, tag="message_acknowledged"):
+    pass
+
+
+class Notification(_Frame, tag="notification"):
+    pass
+
+
 class Pong(_Frame, tag="pong"):
     pass
 
@@ -88,6 +96,8 @@ ServerFrame = (
     | Typing
     | Presence
     | ReadReceipt
+    | MessageAcknowledged
+    | Notification
     | Pong
 )
 decode_server = msgspec.json.Decoder(ServerFrame).decode

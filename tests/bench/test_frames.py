@@ -61,6 +61,7 @@ def test_the_swarm_decodes_every_frame_type_the_hub_sends():
 
 _USER = protocol.PresenceEntry(user_id=uuid.uuid4(), name="Ana", org_id=uuid.uuid4())
 _THREAD = uuid.uuid4()
+_AT = datetime(2027, 6, 12, 15, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +94,24 @@ _THREAD = uuid.uuid4()
         (
             protocol.ReadReceipt(thread_id=_THREAD, user_id=_USER.user_id, seq=1),
             frames.ReadReceipt(),
+        ),
+        (
+            protocol.MessageAcknowledged(
+                thread_id=_THREAD, seq=3, org_id=_USER.org_id, user_id=_USER.user_id, at=_AT
+            ),
+            frames.MessageAcknowledged(),
+        ),
+        (
+            protocol.Notification(
+                id=7,
+                reason="mention",
+                urgent=False,
+                thread_id=_THREAD,
+                seq=3,
+                group_id=_USER.org_id,
+                created_at=_AT,
+            ),
+            frames.Notification(),
         ),
         (protocol.Pong(ref="p"), frames.Pong()),
     ],
