@@ -2,7 +2,7 @@
 // typing, "seen by" from read receipts, unread marks that clear as messages come into view, and
 // the composer (Enter sends, Shift+Enter is a new line; location from the browser; files, which
 // upload as they are chosen and go with the next message; a change of plan, or a message that
-// asks for confirmation), and the thread's Files panel.
+// asks for confirmation), the thread's Files panel and its Mute toggle.
 //
 // A message that asks for acknowledgement carries a badge ("Change of plan", "Asks for
 // confirmation") and its board under it (`acks.js`): who has confirmed, who is pending, and a
@@ -46,6 +46,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     disposed: false,
     lost: false,
     joined: false, // joined once: a later join is a reconnect, after which boards are fetched again
+    muted: null, // this reader muted the thread (null: not known yet)
     unseen: 0,
   };
 
@@ -80,6 +81,10 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     uploads.el,
     h('div', { class: 'row' }, input, sendButton),
     h('div', { class: 'row tools' }, attachButton, fileInput, locationButton, h('span', { class: 'options', role: 'group', 'aria-label': 'Message options' }, changeToggle, askToggle), composerProblem));
+  const muteButton = h('button', {
+    type: 'button', class: 'secondary compact mute', 'aria-pressed': 'false', hidden: true,
+    title: 'Mentions in a muted thread do not notify you; requests to confirm still do', onclick: () => toggleMute(),
+  }, 'Mute');
   const back = h('a', { href: '#/', class: 'back' }, '← Threads');
   // Who sent a file: its uploader (only they can attach it), "You" for the reader's own.
   const files = filesPanel(app, threadId, {
@@ -89,7 +94,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   replace(
     main,
     h('div', { class: 'page thread-page' },
-      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, h('div', { class: 'controls' }, controls, files.button)), here),
+      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, h('div', { class: 'controls' }, controls, muteButton, files.button)), here),
       h('div', { class: 'log-wrap' }, log, jump),
       typingLine,
       composer,
@@ -118,6 +123,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     }
     if (view.disposed) return;
     showThread(detail.thread);
+    loadMute();
     view.readSeq = detail.thread.last_read_seq;
     view.readSent = view.readSeq;
     for (const receipt of detail.read_receipts || []) {
@@ -535,6 +541,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     attachButton.disabled = true;
     changeBox.disabled = true;
     askBox.disabled = true;
+    muteButton.disabled = true;
     app.notify('You no longer have access to this thread.', 'error');
   }
 
@@ -735,6 +742,37 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     view.replyTo = null;
     replyBar.hidden = true;
     replace(replyBar);
+  }
+
+  // --- muting -----------------------------------------------------------------------------------
+
+  async function loadMute() {
+    try {
+      const state = await app.api('GET', `/threads/${threadId}/mute`);
+      if (!view.disposed) showMute(state.muted);
+    } catch {
+      // the toggle stays hidden: the thread shows as it is without it
+    }
+  }
+
+  function showMute(muted) {
+    view.muted = muted;
+    muteButton.hidden = false;
+    muteButton.setAttribute('aria-pressed', muted ? 'true' : 'false');
+    muteButton.textContent = muted ? 'Muted' : 'Mute';
+  }
+
+  async function toggleMute() {
+    if (view.muted === null || muteButton.getAttribute('aria-disabled') === 'true') return;
+    muteButton.setAttribute('aria-disabled', 'true');
+    try {
+      const state = await app.api('PUT', `/threads/${threadId}/mute`, { muted: !view.muted });
+      if (!view.disposed) showMute(state.muted);
+    } catch (error) {
+      app.notify(`Could not ${view.muted ? 'unmute' : 'mute'} the thread: ${errorText(error)}`, 'error');
+    } finally {
+      muteButton.removeAttribute('aria-disabled');
+    }
   }
 
   // --- scrolling ----------------------------------------------------------------------------------
