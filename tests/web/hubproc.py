@@ -35,6 +35,7 @@ class Vendor:
     role: str = "owner"
     user_id: uuid.UUID = field(default_factory=uuid.uuid4)
     ttl_s: int = 3600
+    email: str | None = None  # the `email` claim: where notification e-mail would go
 
     @property
     def token(self) -> str:
@@ -50,6 +51,8 @@ class Vendor:
             "iat": now,
             "exp": now + ttl_s,
         }
+        if self.email is not None:
+            claims["email"] = self.email
         return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 

@@ -1,12 +1,15 @@
-// The web client's shell: the signed-in person, the connection status, and one screen at a time
-// chosen by the URL's fragment (#/ the weddings, #/g/<id> a wedding's threads, #/t/<id> a thread).
+// The web client's shell: the signed-in person, the connection status, their notifications, and
+// one screen at a time chosen by the URL's fragment (#/ the weddings, #/g/<id> a wedding's
+// threads, #/t/<id> a thread, #/settings the notification settings).
 
 import { api, blob, configure, upload } from './api.js';
 import { h, replace } from './dom.js';
+import { notifications } from './notifications.js';
 import { clearToken, expiresAt, isUsable, takeTokenFromUrl, token } from './session.js';
 import { HubSocket } from './socket.js';
 import { groupView, threadList } from './views/group.js';
 import { groupsView } from './views/groups.js';
+import { settingsView } from './views/settings.js';
 import { signInView } from './views/signin.js';
 import { threadView } from './views/thread.js';
 
@@ -20,6 +23,7 @@ const app = {
   me: null,
   config: null,
   current: null, // the screen shown: { dispose() }
+  inbox: null, // the header's Notifications and their dialog
   api,
   upload,
   blob,
@@ -85,8 +89,10 @@ function showAccount() {
   });
   replace(
     account,
+    app.inbox.button,
     h('span', { class: 'who', title: `${app.me.organization_name} · ${app.me.role}` }, app.me.display_name),
     status,
+    h('a', { href: '#/settings', class: 'settings-link' }, 'Settings'),
     h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'),
   );
 }
@@ -94,6 +100,7 @@ function showAccount() {
 function signOut() {
   clearToken();
   app.me = null;
+  app.inbox.stop();
   if (app.socket) {
     app.socket.reset();
     app.socket.drop(4001);
@@ -146,7 +153,8 @@ function route() {
   const group = path.match(/^\/g\/([0-9a-f-]{36})$/);
   const thread = path.match(/^\/t\/([0-9a-f-]{36})$/);
   let screen;
-  if (group) screen = groupView(main, app, group[1]);
+  if (path === '/settings') screen = settingsView(main, app);
+  else if (group) screen = groupView(main, app, group[1]);
   else if (thread && WIDE.matches) screen = splitView(thread[1]);
   else if (thread) screen = threadView(main, app, thread[1]);
   else screen = groupsView(main, app);
@@ -208,6 +216,7 @@ async function start() {
     app.socket.setOwner(app.me.user_id);
     app.socket.reauthenticate();
   }
+  app.inbox.start(app.socket);
   route();
 }
 
@@ -225,6 +234,8 @@ async function boot() {
     );
     return;
   }
+  app.inbox = notifications(app);
+  document.body.append(app.inbox.dialog, app.inbox.toasts);
   configure(app.config.api_base, () => {
     if (!isUsable()) showSignIn('Your session has expired: paste a new token to carry on.');
   });

@@ -10,8 +10,9 @@
 //   it), shown as pending, and sent once the socket is live, with the same `client_msg_id`
 //   every time, so a resend after a lost ack is recognised by the hub as the same message.
 //
-// Listeners get `state`, `frame` (every server frame), `joined` (a join's ack), `outbox` and
-// `sent` (an outbox item acknowledged) events.
+// Listeners get `state`, `frame` (every server frame: a thread's messages, presence, typing,
+// receipts and acknowledgements, and the user's `notification`s), `joined` (a join's ack),
+// `outbox` and `sent` (an outbox item acknowledged) events.
 
 import { randomId } from './dom.js';
 
@@ -259,6 +260,8 @@ export class HubSocket extends EventTarget {
     // the same message by its client_msg_id.
     if (item.kind === 'attachment') frame.attachment_ids = item.attachment_ids;
     if (item.reply_to) frame.reply_to = item.reply_to;
+    // A change of plan asks for acknowledgement by itself; any other message may ask too.
+    if (item.requires_ack) frame.requires_ack = true;
     try {
       const ack = await this.request(frame, 20000);
       this.outbox = this.outbox.filter((i) => i.client_msg_id !== item.client_msg_id);

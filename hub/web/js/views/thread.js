@@ -1,15 +1,23 @@
 // A thread: its history (paging back as you scroll up), live messages, who is here, who is
 // typing, "seen by" from read receipts, unread marks that clear as messages come into view, and
 // the composer (Enter sends, Shift+Enter is a new line; location from the browser; files, which
-// upload as they are chosen and go with the next message), and the thread's Files panel.
+// upload as they are chosen and go with the next message; a change of plan, or a message that
+// asks for confirmation), the thread's Files panel and its Mute toggle.
+//
+// A message that asks for acknowledgement carries a badge ("Change of plan", "Asks for
+// confirmation") and its board under it (`acks.js`): who has confirmed, who is pending, and a
+// Confirm button for a reader whose organization is pending; `message_acknowledged` frames
+// update it live. Mentions the hub resolved are highlighted (`mentions.js`).
 //
 // Messages are kept by seq, so a message that arrives twice (a replay after a reconnect, or the
 // ack and the live copy of one's own message) is shown once. History comes over REST, then the
 // socket joins with `since_seq` = the newest seq shown, and the hub sends everything after it.
 
+import { AckBoards } from '../acks.js';
 import { ACCEPT, Previews, attachmentList, describeFiles, summary, uploadTray } from '../attachments.js';
 import { errorText, formatTime, h, listNames, replace } from '../dom.js';
 import { filesPanel } from '../files.js';
+import { withMentions } from '../mentions.js';
 
 const PAGE = 50;
 const MANAGERS = new Set(['owner', 'admin', 'manager']);
@@ -37,6 +45,8 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     replyTo: null,
     disposed: false,
     lost: false,
+    joined: false, // joined once: a later join is a reconnect, after which boards are fetched again
+    muted: null, // this reader muted the thread (null: not known yet)
     unseen: 0,
   };
 
@@ -53,10 +63,28 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   const sendButton = h('button', { type: 'submit' }, 'Send');
   const locationButton = h('button', { type: 'button', class: 'secondary', onclick: () => shareLocation() }, 'Share location');
   const composerProblem = h('p', { class: 'error', role: 'alert' });
+  // What the next message is: a change of plan (kind change, which always asks every other
+  // organization to confirm), or a message that asks for confirmation (requires_ack). Both
+  // are reset once it is sent, as Mattermost resets a post's priority.
+  const changeBox = h('input', { type: 'checkbox' });
+  const askBox = h('input', { type: 'checkbox' });
+  let askChosen = false; // ticked by the person (a change of plan ticks it for them)
+  const changeToggle = h('label', { class: 'option change' }, changeBox, ' Change of plan');
+  const askToggle = h('label', { class: 'option ask' }, askBox, ' Ask for confirmation');
+  const composerNote = h('p', { class: 'composer-note', hidden: true });
   const fileInput = h('input', { type: 'file', multiple: true, accept: ACCEPT, hidden: true });
   const attachButton = h('button', { type: 'button', class: 'secondary', onclick: () => fileInput.click() }, 'Attach file');
   const uploads = uploadTray(app, threadId, { onProblem: (text) => { composerProblem.textContent = text; } });
-  const composer = h('form', { class: 'composer' }, replyBar, uploads.el, h('div', { class: 'row' }, input, sendButton), h('div', { class: 'row tools' }, attachButton, fileInput, locationButton, composerProblem));
+  const composer = h('form', { class: 'composer' },
+    replyBar,
+    composerNote,
+    uploads.el,
+    h('div', { class: 'row' }, input, sendButton),
+    h('div', { class: 'row tools' }, attachButton, fileInput, locationButton, h('span', { class: 'options', role: 'group', 'aria-label': 'Message options' }, changeToggle, askToggle), composerProblem));
+  const muteButton = h('button', {
+    type: 'button', class: 'secondary compact mute', 'aria-pressed': 'false', hidden: true,
+    title: 'Mentions in a muted thread do not notify you; requests to confirm still do', onclick: () => toggleMute(),
+  }, 'Mute');
   const back = h('a', { href: '#/', class: 'back' }, '← Threads');
   // Who sent a file: its uploader (only they can attach it), "You" for the reader's own.
   const files = filesPanel(app, threadId, {
@@ -66,7 +94,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
   replace(
     main,
     h('div', { class: 'page thread-page' },
-      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, h('div', { class: 'controls' }, controls, files.button)), here),
+      h('div', { class: 'thread-head' }, back, title, h('div', { class: 'row wrap' }, meta, h('div', { class: 'controls' }, controls, muteButton, files.button)), here),
       h('div', { class: 'log-wrap' }, log, jump),
       typingLine,
       composer,
@@ -74,6 +102,12 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     ),
   );
   const previews = new Previews(app, log);
+  const boards = new AckBoards(app, threadId, {
+    root: log,
+    nameOf: (userId) => view.names.get(userId) || null,
+    writable: () => !view.lost && Boolean(view.thread) && view.thread.status !== 'archived',
+  });
+  const bodyOf = (message) => withMentions(message.body, message.metadata.mentions, me);
 
   // --- loading ----------------------------------------------------------------------------------
 
@@ -89,6 +123,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     }
     if (view.disposed) return;
     showThread(detail.thread);
+    loadMute();
     view.readSeq = detail.thread.last_read_seq;
     view.readSent = view.readSeq;
     for (const receipt of detail.read_receipts || []) {
@@ -152,6 +187,8 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     sendButton.disabled = readOnly;
     locationButton.disabled = readOnly;
     attachButton.disabled = readOnly;
+    changeBox.disabled = readOnly;
+    askBox.disabled = readOnly || changeBox.checked;
     if (readOnly) input.placeholder = 'This thread is archived (read-only)';
     if (!MANAGERS.has(me.role) || readOnly) {
       replace(controls);
@@ -196,6 +233,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       client_msg_id: m.client_msg_id,
       reply_to: m.reply_to,
       metadata: m.metadata || {},
+      requires_ack: Boolean(m.requires_ack) || m.kind === 'change',
       created_at: m.created_at,
     };
   }
@@ -248,8 +286,11 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
         ' ',
         h('time', { datetime: message.created_at }, formatTime(message.created_at)),
         unread ? h('span', { class: 'unread-mark' }, ' · unread') : null,
+        askBadge(message),
       ),
     );
+    if (message.kind === 'change') el.classList.add('change');
+    else if (message.requires_ack) el.classList.add('asks');
     if (message.reply_to) {
       el.append(h('p', { class: 'quote' }, parent ? `↪ ${parent.sender_name || 'Someone'}: ${excerpt(gist(parent))}` : '↪ an earlier message'));
     }
@@ -267,10 +308,11 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       el.append(h('p', { class: 'body' }, message.body));
     } else if (message.kind === 'attachment') {
       el.append(attachmentList(app, message.metadata.attachments || [], previews));
-      if (message.body) el.append(h('p', { class: 'body' }, message.body));
+      if (message.body) el.append(h('p', { class: 'body' }, bodyOf(message)));
     } else {
-      el.append(h('p', { class: 'body' }, message.body));
+      el.append(h('p', { class: 'body' }, bodyOf(message)));
     }
+    if (message.requires_ack) el.append(boards.board(message));
     if (message.kind !== 'system' && view.thread && view.thread.status !== 'archived') {
       el.append(h('button', { type: 'button', class: 'link reply', onclick: () => startReply(message) }, 'Reply'));
     }
@@ -296,7 +338,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       : item.status === 'sending' ? 'Sending…' : 'Pending: will be sent when the connection is back';
     replace(
       el,
-      h('header', {}, h('span', { class: 'who' }, 'You'), ' ', h('span', { class: 'state' }, status)),
+      h('header', {}, h('span', { class: 'who' }, 'You'), ' ', h('span', { class: 'state' }, status), askBadge(item)),
       item.kind === 'attachment' ? h('p', { class: 'meta' }, `Files: ${(item.attachments || []).map((a) => a.filename).join(', ')}`) : null,
       h('p', { class: 'body' }, item.kind === 'location' ? [h('span', { class: 'pin' }, 'Location'), item.body ? ` ${item.body}` : ''] : item.body),
       item.status === 'failed'
@@ -452,6 +494,9 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
           showTyping();
         }
         break;
+      case 'message_acknowledged':
+        boards.acknowledged(frame);
+        break;
       case 'read_receipt':
         if (frame.user_id === me.user_id) {
           view.readSeq = Math.max(view.readSeq, frame.seq); // read on another device
@@ -477,6 +522,8 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     for (const p of ack.presence) view.names.set(p.user_id, p.name);
     showHere();
     if (ack.recovered === false) app.notify('Some of this thread’s history is no longer kept by the hub.', 'warning');
+    if (view.joined) boards.refresh(); // confirmations given while the socket was away
+    view.joined = true;
     scheduleRead();
   }
 
@@ -492,6 +539,9 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     sendButton.disabled = true;
     locationButton.disabled = true;
     attachButton.disabled = true;
+    changeBox.disabled = true;
+    askBox.disabled = true;
+    muteButton.disabled = true;
     app.notify('You no longer have access to this thread.', 'error');
   }
 
@@ -515,6 +565,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       id: ack.message.id, seq: ack.message.seq, sender_id: me.user_id, sender_name: me.display_name,
       org_id: me.organization_id, kind: item.kind || 'text', body: item.body, client_msg_id: item.client_msg_id,
       reply_to: item.reply_to || null, metadata: sentMetadata(item),
+      requires_ack: Boolean(item.requires_ack) || item.kind === 'change',
       created_at: ack.message.created_at,
     }, { live: true });
   }
@@ -583,10 +634,20 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       return;
     }
     const files = uploads.uploaded();
+    const change = changeBox.checked;
+    if (change && files.length) {
+      composerProblem.textContent = 'A change of plan is text alone: send the files in a message of their own, or untick Change of plan.';
+      return;
+    }
+    if (change && !body.trim()) {
+      composerProblem.textContent = 'Describe the change of plan first.';
+      return;
+    }
     if (!body.trim() && !files.length) {
       composerProblem.textContent = 'Write a message first.';
       return;
     }
+    const requiresAck = change || askBox.checked;
     composerProblem.textContent = '';
     clearTimeout(typingIdle);
     typingSentAt = 0; // posting ends typing on the hub's side
@@ -594,15 +655,45 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     if (files.length) {
       // The caption is the text as written (empty is fine); the hub adds what the files are.
       const attachments = files.map(summary);
-      socket.send({ thread_id: threadId, kind: 'attachment', body, attachment_ids: attachments.map((a) => a.id), attachments, reply_to: replyTo });
+      socket.send({ thread_id: threadId, kind: 'attachment', body, attachment_ids: attachments.map((a) => a.id), attachments, reply_to: replyTo, requires_ack: requiresAck });
       uploads.clear();
     } else {
-      socket.send({ thread_id: threadId, kind: 'text', body, reply_to: replyTo });
+      socket.send({ thread_id: threadId, kind: change ? 'change' : 'text', body, reply_to: replyTo, requires_ack: requiresAck });
     }
     input.value = '';
     input.style.height = 'auto';
     cancelReply();
+    resetOptions();
     input.focus();
+  });
+
+  function showOptions() {
+    const change = changeBox.checked;
+    askBox.disabled = change || input.disabled;
+    if (change) askBox.checked = true; // a change of plan always asks
+    composer.classList.toggle('is-change', change);
+    composer.classList.toggle('is-asking', !change && askBox.checked);
+    composerNote.hidden = !change && !askBox.checked;
+    composerNote.textContent = change
+      ? 'Change of plan: every other organization of the wedding is asked to confirm it.'
+      : askBox.checked ? 'Every other organization of the wedding is asked to confirm this message.' : '';
+    if (!input.disabled) input.placeholder = change ? 'Describe the change of plan' : 'Message';
+  }
+
+  function resetOptions() {
+    changeBox.checked = false;
+    askBox.checked = false;
+    askChosen = false;
+    showOptions();
+  }
+
+  changeBox.addEventListener('change', () => {
+    if (!changeBox.checked) askBox.checked = askChosen; // back to what the person had chosen
+    showOptions();
+  });
+  askBox.addEventListener('change', () => {
+    askChosen = askBox.checked;
+    showOptions();
   });
 
   function shareLocation() {
@@ -626,9 +717,11 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
           latitude: position.coords.latitude,
           longitude: position.coords.longitude,
           reply_to: view.replyTo ? view.replyTo.id : null,
+          requires_ack: changeBox.checked || askBox.checked,
         });
         input.value = '';
         cancelReply();
+        resetOptions();
       },
       (error) => {
         locationButton.disabled = false;
@@ -649,6 +742,37 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     view.replyTo = null;
     replyBar.hidden = true;
     replace(replyBar);
+  }
+
+  // --- muting -----------------------------------------------------------------------------------
+
+  async function loadMute() {
+    try {
+      const state = await app.api('GET', `/threads/${threadId}/mute`);
+      if (!view.disposed) showMute(state.muted);
+    } catch {
+      // the toggle stays hidden: the thread shows as it is without it
+    }
+  }
+
+  function showMute(muted) {
+    view.muted = muted;
+    muteButton.hidden = false;
+    muteButton.setAttribute('aria-pressed', muted ? 'true' : 'false');
+    muteButton.textContent = muted ? 'Muted' : 'Mute';
+  }
+
+  async function toggleMute() {
+    if (view.muted === null || muteButton.getAttribute('aria-disabled') === 'true') return;
+    muteButton.setAttribute('aria-disabled', 'true');
+    try {
+      const state = await app.api('PUT', `/threads/${threadId}/mute`, { muted: !view.muted });
+      if (!view.disposed) showMute(state.muted);
+    } catch (error) {
+      app.notify(`Could not ${view.muted ? 'unmute' : 'mute'} the thread: ${errorText(error)}`, 'error');
+    } finally {
+      muteButton.removeAttribute('aria-disabled');
+    }
   }
 
   // --- scrolling ----------------------------------------------------------------------------------
@@ -673,12 +797,20 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       uploads.dispose();
       previews.dispose();
       files.dispose();
+      boards.dispose();
       for (const [type, listener] of Object.entries(listeners)) socket.removeEventListener(type, listener);
       document.removeEventListener('visibilitychange', onVisible);
       socket.leave(threadId);
       document.title = 'Vendor Connections Hub';
     },
   };
+}
+
+// The badge of a message (or an outbox item) that asks for acknowledgement.
+function askBadge(message) {
+  if (message.kind === 'change') return [' ', h('span', { class: 'pill change' }, 'Change of plan')];
+  if (message.requires_ack) return [' ', h('span', { class: 'pill ask' }, 'Asks for confirmation')];
+  return null;
 }
 
 // What a message says, for a quote: its text, or the files it carries.
