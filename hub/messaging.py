@@ -132,6 +132,10 @@ class MessageRouter(Protocol):
         """An organization left a group: whatever it receives live from it must stop now."""
         ...
 
+    def to_user(self, user_id: UUID, frame: bytes) -> None:
+        """An event for every socket of the user, wherever it is connected."""
+        ...
+
 
 class DirectRouter:
     def __init__(self, storage: Storage) -> None:
@@ -157,3 +161,6 @@ class DirectRouter:
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
         """Nothing is delivered live without the realtime layer, so nothing to end."""
+
+    def to_user(self, user_id: UUID, frame: bytes) -> None:
+        """No sockets without the realtime layer, so nobody to tell."""

@@ -245,13 +245,16 @@ class ReadReceipt(_Frame, tag="read_receipt"):
 
 
 class MessageAcknowledged(_Frame, tag="message_acknowledged"):
-    """An organization confirmed message `seq` (its first user to do so: `user_id`)."""
+    """An organization confirmed message `seq` (its first user to do so: `user_id`); the
+    names are carried so that a board can say who without asking the hub again."""
 
     thread_id: UUID
     seq: int
     org_id: UUID
     user_id: UUID
     at: datetime
+    user_name: str | None = None
+    org_name: str | None = None
 
 
 class Notification(_Frame, tag="notification"):
@@ -267,9 +270,20 @@ class Notification(_Frame, tag="notification"):
     group_id: UUID
     created_at: datetime
     quiet: bool = False
+    group_name: str | None = None
     thread_title: str | None = None
     sender_name: str | None = None
     preview: str | None = None
+
+
+class NotificationsRead(_Frame, tag="notifications_read"):
+    """Some of the user's notifications were marked read (`ids`; every unread one when `all`),
+    on one of their devices or by reading a thread: every socket of the user gets it, so each
+    device's count agrees with the inbox's without asking."""
+
+    unread_count: int
+    ids: list[int] = []
+    all: bool = False
 
 
 class Pong(_Frame, tag="pong"):
@@ -295,6 +309,7 @@ ServerFrame = (
     | ReadReceipt
     | MessageAcknowledged
     | Notification
+    | NotificationsRead
     | Pong
     | Error
 )

@@ -82,6 +82,10 @@ class Notification(_Frame, tag="notification"):
     pass
 
 
+class NotificationsRead(_Frame, tag="notifications_read"):
+    pass
+
+
 class Pong(_Frame, tag="pong"):
     pass
 
@@ -98,6 +102,7 @@ ServerFrame = (
     | ReadReceipt
     | MessageAcknowledged
     | Notification
+    | NotificationsRead
     | Pong
 )
 decode_server = msgspec.json.Decoder(ServerFrame).decode

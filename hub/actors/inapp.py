@@ -41,6 +41,7 @@ class InApp:
             group_id=subject.group_id,
             created_at=subject.created_at,
             quiet=work.quiet_until is not None and not subject.urgent,
+            group_name=subject.group_name,
             thread_title=subject.thread_title,
             sender_name=None if message is None else message.sender_name,
             preview=None if message is None else preview(message.body),

@@ -101,10 +101,19 @@ class Router:
                 org_id=ack.organization_id,
                 user_id=ack.user_id,
                 at=ack.acknowledged_at,
+                user_name=ack.user_name,
+                org_name=ack.organization_name,
             )
         )
         self._threads.notify(ack.thread_id, Acknowledged(frame))
         self._broker.publish(ack.thread_id, crossing.Acknowledged(self._broker.node_id, frame))
+
+    def to_user(self, user_id: UUID, frame: bytes) -> None:
+        """An event for every socket of the user, on this node and the others (at most once
+        across nodes, like every control event: what it says is also in storage)."""
+        for session in self._sessions.of_user(user_id):
+            session.deliver(frame, essential=True)
+        self._broker.publish_control(crossing.UserNotified(self._broker.node_id, user_id, frame))
 
     async def membership_revoked(self, group_id: UUID, organization_id: UUID) -> None:
         """An organization was removed from a group: end its live subscriptions to the group's

@@ -38,6 +38,7 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, Union
 from uuid import UUID
 
@@ -59,8 +60,10 @@ from hub.storage import Storage
 from hub.storage.acknowledgements import Acknowledgement
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.messages import history_kept_since
+from hub.storage.notifications import read_in_thread
 from hub.storage.receipts import mark_read
-from hub.storage.records import AuditEntry, MessageDraft, StoredMessage
+from hub.storage.records import AuditEntry, MessageDraft, ReceiptRecord, StoredMessage
+from hub.storage.sql import Op
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +163,10 @@ class SessionHost(Protocol):
     ) -> Acknowledgement: ...
 
     def set_user_status(self, user_id: UUID, status: str) -> None: ...
+
+    def notify_user(self, user_id: UUID, frame: bytes) -> None:
+        """An event for every socket of the user, on every node."""
+        ...
 
     async def ensure_identity(self, principal: Principal) -> None: ...
 
@@ -716,15 +723,26 @@ class Session:
         )
 
     async def _mark_read(self, frame: protocol.MarkRead) -> None:
+        """Raise the read mark; the notifications about what it now covers are read with it,
+        and every socket of the user hears of it (`notifications_read`)."""
         await self._authorize(frame.thread_id, "read")
-        user_id = self.principal.user_id
-        receipt = await self._host.storage.write(
-            lambda now: mark_read(
+        user_id, org_id = self.principal.user_id, self.principal.org_id
+
+        def read(now: datetime) -> Op[tuple[ReceiptRecord, list[int], int]]:
+            receipt = yield from mark_read(
                 thread_id=frame.thread_id, user_id=user_id, seq=frame.seq, now=now
             )
-        )
+            ids, unread = yield from read_in_thread(
+                user_id, org_id, frame.thread_id, receipt.last_read_seq, now
+            )
+            return receipt, ids, unread
+
+        receipt, cleared, unread = await self._host.storage.write(read)
         self.send(protocol.Ack(ref=frame.ref, thread_id=frame.thread_id, seq=receipt.last_read_seq))
         self._host.receipt(frame.thread_id, user_id, receipt.last_read_seq, self.session_id)
+        if cleared:
+            inbox = protocol.NotificationsRead(unread_count=unread, ids=cleared)
+            self._host.notify_user(user_id, event_frame(inbox))
 
     async def _refresh(self, frame: protocol.Auth) -> None:
         """A new token for the same user. If it changes the organization or the role, every

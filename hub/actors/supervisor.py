@@ -275,9 +275,9 @@ class Supervisor:
             self.threads.notify(thread_id, Resync())
 
     def notify_user(self, user_id: UUID, frame: bytes) -> None:
-        """A `notification` frame for every socket of the user, on this node and the others."""
-        self._deliver_to_user(user_id, frame)
-        self.broker.publish_control(UserNotified(self.broker.node_id, user_id, frame))
+        """A frame for every socket of the user, on this node and the others (`notification`,
+        `notifications_read`)."""
+        self.router.to_user(user_id, frame)
 
     def _deliver_to_user(self, user_id: UUID, frame: bytes) -> None:
         for session in self.sessions.of_user(user_id):

@@ -99,8 +99,8 @@ class UserStatusSet(msgspec.Struct, tag="status", array_like=True, frozen=True):
 
 
 class UserNotified(msgspec.Struct, tag="notified", array_like=True, frozen=True):
-    """A notification for a user (`frame`, its `notification` event): every node with one of
-    their sessions writes it to them. At most once, like every control event: the user's inbox
+    """An event for a user (`frame`: `notification`, `notifications_read`): every node with one
+    of their sessions writes it to them. At most once, like every control event: the user's inbox
     (`GET /me/notifications`) is what keeps it."""
 
     origin: str

@@ -42,6 +42,8 @@ async def acknowledge(thread_id: str, seq: str) -> tuple[AcknowledgementOut, int
         user_id=ack.user_id,
         at=ack.acknowledged_at,
         duplicate=not ack.new,
+        user_name=ack.user_name,
+        org_name=ack.organization_name,
     )
     return out, 201 if ack.new else 200
 

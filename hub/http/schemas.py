@@ -509,9 +509,11 @@ class InboxOut(msgspec.Struct):
 
 
 class MarkReadIn(Request):
-    """Either the ids to mark read, or `all: true`."""
+    """One of: the ids to mark read, `thread_id` (every notification about that thread, as
+    opening it does), or `all: true`."""
 
     ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**63 - 1)]], Meta(max_length=500)] = []
+    thread_id: UUID | None = None
     all: bool = False
 
 
@@ -604,6 +606,8 @@ class AcknowledgementOut(msgspec.Struct):
     user_id: UUID
     at: datetime
     duplicate: bool
+    user_name: str | None = None
+    org_name: str | None = None
 
 
 class BoardEntryOut(msgspec.Struct):

@@ -31,6 +31,8 @@ class Acknowledgement(msgspec.Struct, frozen=True):
     user_id: UUID
     acknowledged_at: datetime
     new: bool
+    user_name: str | None = None
+    organization_name: str | None = None
 
 
 class BoardEntry(msgspec.Struct, frozen=True):
@@ -92,8 +94,11 @@ def acknowledge(
     )
     new = inserted is not None
     row = yield fetchrow(
-        "SELECT user_id, acknowledged_at FROM message_acknowledgements "
-        "WHERE message_id = $1 AND organization_id = $2",
+        "SELECT a.user_id, a.acknowledged_at, u.display_name AS user_name, "
+        "o.name AS organization_name FROM message_acknowledgements AS a "
+        "JOIN organizations AS o ON o.id = a.organization_id "
+        "LEFT JOIN user_profiles AS u ON u.id = a.user_id "
+        "WHERE a.message_id = $1 AND a.organization_id = $2",
         message["id"],
         organization_id,
     )
@@ -112,6 +117,8 @@ def acknowledge(
         user_id=row["user_id"],
         acknowledged_at=row["acknowledged_at"],
         new=new,
+        user_name=row["user_name"],
+        organization_name=row["organization_name"],
     )
 
 

@@ -414,9 +414,11 @@ def unread_notifications(user_id: UUID, organization_id: UUID) -> Op[int]:
     return int(value)
 
 
-def mark_notifications_read(user_id: UUID, ids: Sequence[int] | None, now: datetime) -> Op[int]:
-    """Mark the user's notifications read (these, or all with None); returns how many changed.
-    Ids of other users' notifications change nothing."""
+def mark_notifications_read(
+    user_id: UUID, ids: Sequence[int] | None, now: datetime
+) -> Op[list[int]]:
+    """Mark the user's notifications read (these, or all with None); returns the ids that
+    changed. Ids of other users' notifications change nothing."""
     if ids is None:
         rows = yield fetch(
             "UPDATE user_notifications SET read_at = $2 "
@@ -425,7 +427,7 @@ def mark_notifications_read(user_id: UUID, ids: Sequence[int] | None, now: datet
             now,
         )
     elif not ids:
-        return 0
+        return []
     else:
         rows = yield fetch(
             "UPDATE user_notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL "  # noqa: S608 (placeholders only)
@@ -434,7 +436,38 @@ def mark_notifications_read(user_id: UUID, ids: Sequence[int] | None, now: datet
             now,
             *ids,
         )
-    return len(rows)
+    return [row["id"] for row in rows]
+
+
+def mark_thread_notifications_read(
+    user_id: UUID, thread_id: UUID, up_to_seq: int | None, now: datetime
+) -> Op[list[int]]:
+    """Mark the user's notifications about a thread read (those about messages up to
+    `up_to_seq`, or all): reading a thread answers what it notified, as Mattermost clears a
+    channel's mentions when it is viewed. Only the inbox's state: an acknowledgement asked
+    for is still pending until someone confirms. Returns the ids that changed."""
+    sql = (
+        "UPDATE user_notifications SET read_at = $3 "
+        "WHERE user_id = $1 AND read_at IS NULL AND thread_id = $2"
+    )
+    if up_to_seq is None:
+        rows = yield fetch(sql + " RETURNING id", user_id, thread_id, now)
+    else:
+        rows = yield fetch(sql + " AND seq <= $4 RETURNING id", user_id, thread_id, now, up_to_seq)
+    return [row["id"] for row in rows]
+
+
+def read_in_thread(
+    user_id: UUID, organization_id: UUID, thread_id: UUID, up_to_seq: int, now: datetime
+) -> Op[tuple[list[int], int]]:
+    """What a read mark does to the inbox, in the receipt's own transaction: the notifications
+    about messages up to `up_to_seq` are read, and the unread count after (0 when none
+    changed, not asked)."""
+    ids = yield from mark_thread_notifications_read(user_id, thread_id, up_to_seq, now)
+    if not ids:
+        return ids, 0
+    unread = yield from unread_notifications(user_id, organization_id)
+    return ids, unread
 
 
 # --- reminders of what is not acknowledged (hub.actors.escalation) ----------------------------

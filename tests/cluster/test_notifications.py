@@ -1,6 +1,7 @@
 """Notifications and acknowledgements across nodes (in-process nodes on one PostgreSQL, on an
 in-memory bus and on Redis): a mention posted on one node reaches the user's socket on another,
-and a confirmation given on one node reaches the thread's subscribers on the other."""
+a confirmation given on one node reaches the thread's subscribers on the other, and reading
+on one node reaches the user's sockets on the other."""
 
 from __future__ import annotations
 
@@ -34,10 +35,20 @@ async def test_a_change_notifies_and_its_confirmation_crosses_nodes(settings, ki
             seq = reply.json["seq"]
             notified = await on_b.next_event(protocol.Notification)
             assert (notified.reason, notified.seq) == ("ack_request", seq)
+            assert notified.group_name is not None
 
             confirmed = await Rest(b).call(  # type: ignore[arg-type]
                 "POST", f"/threads/{thread.id}/messages/{seq}/ack", bob
             )
             assert confirmed.status == 201
             event = await on_a.next_event(protocol.MessageAcknowledged)
+
+            # Bob reads his notifications on node A; his socket on node B hears of it.
+            read = await Rest(a).call(  # type: ignore[arg-type]
+                "POST", "/me/notifications/read", bob, json_body={"thread_id": str(thread.id)}
+            )
+            assert read.json == {"marked": 1, "unread_count": 0}
+            cleared = await on_b.next_event(protocol.NotificationsRead)
     assert (event.seq, event.org_id, event.user_id) == (seq, bob.org_id, bob.user_id)
+    assert event.user_name == "Bob Photographer"
+    assert (cleared.ids, cleared.unread_count) == ([notified.id], 0)

@@ -72,10 +72,13 @@ async def test_a_confirmation_turns_the_board_and_reaches_subscribers(wedding: W
         assert first.status == 201, first.body
         assert first.json["duplicate"] is False
         assert first.json["org_id"] == str(wedding.florist.org_id)
+        assert (first.json["user_name"], first.json["org_name"]) == ("Flora Green", "Bloom & Co")
 
         event = await planner.next_event(protocol.MessageAcknowledged)
         assert (event.thread_id, event.seq) == (wedding.thread.id, seq)
         assert (event.org_id, event.user_id) == (wedding.florist.org_id, wedding.florist.user_id)
+        # Named, so a board can say who without asking again.
+        assert (event.user_name, event.org_name) == ("Flora Green", "Bloom & Co")
 
         # The shop's admin confirms too: the shop had confirmed, so that earlier confirmation
         # comes back, and nobody hears of it twice.
@@ -83,6 +86,7 @@ async def test_a_confirmation_turns_the_board_and_reaches_subscribers(wedding: W
         assert again.status == 200
         assert again.json["duplicate"] is True
         assert again.json["user_id"] == str(wedding.florist.user_id)
+        assert again.json["user_name"] == "Flora Green"
 
         board = await board_of(wedding, seq)
         assert board_states(board)["Bloom & Co"] == ("acknowledged", "Flora Green")
@@ -96,7 +100,11 @@ async def test_a_confirmation_turns_the_board_and_reaches_subscribers(wedding: W
             again = await dj.acknowledge(wedding.thread.id, seq)
             assert again.duplicate is True
         event = await planner.next_event(protocol.MessageAcknowledged)
-        assert event.org_id == wedding.dj.org_id
+        assert (event.org_id, event.user_name, event.org_name) == (
+            wedding.dj.org_id,
+            "Dee Jay",
+            "Beat Box",
+        )
         with trio.move_on_after(0.5):
             extra = await planner.next_event(protocol.MessageAcknowledged)
             raise AssertionError(f"a repeated confirmation was announced again: {extra}")

@@ -113,6 +113,30 @@ def test_notifications_arrive_in_the_open_panel_and_mark_all_read_clears_them(
     assert florist.errors == []
 
 
+def test_reading_the_thread_on_another_device_clears_the_bell_and_the_inbox_live(
+    open_app, wedding: Wedding
+):
+    wedding.post(wedding.planner, "@Fran Florist the arch at 10?")
+    wedding.post(wedding.planner, "@Fran Florist and the petals at 11?")
+    laptop = weddings_page(open_app, wedding, wedding.florist, viewport=DESKTOP)
+    expect(bell(laptop)).to_have_accessible_name("Notifications 2 unread")
+    panel = open_inbox(laptop)
+    expect(laptop.locator(".note-row.unread")).to_have_count(2)
+
+    # On the phone the florist reads the thread, without touching the inbox there: the hub
+    # reads its notifications with the read mark, and the laptop hears of it.
+    phone = open_thread(open_app, wedding, wedding.florist)
+    expect(acknowledged(phone, "and the petals at 11?")).to_be_visible()
+    expect(bell(laptop)).to_have_accessible_name("Notifications")
+    expect(panel.locator(".note-row.unread")).to_have_count(0)
+    expect(entries(panel)).to_have_count(2)
+    expect(bell(phone)).to_have_accessible_name("Notifications")
+    inbox = wedding.hub.call(wedding.florist, "GET", "/me/notifications")
+    assert inbox["unread_count"] == 0
+    assert all(n["read_at"] is not None for n in inbox["notifications"])
+    assert laptop.errors == [] and phone.errors == []
+
+
 def test_the_count_is_the_hubs_after_a_reload_and_an_urgent_one_shows_a_toast(
     open_app, wedding: Wedding
 ):

@@ -70,7 +70,7 @@ export class AckBoards {
     const board = this.boards.get(frame.seq);
     if (!board) return;
     const known = board.frames.get(frame.org_id);
-    if (!known) board.frames.set(frame.org_id, { user_id: frame.user_id, at: frame.at, user_name: null });
+    if (!known) board.frames.set(frame.org_id, { user_id: frame.user_id, at: frame.at, user_name: frame.user_name || null });
     const entry = board.data && board.data.organizations.find((e) => e.org_id === frame.org_id);
     if (board.data && (!entry || !this.whoConfirmed(frame.org_id, board))) {
       this.load(board); // an organization or a name this page does not know yet: the hub does

@@ -2,7 +2,8 @@
 // Notifications button in the header with the unread count, and the inbox it opens (a dialog,
 // as the thread's Files are): why they are told, in words, the thread and its wedding, who sent
 // it and the start of what they said, when; opening one opens its thread and marks it read;
-// Mark all read. Live `notification` frames go at the top and bump the count; an urgent one
+// Mark all read. Reading a thread reads what it notified (the hub does it with the read mark),
+// and a mark on any device reaches every other as `notifications_read`. Live `notification` frames go at the top and bump the count; an urgent one
 // outside the person's quiet hours also shows a brief toast (a `quiet` one never alerts).
 //
 // The inbox is the hub's (`GET /me/notifications`, newest first, paged with `before`); the count
@@ -226,6 +227,10 @@ export function notifications(app) {
 
   function onFrame(event) {
     const frame = event.detail;
+    if (frame.type === 'notifications_read') {
+      readElsewhere(frame);
+      return;
+    }
     if (frame.type !== 'notification') return;
     if (state.seen.has(frame.id)) return; // delivered again: counted already
     state.seen.add(frame.id);
@@ -236,7 +241,7 @@ export function notifications(app) {
       created_at: frame.created_at,
       read_at: null,
       group_id: frame.group_id,
-      group_name: state.groupNames.get(frame.group_id) || null,
+      group_name: frame.group_name || state.groupNames.get(frame.group_id) || null,
       thread_id: frame.thread_id,
       thread_title: frame.thread_title,
       seq: frame.seq,
@@ -253,7 +258,23 @@ export function notifications(app) {
     if (item.urgent && !frame.quiet && !viewing(item.thread_id)) toast(item);
   }
 
-  // The frame names the wedding by id: its name from the hub, once per wedding.
+  // Read on another device, or by reading the thread here or there (`notifications_read`): the
+  // hub's count, and the rows shown say read.
+  function readElsewhere(frame) {
+    state.unread = frame.unread_count;
+    showCount();
+    const ids = new Set(frame.ids);
+    const now = new Date().toISOString();
+    for (const item of state.items) {
+      if (item.read_at || !(frame.all || ids.has(item.id))) continue;
+      item.read_at = now;
+      const row = state.rows.get(item.id);
+      if (row) fill(row, item);
+    }
+  }
+
+  // A hub older than the frame's group_name names the wedding by id only: its name from the
+  // hub, once per wedding.
   async function nameWedding(item) {
     try {
       const detail = await app.api('GET', `/groups/${item.group_id}`);
