@@ -26,7 +26,8 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
         f"{scenario['mentions_per_message']} mentions and {scenario['webhooks']} webhook "
         "deliveries a message",
     )
-    for column in ("phase", "messages", "msg/s", "POST p50 ms", "POST p99 ms", "hub CPU ms/msg"):
+    columns = ("phase", "messages", "msg/s", "POST p50 ms", "POST p99 ms", "hub CPU ms/msg")
+    for column in (*columns, "hub CPU %", "bench CPU %"):
         posting.add_column(column, justify="left" if column == "phase" else "right")
     for name in ("plain", "notifying"):
         row = phases[name]
@@ -37,9 +38,11 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
             _ms(row["post_latency_ms"]["p50"]),
             _ms(row["post_latency_ms"]["p99"]),
             _ms(row["hub_cpu_ms_per_message"]),
+            _ms(row["hub_cpu_percent"]),
+            _ms(row["bench_cpu_percent"]),
         )
     ratio = result["notifying_vs_plain_msgs_per_s"]
-    posting.add_row("notifying ÷ plain", "", "n/a" if ratio is None else f"{ratio:.3f}", "", "", "")
+    posting.add_row("notifying ÷ plain", "", "n/a" if ratio is None else f"{ratio:.3f}", *[""] * 5)
     console.print(posting)
 
     d = result["deliveries"]

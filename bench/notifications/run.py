@@ -121,6 +121,7 @@ class Phase:
     ended_at: float = 0.0
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # the hub process's user + system CPU while it ran
+    bench_cpu_s: float = 0.0  # this process's (workers and receiver): was the client the limit?
     series: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -429,7 +430,7 @@ async def _post_phase(
                 point["deliveries_behind"] = len(MENTIONED_NAMES) * acknowledged - delivered
             phase.series.append(point)
 
-    cpu_before = _cpu_s(pid)
+    cpu_before, bench_before = _cpu_s(pid), time.process_time()
     phase.started_at = time.time()
     began = time.perf_counter()
     async with trio.open_nursery() as nursery:
@@ -441,6 +442,7 @@ async def _post_phase(
     phase.elapsed_s = time.perf_counter() - began
     phase.ended_at = time.time()
     phase.cpu_s = _cpu_s(pid) - cpu_before
+    phase.bench_cpu_s = time.process_time() - bench_before
     options.progress(
         f"{name}: {len(phase.posted)} messages in {phase.elapsed_s:.1f} s "
         f"({len(phase.posted) / phase.elapsed_s:.1f}/s)"
@@ -674,6 +676,9 @@ def _phase_figures(phase: Phase) -> dict[str, Any]:
         "post_latency_ms": _percentiles([p.latency_s * 1000 for p in phase.posted]),
         "hub_cpu_ms_per_message": round(phase.cpu_s * 1000 / count, 3) if count else None,
         "hub_cpu_percent": round(100 * phase.cpu_s / phase.elapsed_s, 1)
+        if phase.elapsed_s
+        else None,
+        "bench_cpu_percent": round(100 * phase.bench_cpu_s / phase.elapsed_s, 1)
         if phase.elapsed_s
         else None,
         "duplicates_answered": phase.duplicates,

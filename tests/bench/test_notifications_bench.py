@@ -98,6 +98,7 @@ def test_every_figure_is_reported(bench_run):
         assert phase["post_latency_ms"]["p50"] is not None
         assert phase["post_latency_ms"]["p99"] is not None
         assert phase["hub_cpu_ms_per_message"] is not None
+        assert phase["bench_cpu_percent"] is not None
     assert result["notifying_vs_plain_msgs_per_s"] > 0
     deliveries = result["deliveries"]
     for figure in ("per_s_overall", "drain_s"):
