@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-storage bench-realtime bench-load bench-attachments clean
+.PHONY: run test lint bench-storage bench-realtime bench-load bench-attachments bench-notifications clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-load: $(STAMP)
 
 bench-attachments: $(STAMP)
 	$(BIN)/python -m bench.attachments $(BENCH_ARGS)
+
+bench-notifications: $(STAMP)
+	$(BIN)/python -m bench.notifications $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
