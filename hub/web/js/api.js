@@ -51,12 +51,15 @@ function answer(status, statusText, text) {
   if (status >= 200 && status < 300) return data;
   const error = (data && data.error) || {};
   if (status === 401) onUnauthorized();
-  const detail = (error.details || []).map((d) => d.message && `${d.field}: ${d.message}`);
   const message = error.message || statusText || `HTTP ${status}`;
+  // The details, unless the message already says them (a refusal of one field often does).
+  const detail = (error.details || [])
+    .map((d) => d.message && `${d.field}: ${d.message}`)
+    .filter((text) => text && !message.includes(text));
   throw new ApiError(
     status,
     error.code || 'error',
-    detail.filter(Boolean).length ? `${message} (${detail.filter(Boolean).join('; ')})` : message,
+    detail.length ? `${message} (${detail.join('; ')})` : message,
     error.details || [],
   );
 }

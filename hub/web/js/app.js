@@ -1,6 +1,7 @@
 // The web client's shell: the signed-in person, the connection status, their notifications, and
 // one screen at a time chosen by the URL's fragment (#/ the weddings, #/g/<id> a wedding's
-// threads, #/t/<id> a thread, #/settings the notification settings).
+// threads, #/t/<id> a thread, #/settings the notification settings and the organization's
+// webhooks).
 
 import { api, blob, configure, upload } from './api.js';
 import { h, replace } from './dom.js';

@@ -101,3 +101,12 @@ export function listNames(names) {
   if (names.length <= 1) return names.join('');
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
+
+// The IANA time zone names the browser knows, for a <datalist> (the hub checks the name).
+export function supportedZones() {
+  try {
+    return Intl.supportedValuesOf('timeZone');
+  } catch {
+    return ['UTC'];
+  }
+}

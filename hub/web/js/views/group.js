@@ -1,8 +1,10 @@
 // One wedding: its threads (urgent first, filtered by status and priority, with unread badges),
 // a new thread, the member organizations, and inviting one (owners and admins of the group's
-// owning organization).
+// owning organization), and the wedding's escalation policy (`js/escalation.js`: read by every
+// member, changed by the owning organization's owners and admins).
 
 import { countdown, errorText, field, formatDate, formatTime, h, replace, select } from '../dom.js';
+import { escalationSection } from '../escalation.js';
 
 const PRIORITIES = [['urgent', 'Urgent'], ['high', 'High'], ['normal', 'Normal'], ['low', 'Low']];
 const TYPES = [['general', 'General'], ['timeline', 'Timeline'], ['logistics', 'Logistics'], ['emergency', 'Emergency']];
@@ -19,6 +21,7 @@ export function groupView(main, app, groupId) {
     onError: (error) => { problem.textContent = `Could not load the threads: ${errorText(error)}`; },
   });
   const members = h('section', { class: 'members', 'aria-label': 'Members' });
+  const escalation = escalationSection(app, groupId);
 
   const statusFilter = select('Status', [['open', 'Open'], ['resolved', 'Resolved'], ['archived', 'Archived'], ['', 'Open and resolved']], filters.status);
   const priorityFilter = select('Priority', [['', 'Any priority'], ...PRIORITIES], filters.priority);
@@ -52,6 +55,7 @@ export function groupView(main, app, groupId) {
       threads.el,
       newThreadForm(app, groupId, problem),
       members,
+      escalation.el,
     ),
   );
 
@@ -61,6 +65,7 @@ export function groupView(main, app, groupId) {
       if (disposed) return;
       showHeading(detail);
       showMembers(detail);
+      escalation.setGroup(detail);
     } catch (error) {
       if (!disposed) problem.textContent = error.status === 404 ? 'This wedding does not exist, or your organization is not a member.' : `Could not load the wedding: ${errorText(error)}`;
     }
@@ -104,6 +109,7 @@ export function groupView(main, app, groupId) {
       disposed = true;
       clearTimeout(searchTimer);
       threads.dispose();
+      escalation.dispose();
       document.title = 'Vendor Connections Hub';
     },
   };

@@ -6,8 +6,11 @@
 // Saving sends only what changed (consent above all: sending it again would restamp when it
 // was given), and the hub's answer is what the form shows next; a refusal shows the hub's
 // reason and puts the focus on the field it names.
+//
+// Below them, the organization's webhooks (`js/webhooks.js`): managed by its owners and admins.
 
-import { errorText, field, h, replace } from '../dom.js';
+import { errorText, field, h, replace, supportedZones } from '../dom.js';
+import { webhooksSection } from '../webhooks.js';
 
 export function settingsView(main, app) {
   let disposed = false;
@@ -68,11 +71,13 @@ export function settingsView(main, app) {
     h('div', { class: 'row' }, save, done),
   );
   const status = h('p', { class: 'empty' }, 'Loading…');
+  const webhooks = webhooksSection(app);
   replace(main, h('div', { class: 'page' },
     h('a', { href: '#/', class: 'back' }, '← Weddings'),
     h('h1', {}, 'Notification settings'),
     status,
     form,
+    webhooks.el,
   ));
   document.title = 'Notification settings · Vendor Hub';
 
@@ -200,6 +205,7 @@ export function settingsView(main, app) {
   return {
     dispose() {
       disposed = true;
+      webhooks.dispose();
       document.title = 'Vendor Connections Hub';
     },
   };
@@ -216,12 +222,4 @@ function emailStatus(prefs) {
   if (!prefs.channels.email) return 'E-mail is not active: e-mail is off above.';
   if (!prefs.consent_at) return 'E-mail is not active until you agree to receive it.';
   return 'E-mail is not active: this hub sends no e-mail.';
-}
-
-function supportedZones() {
-  try {
-    return Intl.supportedValuesOf('timeZone');
-  } catch {
-    return ['UTC'];
-  }
 }
