@@ -4,6 +4,8 @@ A user sees a group only while their organization's connection to it is `active`
 they may do depends on their role (from the token) and whether their organization owns the group:
 
     read, post, create_thread          any active member (vendor and up)
+    edit (a message)                   its sender (any role)
+    delete (a message)                 its sender, or an owner or admin of the owning organization
     update_thread                      manager, admin, owner
     update_group, archive_group,
     invite, remove_member, view_audit  owner or admin of the owning organization
@@ -52,11 +54,12 @@ Action = Literal[
     "view_audit",
     "acknowledge",
     "mute",
+    "edit",
 ]
 
 # Muting is the caller's own setting, so an archived thread may be muted too.
 _READ_ONLY_ACTIONS = {"read", "view_audit", "mute"}
-_ANY_MEMBER = {"read", "post", "create_thread", "acknowledge", "mute"}
+_ANY_MEMBER = {"read", "post", "create_thread", "acknowledge", "mute", "edit"}
 _THREAD_MANAGERS = {"owner", "admin", "manager"}
 _GROUP_ADMIN_ACTIONS = {"update_group", "archive_group", "invite", "remove_member", "view_audit"}
 
@@ -170,6 +173,22 @@ def decided_in_write(
         return _decide_thread(principal, thread_id, rows[key], action).group_id
 
     return decide
+
+
+def may_edit_message(principal: Principal, sender_user_id: UUID) -> bool:
+    """A message's text is its sender's: nobody else changes what they said (the caller has
+    decided "edit" on its thread, so archived threads are refused before this)."""
+    return principal.user_id == sender_user_id
+
+
+def may_delete_message(principal: Principal, access: ThreadAccess, sender_user_id: UUID) -> bool:
+    """Its sender deletes a message; so does an owner or admin of the organization that owns
+    the group (a planner removing what should not be there, a phone number posted by
+    mistake)."""
+    if principal.user_id == sender_user_id:
+        return True
+    owns_group = principal.org_id == access.owner_organization_id
+    return owns_group and principal.role in ("owner", "admin")
 
 
 def _decide_thread(

@@ -119,6 +119,7 @@ async def run_hub(
             blobs=blobs,
         )
         origins = app.extensions["hub"]
+        supervisor.attachments = origins["attachments"]
         dispatcher = Dispatcher(
             storage,
             _channels(

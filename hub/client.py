@@ -121,6 +121,8 @@ class HubClient:
         self._requests: dict[str, _Request] = {}
         self._joined: dict[UUID, None] = {}  # threads to rejoin, in join order
         self.last_seq: dict[UUID, int] = {}  # per thread: the last new_message delivered
+        # per thread: the highest change (edit, deletion) delivered, or the join's last_change
+        self.last_change: dict[UUID, int] = {}
         self._events_send, self._events = trio.open_memory_channel[protocol.ServerFrame](
             event_buffer
         )
@@ -147,6 +149,8 @@ class HubClient:
         self._joined[thread_id] = None
         if thread_id not in self.last_seq and ack.last_seq is not None:
             self.last_seq[thread_id] = ack.last_seq
+        if thread_id not in self.last_change and ack.last_change is not None:
+            self.last_change[thread_id] = ack.last_change
         return ack
 
     async def leave(self, thread_id: UUID) -> protocol.Ack:
@@ -185,6 +189,17 @@ class HubClient:
             requires_ack=requires_ack,
         )
         return await self._request(frame)
+
+    async def edit(self, thread_id: UUID, seq: int, body: str) -> protocol.Ack:
+        """Replace the text of one's own message; `ack.change_no` numbers the change, and the
+        thread's subscribers get `message_edited`."""
+        return await self._request(protocol.EditMessage(thread_id=thread_id, seq=seq, body=body))
+
+    async def delete(self, thread_id: UUID, seq: int) -> protocol.Ack:
+        """Delete a message (one's own, or any as an owner or admin of the group's
+        organization); `ack.duplicate` when it was deleted already. Subscribers get
+        `message_deleted`."""
+        return await self._request(protocol.DeleteMessage(thread_id=thread_id, seq=seq))
 
     async def acknowledge(self, thread_id: UUID, seq: int) -> protocol.Ack:
         """Confirm message `seq` for this user's organization; `ack.duplicate` when it had
@@ -282,8 +297,11 @@ class HubClient:
 
     def _encode_request(self, frame: Any) -> str:
         if isinstance(frame, protocol.JoinThread):
-            # A join sent again after a reconnect picks up from what was delivered since.
+            # A join sent again after a reconnect picks up from what was delivered since: the
+            # messages after the last one, and the changes of earlier ones after the last.
             frame.since_seq = self.last_seq.get(frame.thread_id)
+            if frame.since_seq is not None:
+                frame.since_change = self.last_change.get(frame.thread_id)
         return protocol.encode(frame)
 
     # --- the connection loop ---------------------------------------------------------------------
@@ -428,6 +446,9 @@ class HubClient:
             if seq <= self.last_seq.get(frame.thread_id, -1):
                 return  # already delivered (a replay overlapping what we had)
             self.last_seq[frame.thread_id] = seq
+        elif isinstance(frame, protocol.MessageEdited | protocol.MessageDeleted):
+            known = self.last_change.get(frame.thread_id, 0)
+            self.last_change[frame.thread_id] = max(known, frame.change_no)
         elif isinstance(frame, protocol.Ack):
             return  # a late reply to a request that gave up
         await self._events_send.send(frame)

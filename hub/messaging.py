@@ -1,4 +1,5 @@
-"""Posting a message, whichever door it comes through.
+"""Posting a message, and changing it (its sender's edit, a deletion), whichever door it comes
+through.
 
 REST and WebSocket both post through a `MessageRouter`. Without the realtime layer it is
 `DirectRouter`: check access, store, answer. The realtime supervisor implements the same protocol
@@ -8,18 +9,26 @@ REST reaches sockets exactly like one sent over a socket.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
 
-from hub.access import decided_in_write, thread_access
+from hub import protocol
+from hub.access import (
+    decided_in_write,
+    may_delete_message,
+    may_edit_message,
+    thread_access,
+)
 from hub.attachments.service import attachment_summaries
 from hub.auth import Principal
+from hub.errors import FieldInvalid, Forbidden
+from hub.frames import event_frame
 from hub.notifications.mentions import find_mentions, mentions_metadata
-from hub.storage import Storage
+from hub.storage import Storage, changes
 from hub.storage.acknowledgements import Acknowledgement, acknowledge
 from hub.storage.actor import AuditSpec, SendTiming
 from hub.storage.notifications import mention_directory
@@ -110,6 +119,134 @@ async def acknowledge_message(
     return ack
 
 
+# --- changing a message ------------------------------------------------------------------------
+
+
+async def edit_message(
+    storage: Storage,
+    router: MessageRouter,
+    principal: Principal,
+    thread_id: UUID,
+    seq: int,
+    body: str,
+    entry: AuditEntry,
+) -> tuple[changes.Change, protocol.MessageEdited]:
+    """Replace the text of the caller's own message, whichever door asks. Its mentions are
+    resolved again (a name taken out is no longer highlighted; nobody is notified anew), its
+    attachments and coordinates stay. Decided again in the write; audited without the text;
+    the thread's subscribers get `message_edited` once it is committed."""
+    current = await storage.read(_editable(principal, thread_id, seq))
+    [message] = await storage.messages(thread_id, after_seq=seq - 1, limit=1)
+    if message.kind in ("text", "change") and not body.strip():
+        raise FieldInvalid("body", f"must not be empty for a {message.kind} message")
+    metadata = {k: v for k, v in message.metadata.items() if k != "mentions"}
+    if "@" in body:
+        users, orgs = find_mentions(body, *await storage.read(mention_directory(thread_id)))
+        if users or orgs:
+            metadata["mentions"] = mentions_metadata(users, orgs)
+    ring = storage.sealing.keyring
+    sealed = ring.seal_message(thread_id, body)
+    stored = (sealed.ciphertext, sealed.nonce, sealed.key_version)
+    sealed_metadata = ring.seal_metadata(thread_id, metadata)
+
+    def write(now: datetime) -> Op[changes.Change]:
+        access = yield from thread_access(principal, thread_id, "edit")
+        found = yield from changes.target(thread_id, seq)
+        if not may_edit_message(principal, found.sender_user_id):
+            raise Forbidden(f"message {seq} is not yours: only its sender edits a message")
+        return (
+            yield from changes.edit(
+                thread_id,
+                access.group_id,
+                seq,
+                principal.user_id,
+                current.change_no,
+                (*stored, sealed_metadata),
+                now,
+            )
+        )
+
+    change = await storage.write(write, audit=lambda c: [_audited(entry, c)])
+    frame = protocol.MessageEdited(
+        thread_id=thread_id,
+        seq=seq,
+        id=change.message_id,
+        body=body,
+        metadata=metadata,
+        edited_at=change.at,
+        change_no=change.change_no,
+    )
+    router.message_changed(thread_id, event_frame(frame), change.change_no)
+    return change, frame
+
+
+async def delete_message(
+    storage: Storage,
+    router: MessageRouter,
+    principal: Principal,
+    thread_id: UUID,
+    seq: int,
+    entry: AuditEntry,
+    remove_blobs: Callable[[Sequence[str]], Awaitable[None]] | None = None,
+) -> changes.Change:
+    """Delete a message, whichever door asks: its sender, or an owner or admin of the group's
+    organization. Decided in the write; the ciphertext is overwritten there and the
+    attachments' rows go with it, their blobs right after the commit (`remove_blobs`; without
+    it the attachment sweep collects them as strays). Audited once, without the content; the
+    thread's subscribers get `message_deleted`."""
+
+    def write(now: datetime) -> Op[changes.Change]:
+        access = yield from thread_access(principal, thread_id, "edit")
+        found = yield from changes.target(thread_id, seq)
+        if not may_delete_message(principal, access, found.sender_user_id):
+            raise Forbidden(
+                f"message {seq} is not yours: only its sender, or an owner or admin of the"
+                " group's organization, deletes it"
+            )
+        return (
+            yield from changes.tombstone(
+                thread_id, access.group_id, found, seq, principal.user_id, now
+            )
+        )
+
+    change = await storage.write(write, audit=lambda c: [_audited(entry, c)] if c.new else [])
+    if change.new:
+        await storage.engine.scrub()
+        if change.attachment_keys and remove_blobs is not None:
+            await remove_blobs(change.attachment_keys)
+        frame = protocol.MessageDeleted(
+            thread_id=thread_id,
+            seq=seq,
+            id=change.message_id,
+            deleted_at=change.at,
+            by=change.by,
+            change_no=change.change_no,
+        )
+        router.message_changed(thread_id, event_frame(frame), change.change_no)
+    return change
+
+
+def _editable(principal: Principal, thread_id: UUID, seq: int) -> Op[changes.Target]:
+    yield from thread_access(principal, thread_id, "edit")
+    found = yield from changes.target(thread_id, seq)
+    if not may_edit_message(principal, found.sender_user_id):
+        raise Forbidden(f"message {seq} is not yours: only its sender edits a message")
+    changes.check_editable(found, seq)
+    return found
+
+
+def _audited(entry: AuditEntry, change: changes.Change) -> AuditEntry:
+    details = {
+        **entry.details,
+        "thread_id": str(change.thread_id),
+        "seq": change.seq,
+        "change_no": change.change_no,
+    }
+    if change.by != change.sender_user_id:
+        details["sender_user_id"] = str(change.sender_user_id)  # a moderator's deletion
+    return msgspec.structs.replace(entry, group_id=change.group_id, details=details)
+
+
 class MessageRouter(Protocol):
     async def post(
         self,
@@ -134,6 +271,10 @@ class MessageRouter(Protocol):
 
     def to_user(self, user_id: UUID, frame: bytes) -> None:
         """An event for every socket of the user, wherever it is connected."""
+        ...
+
+    def message_changed(self, thread_id: UUID, frame: bytes, change_no: int) -> None:
+        """A message of the thread was edited or deleted (committed): tell its subscribers."""
         ...
 
 
@@ -164,3 +305,6 @@ class DirectRouter:
 
     def to_user(self, user_id: UUID, frame: bytes) -> None:
         """No sockets without the realtime layer, so nobody to tell."""
+
+    def message_changed(self, thread_id: UUID, frame: bytes, change_no: int) -> None:
+        """Nothing is delivered live without the realtime layer, so nobody to tell."""

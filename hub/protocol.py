@@ -84,8 +84,13 @@ class Auth(_Frame, tag="auth"):
 
 
 class JoinThread(_Frame, tag="join_thread"):
+    """`since_seq`: replay the messages after it; `since_change`: also the edits and deletions
+    of earlier messages made after that change (the ack's `last_change`, or the last
+    `change_no` seen)."""
+
     thread_id: UUID
     since_seq: Seq | None = None
+    since_change: Seq | None = None
     ref: Ref | None = None
 
 
@@ -108,6 +113,24 @@ class SendMessage(_Frame, tag="send_message"):
     longitude: Longitude | None = None
     attachment_ids: AttachmentIds = msgspec.field(default_factory=list)
     requires_ack: bool = False
+    ref: Ref | None = None
+
+
+class EditMessage(_Frame, tag="edit_message"):
+    """Replace the text of one's own message (REST `PUT /threads/{id}/messages/{seq}`)."""
+
+    thread_id: UUID
+    seq: PositiveSeq
+    body: MessageBody
+    ref: Ref | None = None
+
+
+class DeleteMessage(_Frame, tag="delete_message"):
+    """Delete one's own message, or any in a group one's organization owns as its owner or
+    admin (REST `DELETE /threads/{id}/messages/{seq}`); a tombstone keeps its seq."""
+
+    thread_id: UUID
+    seq: PositiveSeq
     ref: Ref | None = None
 
 
@@ -149,6 +172,8 @@ ClientFrame = (
     | UpdatePresence
     | MarkRead
     | AckMessage
+    | EditMessage
+    | DeleteMessage
     | Ping
 )
 
@@ -187,6 +212,9 @@ class LiveMessage(msgspec.Struct):
     metadata: dict[str, Any]
     created_at: datetime
     requires_ack: bool = False
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None  # a tombstone: no body, metadata or attachments
+    change_no: int = 0  # the thread's change that last touched it (0: never changed)
 
 
 class Ready(_Frame, tag="ready"):
@@ -209,6 +237,8 @@ class Ack(_Frame, tag="ack"):
     seq: int | None = None
     status: PresenceStatus | None = None
     expires_at: float | None = None
+    last_change: int | None = None
+    change_no: int | None = None
 
 
 class NewMessage(_Frame, tag="new_message"):
@@ -286,6 +316,31 @@ class NotificationsRead(_Frame, tag="notifications_read"):
     all: bool = False
 
 
+class MessageEdited(_Frame, tag="message_edited"):
+    """Message `seq` has new text (and the metadata that follows from it: its mentions);
+    `change_no` orders it among the thread's changes: apply it only over an older one."""
+
+    thread_id: UUID
+    seq: int
+    id: int
+    body: str
+    metadata: dict[str, Any]
+    edited_at: datetime
+    change_no: int
+
+
+class MessageDeleted(_Frame, tag="message_deleted"):
+    """Message `seq` was deleted (`by` its sender, or an owner or admin of the group's
+    organization): show a tombstone in its place."""
+
+    thread_id: UUID
+    seq: int
+    id: int
+    deleted_at: datetime
+    by: UUID
+    change_no: int
+
+
 class Pong(_Frame, tag="pong"):
     ref: str | None = None
 
@@ -308,6 +363,8 @@ ServerFrame = (
     | Presence
     | ReadReceipt
     | MessageAcknowledged
+    | MessageEdited
+    | MessageDeleted
     | Notification
     | NotificationsRead
     | Pong

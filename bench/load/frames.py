@@ -82,6 +82,14 @@ class Notification(_Frame, tag="notification"):
     pass
 
 
+class MessageEdited(_Frame, tag="message_edited"):
+    pass
+
+
+class MessageDeleted(_Frame, tag="message_deleted"):
+    pass
+
+
 class NotificationsRead(_Frame, tag="notifications_read"):
     pass
 
@@ -103,6 +111,8 @@ ServerFrame = (
     | MessageAcknowledged
     | Notification
     | NotificationsRead
+    | MessageEdited
+    | MessageDeleted
     | Pong
 )
 decode_server = msgspec.json.Decoder(ServerFrame).decode

@@ -244,6 +244,10 @@ class Dispatcher:
         self, work: Work, limiter: trio.CapacityLimiter, outcomes: list[Outcome]
     ) -> None:
         claimed = work.claimed
+        if work.message is not None and work.message.deleted_at is not None:
+            # Nothing to tell about what its sender (or the group's owner) took back.
+            outcomes.append(Outcome(claimed.id, "dead", error="the message was deleted"))
+            return
         if work.quiet_until is not None and not claimed.urgent and claimed.channel != "in_app":
             outcomes.append(Outcome(claimed.id, "held", at=work.quiet_until, error="quiet hours"))
             return

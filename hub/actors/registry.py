@@ -37,6 +37,7 @@ from hub.storage import Storage
 from hub.storage.actor import AuditSpec, Authorize, SendTiming
 from hub.storage.bulk import PresenceUpdate
 from hub.storage.identities import get_user
+from hub.storage.messages import changed_rows
 from hub.storage.records import Message, MessageDraft, StoredMessage
 from hub.storage.threads import get_thread
 
@@ -67,6 +68,15 @@ class StorageThreadStore:
 
     async def messages_after(self, thread_id: UUID, after_seq: int, limit: int) -> list[Message]:
         return await self._storage.messages(thread_id, after_seq=after_seq, limit=limit)
+
+    async def last_change(self, thread_id: UUID) -> int:
+        return (await self._storage.read(get_thread(thread_id))).last_change
+
+    async def changed_since(
+        self, thread_id: UUID, since_change: int, upto_seq: int, limit: int
+    ) -> list[Message]:
+        rows = await self._storage.read(changed_rows(thread_id, since_change, upto_seq, limit))
+        return await self._storage.sealing.open_rows(rows)
 
     async def user_name(self, user_id: UUID) -> str:
         try:

@@ -29,7 +29,7 @@ from hub import protocol
 from hub.access import decided_in_write
 from hub.actors.registry import COMMAND_TIMEOUT_S, ThreadRegistry
 from hub.actors.sessions import SessionDirectory
-from hub.actors.thread import Acknowledged, Post, Revoke
+from hub.actors.thread import Acknowledged, Changed, Post, Revoke
 from hub.auth import Principal
 from hub.broker import events as crossing
 from hub.broker.contract import Broker
@@ -107,6 +107,13 @@ class Router:
         )
         self._threads.notify(ack.thread_id, Acknowledged(frame))
         self._broker.publish(ack.thread_id, crossing.Acknowledged(self._broker.node_id, frame))
+
+    def message_changed(self, thread_id: UUID, frame: bytes, change_no: int) -> None:
+        """A message was edited or deleted (committed): every subscriber of its thread, on this
+        node and the others, gets the frame (`message_edited`, `message_deleted`)."""
+        self._threads.notify(thread_id, Changed(frame, change_no))
+        event = crossing.MessageChanged(self._broker.node_id, change_no, frame)
+        self._broker.publish(thread_id, event)
 
     def to_user(self, user_id: UUID, frame: bytes) -> None:
         """An event for every socket of the user, on this node and the others (at most once

@@ -59,6 +59,7 @@ from hub.ratelimit import Decision
 from hub.storage import Storage
 from hub.storage.acknowledgements import Acknowledgement
 from hub.storage.actor import AuditSpec, SendTiming
+from hub.storage.changes import Change
 from hub.storage.messages import history_kept_since
 from hub.storage.notifications import read_in_thread
 from hub.storage.receipts import mark_read
@@ -137,8 +138,10 @@ class SessionHost(Protocol):
         recovered: bool = True,
         ref: str | None = None,
         silent: bool = False,
+        since_change: int | None = None,
     ) -> None:
-        """Subscribe to the thread (its actor acks, unless `silent`); replays from `since_seq`."""
+        """Subscribe to the thread (its actor acks, unless `silent`); replays from `since_seq`
+        (and the changes of earlier messages after `since_change`)."""
         ...
 
     async def leave(self, session_id: str, thread_id: UUID, ref: str | None = None) -> bool:
@@ -162,6 +165,14 @@ class SessionHost(Protocol):
         self, principal: Principal, thread_id: UUID, seq: int, entry: AuditEntry
     ) -> Acknowledgement: ...
 
+    async def edit(
+        self, principal: Principal, thread_id: UUID, seq: int, body: str, entry: AuditEntry
+    ) -> Change: ...
+
+    async def delete(
+        self, principal: Principal, thread_id: UUID, seq: int, entry: AuditEntry
+    ) -> Change: ...
+
     def set_user_status(self, user_id: UUID, status: str) -> None: ...
 
     def notify_user(self, user_id: UUID, frame: bytes) -> None:
@@ -173,7 +184,9 @@ class SessionHost(Protocol):
 
 # What the session's worker does in arrival order, so an acknowledgement or a read mark sent
 # after a message is taken after it.
-_Work = Union["_Send", protocol.MarkRead, protocol.AckMessage]
+_Work = Union[
+    "_Send", protocol.MarkRead, protocol.AckMessage, protocol.EditMessage, protocol.DeleteMessage
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,6 +570,8 @@ class Session:
                     await self._send_message(item.frame, item.timing)
                 elif isinstance(item, protocol.AckMessage):
                     await self._ack_message(item)
+                elif isinstance(item, protocol.EditMessage | protocol.DeleteMessage):
+                    await self._change_message(item)
                 else:
                     await self._mark_read(item)
             except HubError as exc:
@@ -601,7 +616,12 @@ class Session:
                     return
                 # Send→commit starts when the frame came off the socket (hub.metrics).
                 self._queue_work(_Send(frame, SendTiming(self._frame_at)))
-            case protocol.MarkRead() | protocol.AckMessage():
+            case (
+                protocol.MarkRead()
+                | protocol.AckMessage()
+                | protocol.EditMessage()
+                | protocol.DeleteMessage()
+            ):
                 self._queue_work(frame)
             case protocol.TypingIndicator():
                 if frame.thread_id not in self._subscriptions:
@@ -638,6 +658,7 @@ class Session:
                 since_seq=frame.since_seq,
                 recovered=recovered,
                 ref=frame.ref,
+                since_change=frame.since_change,
             )
         except HubError:
             self._subscriptions.pop(frame.thread_id, None)
@@ -719,6 +740,35 @@ class Session:
                 thread_id=frame.thread_id,
                 seq=frame.seq,
                 duplicate=None if ack.new else True,
+            )
+        )
+
+    async def _change_message(self, frame: protocol.EditMessage | protocol.DeleteMessage) -> None:
+        """An edit or a deletion, taken after the messages sent before it on this socket; the
+        ack says the change's number (its event reaches the thread's subscribers)."""
+        principal = self.principal
+        editing = isinstance(frame, protocol.EditMessage)
+        entry = AuditEntry(
+            action="message.edit" if editing else "message.delete",
+            target_type="message",
+            target_id=str(frame.seq),
+            actor_user_id=principal.user_id,
+            actor_org_id=principal.org_id,
+            ip=self.peer.ip,
+            user_agent=self.peer.user_agent,
+            details={"via": "websocket"},
+        )
+        if isinstance(frame, protocol.EditMessage):
+            change = await self._host.edit(principal, frame.thread_id, frame.seq, frame.body, entry)
+        else:
+            change = await self._host.delete(principal, frame.thread_id, frame.seq, entry)
+        self.send(
+            protocol.Ack(
+                ref=frame.ref,
+                thread_id=frame.thread_id,
+                seq=frame.seq,
+                change_no=change.change_no,
+                duplicate=None if change.new else True,
             )
         )
 

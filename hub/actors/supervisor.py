@@ -56,6 +56,7 @@ from hub.actors.thread import (
     Unsubscribe,
 )
 from hub.actors.timers import SessionTimers
+from hub.attachments.service import Attachments
 from hub.auth import Principal
 from hub.broker.contract import Broker
 from hub.broker.errors import BrokerUnavailable
@@ -70,12 +71,13 @@ from hub.broker.memory import MemoryBroker
 from hub.config import Settings
 from hub.errors import HubError, Overloaded
 from hub.identities import Identities
-from hub.messaging import acknowledge_message
+from hub.messaging import acknowledge_message, delete_message, edit_message
 from hub.metrics import Metrics
 from hub.ratelimit import Budget, Decision, RateLimiter
 from hub.storage import Storage
 from hub.storage.acknowledgements import Acknowledgement
 from hub.storage.actor import AuditSpec, SendTiming
+from hub.storage.changes import Change
 from hub.storage.records import AuditEntry, MessageDraft, StoredMessage
 
 IDENTITY_TTL_S = 600.0
@@ -110,6 +112,9 @@ class Supervisor:
     ) -> None:
         self.settings = settings
         self.storage = storage
+        # The attachments service, once the HTTP side made it (hub.app): a deleted message's
+        # blobs go right after the commit; without it the sweep collects them as strays.
+        self.attachments: Attachments | None = None
         self.stats = HubStats()
         self.metrics = metrics if metrics is not None else Metrics(settings.node_id)
         self.broker: Broker = (
@@ -230,9 +235,10 @@ class Supervisor:
         recovered: bool = True,
         ref: str | None = None,
         silent: bool = False,
+        since_change: int | None = None,
     ) -> None:
         status = self.presence.status(subscriber.principal.user_id)
-        command = Subscribe(subscriber, status, since_seq, recovered, ref, silent)
+        command = Subscribe(subscriber, status, since_seq, recovered, ref, silent, since_change)
         await self.threads.send(thread_id, command)
 
     async def leave(self, session_id: str, thread_id: UUID, ref: str | None = None) -> bool:
@@ -260,6 +266,22 @@ class Supervisor:
     ) -> Acknowledgement:
         return await acknowledge_message(
             self.storage, self.router, principal, thread_id, seq, entry
+        )
+
+    async def edit(
+        self, principal: Principal, thread_id: UUID, seq: int, body: str, entry: AuditEntry
+    ) -> Change:
+        change, _ = await edit_message(
+            self.storage, self.router, principal, thread_id, seq, body, entry
+        )
+        return change
+
+    async def delete(
+        self, principal: Principal, thread_id: UUID, seq: int, entry: AuditEntry
+    ) -> Change:
+        remove = self.attachments.forget_blobs if self.attachments is not None else None
+        return await delete_message(
+            self.storage, self.router, principal, thread_id, seq, entry, remove
         )
 
     def set_user_status(self, user_id: UUID, status: str) -> None:

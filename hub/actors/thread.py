@@ -105,6 +105,15 @@ class ThreadStore(Protocol):
         self, thread_id: UUID, after_seq: int, limit: int
     ) -> list[Message]: ...
 
+    async def last_change(self, thread_id: UUID) -> int: ...
+
+    async def changed_since(
+        self, thread_id: UUID, since_change: int, upto_seq: int, limit: int
+    ) -> list[Message]:
+        """Messages up to `upto_seq` edited or deleted after change `since_change`, in change
+        order."""
+        ...
+
     async def user_name(self, user_id: UUID) -> str: ...
 
     async def save_presence(self, thread_id: UUID, statuses: dict[UUID, str]) -> None: ...
@@ -204,6 +213,7 @@ class Subscribe:
     recovered: bool = True
     ref: str | None = None
     silent: bool = False  # an internal resubscribe: no ack frame
+    since_change: int | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -248,6 +258,15 @@ class Acknowledged:
     committed on this node; the router published it to the others."""
 
     frame: bytes
+
+
+@dataclass(eq=False, slots=True)
+class Changed:
+    """A message was edited or deleted (`frame` is its `message_edited` or `message_deleted`
+    event, change number `change_no`), committed on this node; the router published it."""
+
+    frame: bytes
+    change_no: int
 
 
 @dataclass(eq=False, slots=True)
@@ -337,7 +356,8 @@ Command = (
 class _Subscription:
     subscriber: Subscriber
     replaying: bool = False
-    held: list[tuple[int, bytes]] = field(default_factory=list)
+    # Live events held while replaying: (seq, new_message frame), or (None, a change's frame).
+    held: list[tuple[int | None, bytes]] = field(default_factory=list)
 
 
 @dataclass(eq=False, slots=True)
@@ -393,6 +413,7 @@ class ThreadActor:
         self._registered: dict[UUID, bytes] = {}
         self._registrar_wakeup = trio.Event()
         self._delivered_seq = 0
+        self._last_change = 0  # the highest change number of its messages known here
         # committed ahead of order: seq -> (frame, its send's timing; None when read back)
         self._pending: dict[int, tuple[bytes, SendTiming | None]] = {}
         self._gap_since: float | None = None
@@ -413,22 +434,14 @@ class ThreadActor:
         self._acks_out = out[protocol.Ack]
         self._commit_to_deliver = metrics.commit_to_deliver
         self._gap_repairs = metrics.gap_repairs
-        self._broadcast_out = {
-            kind: out[kind]
-            for kind in (
-                protocol.ReadReceipt,
-                protocol.UserJoined,
-                protocol.UserLeft,
-                protocol.Typing,
-                protocol.Presence,
-            )
-        }
+        self._broadcast_out = out  # by event type
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[ThreadActor] = trio.TASK_STATUS_IGNORED):
         """Serve commands until idle for `idle_s` (and `on_idle` agrees) or cancelled."""
         self._delivered_seq = await self._store.last_seq(self.thread_id)
+        self._last_change = await self._store.last_change(self.thread_id)
         self.stats.delivered_seq = self._known_last = self._delivered_seq
         self._broker.watch(self.thread_id)
         if self._presence is not None:
@@ -539,6 +552,8 @@ class ThreadActor:
                 self._broker.publish(self.thread_id, crossing.ReceiptRead(self._origin, frame))
             case Acknowledged(frame=frame):
                 self._broadcast(frame, protocol.MessageAcknowledged, essential=True)
+            case Changed(frame=frame, change_no=change_no):
+                self._changed(frame, change_no)
             case Revoke():
                 self._revoke(command.organization_id)
             case Remote():
@@ -606,6 +621,7 @@ class ThreadActor:
                 last_seq=self._delivered_seq,
                 presence=list(self._shown.values()),
                 recovered=command.recovered if command.since_seq is not None else None,
+                last_change=self._last_change,
             )
             subscriber.deliver(event_frame(ack), essential=True)
             self._acks_out.inc()
@@ -624,11 +640,17 @@ class ThreadActor:
             self._dirty_presence[principal.user_id] = entry.status
             self._presence_wakeup.set()
         since = command.since_seq
-        if since is not None and since < self._delivered_seq:
+        since_change = command.since_change if since is not None else None
+        if since is not None and (
+            since < self._delivered_seq
+            or (since_change is not None and since_change < self._last_change)
+        ):
             subscription.replaying = True
             self._replays += 1
             assert self._nursery is not None
-            self._nursery.start_soon(self._replay, subscription, since, self._delivered_seq)
+            self._nursery.start_soon(
+                self._replay, subscription, since, self._delivered_seq, since_change
+            )
 
     def _unsubscribe(self, session_id: str, ref: str | None) -> None:
         subscription = self._subs.pop(session_id, None)
@@ -764,8 +786,25 @@ class ThreadActor:
         subscription.replaying = False
         held, subscription.held = subscription.held, []
         for seq, frame in held:
-            subscription.subscriber.deliver_message(self.thread_id, seq, frame)
-        self._messages_out.inc(len(held))
+            if seq is None:
+                subscription.subscriber.deliver(frame, essential=True)
+            else:
+                subscription.subscriber.deliver_message(self.thread_id, seq, frame)
+                self._messages_out.inc()
+
+    def _changed(self, frame: bytes, change_no: int) -> None:
+        """An edit or a deletion, to every subscriber; a replaying one gets it after its
+        replay, so it lands on the message the replay delivered (the client applies a change
+        only over an older one, by `change_no`)."""
+        self._last_change = max(self._last_change, change_no)
+        delivered = 0
+        for subscription in self._subs.values():
+            if subscription.replaying:
+                subscription.held.append((None, frame))
+            else:
+                subscription.subscriber.deliver(frame, essential=True)
+                delivered += 1
+        self._broadcast_out[protocol.MessageEdited].inc(delivered)  # edits and deletions
 
     def _set_typing(self, user_id: UUID, is_typing: bool) -> None:
         if user_id not in self._users:
@@ -836,6 +875,8 @@ class ThreadActor:
                 self._broadcast(frame, protocol.ReadReceipt, essential=True)
             case crossing.Acknowledged(frame=frame):
                 self._broadcast(frame, protocol.MessageAcknowledged, essential=True)
+            case crossing.MessageChanged(frame=frame, change_no=change_no):
+                self._changed(frame, change_no)
             case crossing.UserJoined(user_id=user_id, entry=entry, frame=frame):
                 if user_id not in self._shown:
                     self._shown[user_id] = decode_entry(entry)
@@ -949,9 +990,13 @@ class ThreadActor:
         else:
             await self.inbox.send(_PostDone(post, stored, None))
 
-    async def _replay(self, subscription: _Subscription, since_seq: int, upto: int) -> None:
+    async def _replay(
+        self, subscription: _Subscription, since_seq: int, upto: int, since_change: int | None
+    ) -> None:
         error: HubError | None = None
         try:
+            if since_change is not None:
+                await self._replay_changes(subscription, since_seq, since_change)
             after = since_seq
             while after < upto:
                 page = await self._store.messages_after(
@@ -969,6 +1014,20 @@ class ThreadActor:
         except HubError as exc:
             error = exc
         await self.inbox.send(_ReplayDone(subscription, error))
+
+    async def _replay_changes(
+        self, subscription: _Subscription, upto_seq: int, since_change: int
+    ) -> None:
+        """The edits and deletions of messages the subscriber had (up to `upto_seq`) made
+        after `since_change`, as their messages are now; later messages come whole."""
+        after = since_change
+        while True:
+            page = await self._store.changed_since(self.thread_id, after, upto_seq, REPLAY_PAGE)
+            for message in page:
+                subscription.subscriber.deliver(change_frame(message), essential=True)
+            if len(page) < REPLAY_PAGE:
+                return
+            after = page[-1].change_no
 
     async def _frame_of(self, message: Message) -> bytes:
         name = self._names.get(message.sender_user_id)
@@ -990,6 +1049,9 @@ class ThreadActor:
             metadata=message.metadata,
             created_at=message.created_at,
             requires_ack=message.requires_ack,
+            edited_at=message.edited_at,
+            deleted_at=message.deleted_at,
+            change_no=message.change_no,
         )
         return event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
 
@@ -1077,3 +1139,29 @@ class ThreadActor:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + 2.0
             await self._flush_presence()
+
+
+def change_frame(message: Message) -> bytes:
+    """A stored message's last change as its event: `message_deleted` for a tombstone, else
+    `message_edited` with its text as it is now."""
+    if message.deleted_at is not None:
+        deleted = protocol.MessageDeleted(
+            thread_id=message.thread_id,
+            seq=message.seq,
+            id=message.id,
+            deleted_at=message.deleted_at,
+            by=message.deleted_by or message.sender_user_id,
+            change_no=message.change_no,
+        )
+        return event_frame(deleted)
+    assert message.edited_at is not None, "a changed message was edited or deleted"
+    edited = protocol.MessageEdited(
+        thread_id=message.thread_id,
+        seq=message.seq,
+        id=message.id,
+        body=message.body,
+        metadata=message.metadata,
+        edited_at=message.edited_at,
+        change_no=message.change_no,
+    )
+    return event_frame(edited)

@@ -134,6 +134,12 @@ class Attachments:
         source = io.BufferedReader(SealedFile(self.blobs, ring, blob_id, size), 1024 * 1024)
         return await trio.to_thread.run_sync(thumbnails.make_thumbnail, source, content_type)
 
+    async def forget_blobs(self, keys: Sequence[str]) -> None:
+        """Remove blobs whose rows are gone (a deleted message's files): each tried once, a
+        failure left to the sweep, which collects it as a stray."""
+        for key in keys:
+            await self._forget_blob(key)
+
     async def _forget_blob(self, key: str) -> None:
         try:
             await self.blobs.delete(key)

@@ -45,6 +45,15 @@ class Acknowledged(msgspec.Struct, tag="a", array_like=True, frozen=True):
     frame: bytes
 
 
+class MessageChanged(msgspec.Struct, tag="c", array_like=True, frozen=True):
+    """A message was edited or deleted: `frame` is its `message_edited` or `message_deleted`
+    event; `change_no` its number (subscribers order changes by it)."""
+
+    origin: str
+    change_no: int
+    frame: bytes
+
+
 class UserJoined(msgspec.Struct, tag="j", array_like=True, frozen=True):
     """The user is in the thread now, on some node; `entry` is their encoded
     `protocol.PresenceEntry`."""
@@ -75,6 +84,7 @@ ThreadEvent = (
     | TypingChanged
     | ReceiptRead
     | Acknowledged
+    | MessageChanged
     | UserJoined
     | UserLeft
     | StatusChanged

@@ -13,6 +13,7 @@
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
+    edits     PUT/DELETE /threads/{thread_id}/messages/{seq} (a sender's edit, a deletion)
     acknowledgements  POST /threads/{thread_id}/messages/{seq}/ack, and the board of who has
               confirmed (/threads/{thread_id}/messages/{seq}/acknowledgements)
     attachments  POST /threads/{thread_id}/attachments (streamed), /attachments/{id}
@@ -42,6 +43,7 @@ from hub.http import (
     attachments,
     audit,
     bodies,
+    edits,
     errors,
     escalation,
     framing,
@@ -126,7 +128,8 @@ def create_app(
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(webclient.blueprint)
     families = (service, me, notifications, preferences, webhooks, groups, members, threads)
-    for family in (*families, escalation, messages, acknowledgements, attachments, audit):
+    talk = (messages, edits, acknowledgements, attachments)
+    for family in (*families, escalation, *talk, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

@@ -309,6 +309,9 @@ class ThreadOut(msgspec.Struct):
     last_read_seq: int
     last_message_at: datetime | None = None
     archived_at: datetime | None = None
+    # Edits and deletions of its messages so far: join with since_change = this to be told of
+    # the ones made after the page was read.
+    last_change: int = 0
 
 
 class ThreadPage(msgspec.Struct):
@@ -353,6 +356,8 @@ class MessageOut(msgspec.Struct):
     reply_to: int | None = None
     edited_at: datetime | None = None
     requires_ack: bool = False
+    deleted_at: datetime | None = None  # a tombstone: no body, metadata or attachments
+    change_no: int = 0
 
 
 class PresenceOut(msgspec.Struct):
@@ -384,6 +389,29 @@ class ThreadDetail(msgspec.Struct):
 
 
 # --- messages ------------------------------------------------------------------------------------
+
+
+class MessageEditIn(Request):
+    """The message's new text (its sender's); its kind, attachments and coordinates stay."""
+
+    body: MessageBody
+
+
+class MessageChangeOut(msgspec.Struct):
+    """A committed edit or deletion of message `seq`: `change_no` orders it among the thread's
+    changes (the `message_edited` / `message_deleted` events carry it too); `duplicate` when
+    the message had been deleted already (this is that deletion)."""
+
+    thread_id: UUID
+    seq: int
+    id: int
+    change_no: int
+    at: datetime
+    by: UUID
+    deleted: bool
+    duplicate: bool = False
+    body: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class MessageIn(Request):

@@ -67,6 +67,7 @@ def thread_out(thread: Thread, *, unread_count: int, last_read_seq: int) -> Thre
         last_read_seq=last_read_seq,
         last_message_at=thread.last_message_at,
         archived_at=thread.archived_at,
+        last_change=thread.last_change,
     )
 
 
@@ -264,6 +265,8 @@ def _message_out(m: Message) -> MessageOut:
         reply_to=m.reply_to,
         edited_at=m.edited_at,
         requires_ack=m.requires_ack,
+        deleted_at=m.deleted_at,
+        change_no=m.change_no,
     )
 
 

@@ -64,6 +64,12 @@ class Engine(ABC):
         that needs none waits."""
         await trio.sleep_forever()
 
+    async def scrub(self) -> None:
+        """After a deletion: leave no copy of what was overwritten in the engine's own files
+        where it can help (SQLite's WAL); nothing by default (docs/privacy.md says where
+        PostgreSQL keeps old row versions)."""
+        return
+
     @abstractmethod
     async def read(self, op: Op[T]) -> T:
         """Run a read-only operation on the read path, which never waits for the writer."""

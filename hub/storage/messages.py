@@ -133,6 +133,8 @@ MESSAGE_SHAPE = RowShape(
         ("edited_at", datetime | None),
         ("deleted_at", datetime | None),
         ("requires_ack", bool),
+        ("change_no", int),
+        ("deleted_by", UUID | None),
         ("sender_name", str),
     )
 )
@@ -203,3 +205,20 @@ def history_kept_since(thread_id: UUID, since_seq: int) -> Op[bool]:
 def count_messages(thread_id: UUID) -> Op[int]:
     value = yield fetchval("SELECT count(*) FROM thread_messages WHERE thread_id = $1", thread_id)
     return int(value)
+
+
+def changed_rows(
+    thread_id: UUID, since_change: int, upto_seq: int, limit: int
+) -> Op[list[dict[str, Any]]]:
+    """Sealed rows (`MESSAGE_SHAPE`) of the messages up to `upto_seq` edited or deleted after
+    change `since_change`, in change order: what a client that was away replays."""
+    rows = yield fetch(
+        f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGES_WITH_SENDERS} "  # noqa: S608 (constant columns)
+        "WHERE m.thread_id = $1 AND m.change_no > $2 AND m.seq <= $3 ORDER BY m.change_no LIMIT $4",
+        thread_id,
+        since_change,
+        upto_seq,
+        limit,
+        shape=MESSAGE_SHAPE,
+    )
+    return rows

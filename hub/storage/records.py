@@ -94,6 +94,7 @@ class Thread(msgspec.Struct, frozen=True):
     updated_at: datetime
     last_message_at: datetime | None = None
     archived_at: datetime | None = None
+    last_change: int = 0  # the number of its messages' edits and deletions so far
 
 
 class ReaderPosition(msgspec.Struct, frozen=True):
@@ -245,6 +246,8 @@ class Message(msgspec.Struct, frozen=True):
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
     requires_ack: bool = False
+    change_no: int = 0  # the thread's change that last touched it (hub.storage.changes)
+    deleted_by: UUID | None = None
 
 
 class ReceiptRecord(msgspec.Struct, frozen=True):

@@ -122,7 +122,28 @@ class Sealing:
             nonce = bytes(row["body_nonce"])
             key = (row["id"], nonce, row["edited_at"], row["deleted_at"], row["sender_name"])
             message = opened.get(key)
-            if message is None:
+            if message is None and row["deleted_at"] is not None:
+                # A tombstone: its ciphertext was overwritten, there is nothing to open.
+                message = Message(
+                    id=row["id"],
+                    thread_id=row["thread_id"],
+                    seq=row["seq"],
+                    sender_user_id=row["sender_user_id"],
+                    sender_org_id=row["sender_org_id"],
+                    sender_name=row["sender_name"],
+                    kind=row["kind"],
+                    body="",
+                    client_msg_id=row["client_msg_id"],
+                    metadata={},
+                    created_at=row["created_at"],
+                    reply_to=row["reply_to"],
+                    edited_at=row["edited_at"],
+                    deleted_at=row["deleted_at"],
+                    requires_ack=row["requires_ack"],
+                    change_no=row["change_no"],
+                    deleted_by=row["deleted_by"],
+                )
+            elif message is None:
                 # Built directly: both engines already return these columns as the right
                 # Python types (msgspec.convert per row was measurable).
                 message = Message(
@@ -144,6 +165,8 @@ class Sealing:
                     edited_at=row["edited_at"],
                     deleted_at=row["deleted_at"],
                     requires_ack=row["requires_ack"],
+                    change_no=row["change_no"],
+                    deleted_by=row["deleted_by"],
                 )
                 opened.put(key, message)
             messages.append(message)

@@ -110,6 +110,9 @@ async def test_a_confirmation_turns_the_board_and_reaches_subscribers(wedding: W
             raise AssertionError(f"a repeated confirmation was announced again: {extra}")
 
     assert (await board_of(wedding, seq))["pending"] == 0
+    # Announcing them did not take the thread's actor down (it once did, after delivering).
+    assert wedding.hub.supervisor is not None
+    assert wedding.hub.supervisor.stats.actor_crashes == 0
     states = await wedding.rows("SELECT state, next_at FROM ack_requests")
     assert [(r["state"], r["next_at"]) for r in states] == [("acknowledged", None)] * 2
     audited = await wedding.rows(

@@ -76,6 +76,13 @@ class FakeStore:
     async def messages_after(self, thread_id, after_seq, limit):
         return [m for m in self.messages if m.seq > after_seq][:limit]
 
+    async def last_change(self, thread_id):
+        return max((m.change_no for m in self.messages), default=0)
+
+    async def changed_since(self, thread_id, since_change, upto_seq, limit):
+        changed = [m for m in self.messages if m.change_no > since_change and m.seq <= upto_seq]
+        return sorted(changed, key=lambda m: m.change_no)[:limit]
+
     async def user_name(self, user_id):
         return "someone"
 

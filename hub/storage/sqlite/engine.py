@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # Where the WAL is checkpointed into the database file depends on load (see SqliteEngine).
 # A batch of this many requests means the writer is behind: for the next BUSY_HOLD_S the
 # engine's own task checkpoints, at most every CHECKPOINT_INTERVAL_S, and the writer does not.
+SCRUB_WAIT_S = 1.0  # how long a scrub waits for the writer and readers
 BUSY_BATCH = 64
 BUSY_HOLD_S = 2.0
 CHECKPOINT_INTERVAL_S = 0.5
@@ -172,6 +173,9 @@ def _connect(path: Path, busy_timeout_s: float, *, writer: bool) -> sqlite3.Conn
             conn.execute("PRAGMA synchronous = FULL")
             # After a burst the WAL shrinks back to this size when it restarts.
             conn.execute("PRAGMA journal_size_limit = 67108864")
+            # What a deletion frees (a deleted message's overwritten ciphertext, a purge's rows)
+            # is zeroed, not left in the page or on the free list (docs/privacy.md).
+            conn.execute("PRAGMA secure_delete = ON")
         return conn
     except sqlite3.Error as exc:
         raise ConnectionLost(f"cannot open SQLite database {path}: {exc}") from exc
@@ -355,6 +359,26 @@ class SqliteEngine(Engine):
         finally:
             if conn is not None:
                 conn.close()
+
+    async def scrub(self) -> None:
+        """Copy the WAL into the database file and truncate it, so the page images it still
+        holds from before a deletion (the old ciphertext) are gone from the disk, as
+        `secure_delete` zeroes them in the file. Waits at most SCRUB_WAIT_S for the writer and
+        readers; when they stay busy the WAL is overwritten as it restarts, and this says so."""
+
+        def run() -> None:
+            conn = _connect(self.path, SCRUB_WAIT_S, writer=False)
+            try:
+                row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.close()
+            if row["busy"]:
+                log.info("storage: the WAL stayed busy; it drops the old pages as it restarts")
+
+        try:
+            await worker.run_sync(run)
+        except (sqlite3.Error, ConnectionLost) as exc:
+            log.warning("storage: truncating the WAL after a deletion failed: %s", exc)
 
     async def read(self, op: Op[T]) -> T:
         return await self.readers.read(op)

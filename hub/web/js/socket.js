@@ -118,6 +118,10 @@ export class HubSocket extends EventTarget {
       const thread = this.threads.get(frame.thread_id);
       if (thread) thread.lastSeq = Math.max(thread.lastSeq, frame.message.seq);
     }
+    if (frame.type === 'message_edited' || frame.type === 'message_deleted') {
+      const thread = this.threads.get(frame.thread_id);
+      if (thread && thread.lastChange !== null) thread.lastChange = Math.max(thread.lastChange, frame.change_no);
+    }
     if (frame.type === 'error' && frame.thread_id && frame.code === 'not_found') {
       this.threads.delete(frame.thread_id); // access was revoked: the hub ended the subscription
     }
@@ -151,10 +155,11 @@ export class HubSocket extends EventTarget {
     return Boolean(thread && thread.joined && this.state === 'live');
   }
 
-  // Follow a thread from `sinceSeq` on (the last seq the caller already shows); kept across
-  // reconnects until `leave`.
-  join(threadId, sinceSeq) {
-    this.threads.set(threadId, { lastSeq: sinceSeq, joined: false });
+  // Follow a thread from `sinceSeq` on (the last seq the caller already shows), with the edits
+  // and deletions of what it shows made after change `sinceChange` (the page's last_change);
+  // kept across reconnects until `leave`.
+  join(threadId, sinceSeq, sinceChange = null) {
+    this.threads.set(threadId, { lastSeq: sinceSeq, lastChange: sinceChange, joined: false });
     if (this.state === 'live') this.joinNow(threadId);
   }
 
@@ -164,6 +169,7 @@ export class HubSocket extends EventTarget {
     try {
       const ack = await this.request({
         type: 'join_thread', thread_id: threadId, since_seq: thread.lastSeq,
+        ...(thread.lastChange === null ? {} : { since_change: thread.lastChange }),
       });
       if (this.threads.get(threadId) !== thread) return;
       thread.joined = true;

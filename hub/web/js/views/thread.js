@@ -9,6 +9,10 @@
 // Confirm button for a reader whose organization is pending; `message_acknowledged` frames
 // update it live. Mentions the hub resolved are highlighted (`mentions.js`).
 //
+// A person edits and deletes their own messages (an owner or admin of the wedding's organization
+// deletes anyone's); `message_edited` and `message_deleted` change what is shown, in the order of
+// their `change_no`, and a deleted message stays as a tombstone in its place.
+//
 // Messages are kept by seq, so a message that arrives twice (a replay after a reconnect, or the
 // ack and the live copy of one's own message) is shown once. History comes over REST, then the
 // socket joins with `since_seq` = the newest seq shown, and the hub sends everything after it.
@@ -21,6 +25,7 @@ import { withMentions } from '../mentions.js';
 
 const PAGE = 50;
 const MANAGERS = new Set(['owner', 'admin', 'manager']);
+const EDITABLE = new Set(['text', 'change', 'attachment']); // kinds with text of their own
 const PRIORITIES = [['urgent', 'Urgent'], ['high', 'High'], ['normal', 'Normal'], ['low', 'Low']];
 
 export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
@@ -47,6 +52,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     lost: false,
     joined: false, // joined once: a later join is a reconnect, after which boards are fetched again
     muted: null, // this reader muted the thread (null: not known yet)
+    moderator: false, // an owner or admin of the organization that owns the wedding
     unseen: 0,
   };
 
@@ -124,6 +130,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     if (view.disposed) return;
     showThread(detail.thread);
     loadMute();
+    loadModeration(detail.thread.group_id);
     view.readSeq = detail.thread.last_read_seq;
     view.readSent = view.readSeq;
     for (const receipt of detail.read_receipts || []) {
@@ -137,7 +144,7 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     for (const item of socket.outbox) if (item.thread_id === threadId) showPending(item);
     showSeen();
     const newest = detail.messages.length ? detail.messages[detail.messages.length - 1].seq : 0;
-    socket.join(threadId, Math.max(newest, 0));
+    socket.join(threadId, Math.max(newest, 0), detail.thread.last_change || 0);
     if (firstUnread && view.elements.has(firstUnread.seq)) {
       const divider = h('p', { class: 'divider', role: 'separator' }, 'New messages');
       log.insertBefore(divider, view.elements.get(firstUnread.seq));
@@ -235,6 +242,9 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       metadata: m.metadata || {},
       requires_ack: Boolean(m.requires_ack) || m.kind === 'change',
       created_at: m.created_at,
+      edited_at: m.edited_at || null,
+      deleted_at: m.deleted_at || null,
+      change_no: m.change_no || 0,
     };
   }
 
@@ -285,10 +295,17 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
         h('span', { class: 'who' }, mine ? 'You' : message.sender_name || 'Someone'),
         ' ',
         h('time', { datetime: message.created_at }, formatTime(message.created_at)),
+        message.edited_at && !message.deleted_at ? h('span', { class: 'edited', title: `Edited ${formatTime(message.edited_at)}` }, ' · edited') : null,
         unread ? h('span', { class: 'unread-mark' }, ' · unread') : null,
-        askBadge(message),
+        message.deleted_at ? null : askBadge(message),
       ),
     );
+    if (message.deleted_at) {
+      el.classList.add('deleted');
+      el.append(h('p', { class: 'body tombstone' }, 'This message was deleted'));
+      el.append(h('p', { class: 'seen', hidden: true }));
+      return el;
+    }
     if (message.kind === 'change') el.classList.add('change');
     else if (message.requires_ack) el.classList.add('asks');
     if (message.reply_to) {
@@ -313,11 +330,101 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
       el.append(h('p', { class: 'body' }, bodyOf(message)));
     }
     if (message.requires_ack) el.append(boards.board(message));
-    if (message.kind !== 'system' && view.thread && view.thread.status !== 'archived') {
-      el.append(h('button', { type: 'button', class: 'link reply', onclick: () => startReply(message) }, 'Reply'));
+    if (message.kind !== 'system' && view.thread && view.thread.status !== 'archived' && !view.lost) {
+      const actions = h('div', { class: 'msg-actions' },
+        h('button', { type: 'button', class: 'link reply', onclick: () => startReply(message) }, 'Reply'));
+      if (mine && EDITABLE.has(message.kind)) {
+        actions.append(h('button', { type: 'button', class: 'link edit', onclick: () => startEdit(message, el) }, 'Edit'));
+      }
+      if (mine || view.moderator) {
+        actions.append(h('button', { type: 'button', class: 'link delete', onclick: () => askDelete(message, actions) }, 'Delete'));
+      }
+      el.append(actions);
     }
     el.append(h('p', { class: 'seen', hidden: true }));
     return el;
+  }
+
+  // --- editing and deleting ---------------------------------------------------------------------
+
+  // An edit in place: the text in a box, Save sends it (the hub's refusal is shown as text).
+  function startEdit(message, el) {
+    if (el.querySelector('form.edit-form')) return;
+    const box = h('textarea', { 'aria-label': 'Edit message', rows: 2, maxlength: 10000 });
+    box.value = message.body;
+    const problem = h('p', { class: 'error', role: 'alert' });
+    const save = h('button', { type: 'submit', class: 'compact' }, 'Save');
+    const cancel = h('button', { type: 'button', class: 'secondary compact', onclick: () => form.remove() }, 'Cancel');
+    const form = h('form', { class: 'edit-form' }, box, h('div', { class: 'row' }, save, cancel), problem);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      save.disabled = true;
+      problem.textContent = '';
+      try {
+        const answer = await app.api('PUT', `/threads/${threadId}/messages/${message.seq}`, { body: box.value });
+        applyChange({ type: 'message_edited', seq: message.seq, body: answer.body, metadata: answer.metadata, edited_at: answer.at, change_no: answer.change_no });
+      } catch (error) {
+        problem.textContent = `Not saved: ${errorText(error)}`;
+        save.disabled = false;
+      }
+    });
+    box.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') form.remove();
+    });
+    const body = el.querySelector('.body');
+    if (body) body.after(form);
+    else el.querySelector('header').after(form);
+    box.focus();
+  }
+
+  function askDelete(message, actions) {
+    const problem = h('span', { class: 'error', role: 'alert' });
+    const restore = () => {
+      const fresh = renderMessage(message);
+      const old = view.elements.get(message.seq);
+      if (old) swap(message.seq, old, fresh);
+    };
+    const yes = h('button', { type: 'button', class: 'danger compact', onclick: async () => {
+      yes.disabled = true;
+      try {
+        const answer = await app.api('DELETE', `/threads/${threadId}/messages/${message.seq}`);
+        applyChange({ type: 'message_deleted', seq: message.seq, deleted_at: answer.at, change_no: answer.change_no });
+      } catch (error) {
+        problem.textContent = `Not deleted: ${errorText(error)}`;
+        yes.disabled = false;
+      }
+    } }, 'Delete it');
+    const keep = h('button', { type: 'button', class: 'secondary compact', onclick: restore }, 'Keep it');
+    replace(actions, h('span', { class: 'confirm-text' }, 'Delete this message for everyone?'), ' ', yes, ' ', keep, ' ', problem);
+    keep.focus();
+  }
+
+  // An edit or a deletion, from this page or a frame: applied over an older state only.
+  function applyChange(change) {
+    const message = view.messages.get(change.seq);
+    if (!message || message.change_no >= change.change_no) return;
+    message.change_no = change.change_no;
+    if (change.type === 'message_deleted') {
+      message.deleted_at = change.deleted_at;
+      message.body = '';
+      message.metadata = {};
+      message.requires_ack = false;
+    } else {
+      message.body = change.body;
+      message.metadata = change.metadata || {};
+      message.edited_at = change.edited_at;
+    }
+    const old = view.elements.get(change.seq);
+    if (old) swap(change.seq, old, renderMessage(message));
+    if (message.kind === 'attachment' && change.type === 'message_deleted') files.changed();
+    showSeen();
+  }
+
+  function swap(seq, old, el) {
+    if (observer) observer.unobserve(old);
+    old.replaceWith(el);
+    view.elements.set(seq, el);
+    if (observer) observer.observe(el);
   }
 
   function firstPendingEl() {
@@ -496,6 +603,10 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
         break;
       case 'message_acknowledged':
         boards.acknowledged(frame);
+        break;
+      case 'message_edited':
+      case 'message_deleted':
+        applyChange(frame);
         break;
       case 'read_receipt':
         if (frame.user_id === me.user_id) {
@@ -742,6 +853,22 @@ export function threadView(main, app, threadId, { onThread = () => {} } = {}) {
     view.replyTo = null;
     replyBar.hidden = true;
     replace(replyBar);
+  }
+
+  // An owner or admin of the organization that owns the wedding may delete any message in it.
+  async function loadModeration(groupId) {
+    if (me.role !== 'owner' && me.role !== 'admin') return;
+    try {
+      const detail = await app.api('GET', `/groups/${groupId}`);
+      if (view.disposed || detail.group.owner_organization_id !== me.organization_id) return;
+    } catch {
+      return; // without it, only one's own messages can be deleted here
+    }
+    view.moderator = true;
+    for (const [seq, el] of view.elements) {
+      const message = view.messages.get(seq);
+      if (message && !message.deleted_at) swap(seq, el, renderMessage(message));
+    }
   }
 
   // --- muting -----------------------------------------------------------------------------------
