@@ -204,6 +204,12 @@ class Attachments:
             if key is not None:
                 await self._forget_blob(key)
 
+    async def remove_blobs(self, keys: Sequence[str]) -> None:
+        """Delete blobs whose rows are already gone (a retention purge's); one that cannot be
+        deleted now is left for the sweep, which collects blobs no row names."""
+        for key in keys:
+            await self._forget_blob(key)
+
     async def stray_keys(self) -> set[str]:
         """Blob keys no row names now."""
         keys = [key async for key in self.blobs.keys()]
