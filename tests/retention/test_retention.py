@@ -328,3 +328,26 @@ async def test_a_group_of_another_organization_has_no_retention_to_see(wedding: 
     for method, suffix in (("GET", "retention"), ("DELETE", "legal-hold")):
         answer = await wedding.rest.call(method, f"/groups/{wedding.group.id}/{suffix}", stranger)
         assert answer.status == 404
+
+
+async def test_a_pass_the_database_fails_changes_nothing_and_the_next_one_does_it(
+    wedding: Wedding, monkeypatch
+):
+    from hub.errors import StorageUnavailable
+
+    await wedding.set_wedding_date(WEDDING)
+    await wedding.post(wedding.planner, "Tent at 3pm")
+    storage = wedding.hub.storage
+
+    async def unavailable(op, **kw):
+        op.close()
+        raise StorageUnavailable("the database is unavailable")
+
+    monkeypatch.setattr(storage, "read", unavailable)
+    with pytest.raises(StorageUnavailable):
+        await wedding.run_pass(WEDDING_START + timedelta(days=365))
+    monkeypatch.undo()
+    assert (await wedding.group_row())["status"] == "active"
+
+    report = await wedding.run_pass(WEDDING_START + timedelta(days=365))
+    assert report.purged == [wedding.group.id]
