@@ -8,13 +8,15 @@ they may do depends on their role (from the token) and whether their organizatio
     delete (a message)                 its sender, or an owner or admin of the owning organization
     update_thread                      manager, admin, owner
     update_group, archive_group,
-    invite, remove_member, view_audit  owner or admin of the owning organization
+    invite, remove_member, view_audit,
+    manage_retention                   owner or admin of the owning organization
 
 A group (or thread) of another organization is reported as not found, never as forbidden, so ids
-cannot be probed. Archived groups and threads are read-only. A pending invitation is answered
-(accept or decline) by the invited organization's owner or admin, who alone may list their
-organization's pending invitations. Owners, admins and managers may create groups, which their
-organization then owns.
+cannot be probed. Archived groups and threads are read-only, except for their retention and legal
+hold (`manage_retention`): an archived wedding is exactly the one whose purge may need holding.
+A pending invitation is answered (accept or decline) by the invited organization's owner or
+admin, who alone may list their organization's pending invitations. Owners, admins and managers
+may create groups, which their organization then owns.
 """
 
 from __future__ import annotations
@@ -55,13 +57,22 @@ Action = Literal[
     "acknowledge",
     "mute",
     "edit",
+    "manage_retention",
 ]
 
-# Muting is the caller's own setting, so an archived thread may be muted too.
-_READ_ONLY_ACTIONS = {"read", "view_audit", "mute"}
+# Muting is the caller's own setting, so an archived thread may be muted too; retention and
+# legal holds matter most once a wedding is archived.
+_READ_ONLY_ACTIONS = {"read", "view_audit", "mute", "manage_retention"}
 _ANY_MEMBER = {"read", "post", "create_thread", "acknowledge", "mute", "edit"}
 _THREAD_MANAGERS = {"owner", "admin", "manager"}
-_GROUP_ADMIN_ACTIONS = {"update_group", "archive_group", "invite", "remove_member", "view_audit"}
+_GROUP_ADMIN_ACTIONS = {
+    "update_group",
+    "archive_group",
+    "invite",
+    "remove_member",
+    "view_audit",
+    "manage_retention",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@
         │                       hub.actors.dispatcher)
         ├── escalation         (reminders of what is not acknowledged, by the wedding's
         │                       closeness: hub.actors.escalation)
+        ├── retention          (groups archived and purged by their wedding's days, old
+        │                       audit rows deleted: hub.actors.retention)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
@@ -38,6 +40,7 @@ from hub.actors.dispatcher import Dispatcher, RetryPolicy
 from hub.actors.escalation import Escalation, StoredReminders
 from hub.actors.inapp import InApp
 from hub.actors.outward import EmailChannel, WebhookChannel
+from hub.actors.retention import Retention, StoredRetention
 from hub.actors.supervisor import Supervisor
 from hub.attachments.service import Attachments
 from hub.attachments.stores import describe_blob_url, open_blob_store
@@ -139,6 +142,15 @@ async def run_hub(
             )
             await actors.start(dispatcher.run)
             await actors.start(Escalation(StoredReminders(storage, metrics)).run)
+            retention = StoredRetention(
+                storage,
+                app.extensions["hub"]["attachments"],
+                settings.audit_retention_days,
+                metrics,
+            )
+            await actors.start(
+                Retention(retention, settings.retention_interval_s, metrics=metrics).run
+            )
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
                     functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),

@@ -1,4 +1,4 @@
-"""The `hub` command: serve, token, migrate, keys rotate.
+"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention.
 
 Startup problems (a bad setting, an unreachable database, a wrong master key) end the command
 with one line that says what to fix and exit status 2, never a traceback.
@@ -106,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--all", action="store_true", help="retry every dead delivery")
     dead.add_argument("--limit", type=int, default=100, help="how many to list (100)")
     dead.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+
+    retention = commands.add_parser(
+        "retention",
+        help="archive and purge what the weddings' retention says is due",
+        description="Retention anchored to the wedding (docs/privacy.md): a running hub does "
+        "this every HUB_RETENTION_INTERVAL_S.",
+    )
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    run_pass = retention_commands.add_parser(
+        "run",
+        help="one pass now: archive and purge the groups due, delete old audit rows",
+        description="Archive the groups past their archive days, purge the messages and files "
+        "of those past their retention (not under a legal hold), delete audit rows older than "
+        "HUB_AUDIT_RETENTION_DAYS, and print what was done.",
+    )
+    run_pass.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
     return parser
 
 
@@ -124,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "migrate": _migrate,
             "keys": _rotate,
             "notifications": _dead_letters,
+            "retention": _retention,
         }[args.command]
         return handler(settings, args) or 0
     except (ConfigError, HubError, BaseExceptionGroup) as exc:
@@ -387,4 +406,37 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
 
     version = trio.run(main)
     print(f"data key version {version} is now active; older versions stay readable")
+    return 0
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from hub.actors.retention import StoredRetention
+    from hub.attachments.service import Attachments, Limits
+    from hub.attachments.stores import open_blob_store
+    from hub.storage import open_storage
+
+    async def main() -> Any:
+        try:
+            blobs = await open_blob_store(settings.blob_url)
+        except ValueError as exc:
+            raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
+        async with open_storage(settings) as storage:
+            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
+            work = StoredRetention(
+                storage, Attachments(storage, blobs, limits), settings.audit_retention_days
+            )
+            return await work.run_pass(datetime.now(UTC))
+
+    report = trio.run(main)
+    for group_id in report.archived:
+        print(f"archived\t{group_id}")
+    for group_id in report.purged:
+        print(f"purged\t{group_id}")
+    print(
+        f"{len(report.archived)} groups archived, {len(report.purged)} purged "
+        f"({report.messages_deleted} messages, {report.attachments_deleted} attachments), "
+        f"{report.audit_rows_deleted} audit rows deleted"
+    )
     return 0

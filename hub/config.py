@@ -119,6 +119,10 @@ class Settings:
     notify_lease_s: float = 120.0
     notify_retry_base_s: float = 10.0
     notify_max_attempts: int = 10
+    # Retention (docs/privacy.md): audit rows older than this many days are deleted, and the
+    # retention actor looks for groups due to be archived or purged this often (Trio's clock).
+    audit_retention_days: int = 730
+    retention_interval_s: float = 3600.0
 
     @property
     def production(self) -> bool:
@@ -246,7 +250,27 @@ def load_settings(
         **_realtime(source),
         **_attachments(source, var_dir),
         **_notifications(source),
+        **_retention(source),
     )
+
+
+# The schema's bound on a group's retention (migration 0007): a hundred years.
+RETENTION_DAYS_MAX = 36_500
+
+
+def _retention(source: Mapping[str, str]) -> dict[str, object]:
+    """How long the audit trail is kept, and how often the retention actor looks. The audit
+    trail outlives the messages it talks about (a group's default retention is 365 days after
+    its wedding), so it gets a retention of its own rather than the groups'."""
+    audit_days = _positive_int(source, "HUB_AUDIT_RETENTION_DAYS", 730)
+    if audit_days > RETENTION_DAYS_MAX:
+        raise ConfigError(
+            f"HUB_AUDIT_RETENTION_DAYS must be at most {RETENTION_DAYS_MAX} days, got {audit_days}"
+        )
+    return {
+        "audit_retention_days": audit_days,
+        "retention_interval_s": _positive_float(source, "HUB_RETENTION_INTERVAL_S", 3600.0),
+    }
 
 
 def _notifications(source: Mapping[str, str]) -> dict[str, object]:

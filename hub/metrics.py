@@ -314,6 +314,25 @@ class Metrics:
             "Reminders sent to organizations that have not acknowledged a message.",
             registry=registry,
         )
+        retention_groups = Counter(
+            "hub_retention_groups_total",
+            "Groups the retention actor archived or purged (their wedding's days were up).",
+            ["action"],
+            registry=registry,
+        )
+        self.retention_archived = retention_groups.labels("archive")
+        self.retention_purged = retention_groups.labels("purge")
+        self.retention_audit_rows_deleted = Counter(
+            "hub_retention_audit_rows_deleted_total",
+            "Audit rows deleted for being older than HUB_AUDIT_RETENTION_DAYS.",
+            registry=registry,
+        )
+        self.retention_failures = Counter(
+            "hub_retention_failures_total",
+            "Retention passes that failed (the database, the blob store); each is tried again "
+            "at the next interval.",
+            registry=registry,
+        )
 
         self._http_requests = Counter(
             "hub_http_requests_total",

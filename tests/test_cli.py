@@ -41,7 +41,7 @@ def run(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Comple
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["token"], ["migrate"], ["keys"], ["keys", "rotate"]],
+    [[], ["serve"], ["token"], ["migrate"], ["keys"], ["keys", "rotate"], ["retention", "run"]],
 )
 def test_every_command_explains_itself(tmp_path, command):
     result = run(*command, "--help", cwd=tmp_path)
@@ -98,6 +98,56 @@ def test_keys_rotate_makes_a_new_active_version(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "data key version 2 is now active" in result.stdout
+
+
+def test_retention_run_purges_a_wedding_past_its_days_and_says_so(tmp_path):
+    from datetime import date
+
+    from hub.config import load_settings
+    from hub.storage import open_storage
+    from hub.storage.groups import create_group
+    from hub.storage.identities import upsert_identity
+
+    assert run("migrate", cwd=tmp_path).returncode == 0
+    settings = load_settings(
+        {
+            "HUB_VAR_DIR": str(tmp_path / "var"),
+            "HUB_DATABASE_URL": f"sqlite:///{tmp_path}/var/hub.db",
+        }
+    )
+    user, org, group = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    async def seed() -> None:
+        async with open_storage(settings) as storage:
+            await storage.write(
+                lambda now: upsert_identity(
+                    user_id=user,
+                    organization_id=org,
+                    username="paula",
+                    display_name="Paula",
+                    role="owner",
+                    now=now,
+                )
+            )
+            await storage.write(
+                lambda now: create_group(
+                    group_id=group,
+                    owner_organization_id=org,
+                    created_by=user,
+                    name="Long ago",
+                    now=now,
+                    wedding_date=date(2001, 5, 5),
+                )
+            )
+
+    trio.run(seed)
+    result = run("retention", "run", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert f"purged\t{group}" in result.stdout
+    assert "0 groups archived, 1 purged (0 messages, 0 attachments)" in result.stdout
+    again = run("retention", "run", cwd=tmp_path)
+    assert "0 groups archived, 0 purged" in again.stdout
 
 
 def test_a_wrong_master_key_is_one_line_and_no_traceback(tmp_path):

@@ -118,6 +118,10 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, missing):
         ("HUB_NOTIFY_LEASE_S", "0", "must be positive"),
         ("HUB_NOTIFY_RETRY_BASE_S", "soon", "HUB_NOTIFY_RETRY_BASE_S"),
         ("HUB_NOTIFY_MAX_ATTEMPTS", "0", "must be positive"),
+        ("HUB_AUDIT_RETENTION_DAYS", "0", "must be positive"),
+        ("HUB_AUDIT_RETENTION_DAYS", "two years", "whole number"),
+        ("HUB_AUDIT_RETENTION_DAYS", "36501", "at most 36500"),
+        ("HUB_RETENTION_INTERVAL_S", "-1", "must be positive"),
     ],
 )
 def test_a_malformed_value_names_its_variable(tmp_path, variable, value, complaint):
@@ -241,6 +245,19 @@ def test_the_public_url_and_the_dispatchers_settings(tmp_path):
         120.0,
         10,
     )
+
+
+def test_the_audit_trail_is_kept_two_years_and_retention_looks_hourly_unless_set(tmp_path):
+    defaults = load_settings({"HUB_VAR_DIR": str(tmp_path)})
+    assert (defaults.audit_retention_days, defaults.retention_interval_s) == (730, 3600.0)
+    settings = load_settings(
+        {
+            "HUB_VAR_DIR": str(tmp_path),
+            "HUB_AUDIT_RETENTION_DAYS": "90",
+            "HUB_RETENTION_INTERVAL_S": "600",
+        }
+    )
+    assert (settings.audit_retention_days, settings.retention_interval_s) == (90, 600.0)
 
 
 def test_an_smtp_server_needs_a_sender(tmp_path):

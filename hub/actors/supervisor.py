@@ -279,7 +279,7 @@ class Supervisor:
     async def delete(
         self, principal: Principal, thread_id: UUID, seq: int, entry: AuditEntry
     ) -> Change:
-        remove = self.attachments.forget_blobs if self.attachments is not None else None
+        remove = self.attachments.remove_blobs if self.attachments is not None else None
         return await delete_message(
             self.storage, self.router, principal, thread_id, seq, entry, remove
         )

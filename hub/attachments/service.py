@@ -134,12 +134,6 @@ class Attachments:
         source = io.BufferedReader(SealedFile(self.blobs, ring, blob_id, size), 1024 * 1024)
         return await trio.to_thread.run_sync(thumbnails.make_thumbnail, source, content_type)
 
-    async def forget_blobs(self, keys: Sequence[str]) -> None:
-        """Remove blobs whose rows are gone (a deleted message's files): each tried once, a
-        failure left to the sweep, which collects it as a stray."""
-        for key in keys:
-            await self._forget_blob(key)
-
     async def _forget_blob(self, key: str) -> None:
         try:
             await self.blobs.delete(key)
@@ -209,6 +203,13 @@ class Attachments:
         for key in (gone.storage_key, gone.thumbnail_key):
             if key is not None:
                 await self._forget_blob(key)
+
+    async def remove_blobs(self, keys: Sequence[str]) -> None:
+        """Delete blobs whose rows are already gone (a deleted message's, a retention purge's);
+        one that cannot be deleted now is left for the sweep, which collects blobs no row
+        names."""
+        for key in keys:
+            await self._forget_blob(key)
 
     async def stray_keys(self) -> set[str]:
         """Blob keys no row names now."""

@@ -10,6 +10,8 @@
     webhooks  /webhooks (an organization's receivers of its notifications)
     groups    /groups, /groups/{group_id}
     escalation  /groups/{group_id}/escalation-policy (how unconfirmed messages are reminded)
+    retention  /groups/{group_id}/retention (when the wedding's data is archived and deleted),
+              /groups/{group_id}/legal-hold
     members   invitations (invite, list, accept, decline) and removal
     threads   /threads, /threads/{thread_id} (read, update, archive)
     messages  POST /threads/{thread_id}, through the message router
@@ -56,6 +58,7 @@ from hub.http import (
     notifications,
     openapi,
     preferences,
+    retention,
     service,
     threads,
     webclient,
@@ -129,7 +132,7 @@ def create_app(
     app.register_blueprint(webclient.blueprint)
     families = (service, me, notifications, preferences, webhooks, groups, members, threads)
     talk = (messages, edits, acknowledgements, attachments)
-    for family in (*families, escalation, *talk, audit):
+    for family in (*families, escalation, retention, *talk, audit):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

@@ -64,7 +64,7 @@ async def delete(thread_id: str, seq: str) -> MessageChangeOut:
         tid,
         number,
         entry,
-        attachments.forget_blobs,
+        attachments.remove_blobs,
     )
     return MessageChangeOut(
         thread_id=tid,

@@ -611,6 +611,52 @@ class EscalationPolicyOut(msgspec.Struct):
     max_reminders_without_date: int
 
 
+# --- retention (docs/privacy.md) -----------------------------------------------------------------
+
+RetentionDays = Annotated[int, Meta(ge=1, le=36_500)]
+ArchiveDays = Annotated[int, Meta(ge=0, le=36_500)]
+HoldReason = text(min_length=1, max_length=500)
+
+
+class RetentionIn(Request):
+    """Fields left out stay as they are. Days after the wedding (or, without a date, after the
+    last message) until the group is archived, and until its messages and files are deleted;
+    archiving comes first."""
+
+    retention_days_after_wedding: RetentionDays | UnsetType = UNSET
+    archive_days_after_wedding: ArchiveDays | UnsetType = UNSET
+
+
+class LegalHoldIn(Request):
+    """Why the wedding's data must be kept: while held, it is neither archived nor purged."""
+
+    reason: HoldReason
+
+
+class LegalHoldOut(msgspec.Struct):
+    at: datetime
+    reason: str
+    by: UUID | None = None
+
+
+class RetentionOut(msgspec.Struct):
+    """A group's retention: its days, what they count from (`anchor`: `wedding_date`, or
+    `last_activity` without one, at `anchored_at`), when it is archived and purged, and the hold
+    that stops both."""
+
+    group_id: UUID
+    retention_days_after_wedding: int
+    archive_days_after_wedding: int
+    anchor: Literal["wedding_date", "last_activity"]
+    anchored_at: datetime
+    archive_due: datetime
+    purge_due: datetime
+    status: GroupStatus
+    legal_hold: LegalHoldOut | None = None
+    archived_at: datetime | None = None
+    purged_at: datetime | None = None
+
+
 class MuteIn(Request):
     muted: bool
 

@@ -1,10 +1,12 @@
 // One wedding: its threads (urgent first, filtered by status and priority, with unread badges),
 // a new thread, the member organizations, and inviting one (owners and admins of the group's
-// owning organization), and the wedding's escalation policy (`js/escalation.js`: read by every
-// member, changed by the owning organization's owners and admins).
+// owning organization), the wedding's escalation policy (`js/escalation.js`: read by every
+// member, changed by the owning organization's owners and admins), and its data retention
+// (`js/retention.js`: when it is archived and deleted, and any legal hold; the same people).
 
 import { countdown, errorText, field, formatDate, formatTime, h, replace, select } from '../dom.js';
 import { escalationSection } from '../escalation.js';
+import { retentionSection } from '../retention.js';
 
 const PRIORITIES = [['urgent', 'Urgent'], ['high', 'High'], ['normal', 'Normal'], ['low', 'Low']];
 const TYPES = [['general', 'General'], ['timeline', 'Timeline'], ['logistics', 'Logistics'], ['emergency', 'Emergency']];
@@ -22,6 +24,7 @@ export function groupView(main, app, groupId) {
   });
   const members = h('section', { class: 'members', 'aria-label': 'Members' });
   const escalation = escalationSection(app, groupId);
+  const retention = retentionSection(app, groupId);
 
   const statusFilter = select('Status', [['open', 'Open'], ['resolved', 'Resolved'], ['archived', 'Archived'], ['', 'Open and resolved']], filters.status);
   const priorityFilter = select('Priority', [['', 'Any priority'], ...PRIORITIES], filters.priority);
@@ -56,6 +59,7 @@ export function groupView(main, app, groupId) {
       newThreadForm(app, groupId, problem),
       members,
       escalation.el,
+      retention.el,
     ),
   );
 
@@ -66,6 +70,7 @@ export function groupView(main, app, groupId) {
       showHeading(detail);
       showMembers(detail);
       escalation.setGroup(detail);
+      retention.setGroup(detail);
     } catch (error) {
       if (!disposed) problem.textContent = error.status === 404 ? 'This wedding does not exist, or your organization is not a member.' : `Could not load the wedding: ${errorText(error)}`;
     }
@@ -110,6 +115,7 @@ export function groupView(main, app, groupId) {
       clearTimeout(searchTimer);
       threads.dispose();
       escalation.dispose();
+      retention.dispose();
       document.title = 'Vendor Connections Hub';
     },
   };
