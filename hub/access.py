@@ -16,7 +16,9 @@ cannot be probed. Archived groups and threads are read-only, except for their re
 hold (`manage_retention`): an archived wedding is exactly the one whose purge may need holding.
 A pending invitation is answered (accept or decline) by the invited organization's owner or
 admin, who alone may list their organization's pending invitations. Owners, admins and managers
-may create groups, which their organization then owns.
+may create groups, which their organization then owns. Anyone may export their own data
+(`GET /me/export`); only an organization's owner may export the organization's
+(`may_export_organization`).
 """
 
 from __future__ import annotations
@@ -249,6 +251,16 @@ def may_create_group(principal: Principal) -> None:
     join the groups they are invited to."""
     if principal.role not in _GROUP_CREATORS:
         raise Forbidden(f"role {principal.role} may not create groups")
+
+
+_ORGANIZATION_EXPORTERS = {"owner"}
+
+
+def may_export_organization(principal: Principal) -> None:
+    """An organization's export holds every user's messages and files: its owners alone may
+    ask for it (an admin manages the organization, not its people's data)."""
+    if principal.role not in _ORGANIZATION_EXPORTERS:
+        raise Forbidden(f"role {principal.role} may not export the organization's data")
 
 
 async def authorize_invitation(

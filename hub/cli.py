@@ -1,4 +1,4 @@
-"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention.
+"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention, export.
 
 Startup problems (a bad setting, an unreachable database, a wrong master key) end the command
 with one line that says what to fix and exit status 2, never a traceback.
@@ -124,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         "HUB_AUDIT_RETENTION_DAYS, and print what was done.",
     )
     run_pass.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+    export = commands.add_parser(
+        "export",
+        help="write everything the hub holds about a user or an organization to a zip",
+        description="Write the archive GET /me/export (user) or /me/organization/export (org) "
+        "would give, for an operator answering a request made by mail (GDPR articles 15 and "
+        "20; docs/export.md). The export is audited (privacy.export). Reads HUB_BLOB_URL for "
+        "the attachments.",
+    )
+    export.add_argument("kind", choices=["user", "org"], help="whose data")
+    export.add_argument("id", type=uuid.UUID, metavar="ID", help="the user's or organization's id")
+    export.add_argument("--out", required=True, metavar="FILE", help="where to write the zip")
+    export.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
     return parser
 
 
@@ -143,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "keys": _rotate,
             "notifications": _dead_letters,
             "retention": _retention,
+            "export": _export,
         }[args.command]
         return handler(settings, args) or 0
     except (ConfigError, HubError, BaseExceptionGroup) as exc:
@@ -439,4 +452,49 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
         f"({report.messages_deleted} messages, {report.attachments_deleted} attachments), "
         f"{report.audit_rows_deleted} audit rows deleted"
     )
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.attachments.service import Attachments, Limits
+    from hub.attachments.stores import open_blob_store
+    from hub.privacy.export import Exporter
+    from hub.storage import open_storage
+    from hub.storage.exports import Subject
+    from hub.storage.records import AuditEntry
+
+    subject = Subject("user" if args.kind == "user" else "organization", args.id)
+    out = Path(args.out)
+    # Written beside its place and renamed once whole, so FILE is never half an archive.
+    partial = out.with_name(out.name + ".part")
+
+    async def main() -> tuple[dict[str, int], int]:
+        async with open_storage(settings) as storage:
+            blobs = await open_blob_store(settings.blob_url)
+            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
+            exporter = Exporter(storage, Attachments(storage, blobs, limits))
+            await exporter.check(subject)
+            counts = await exporter.counts(subject)
+            entry = AuditEntry(
+                action="privacy.export", target_type=subject.kind, details={"via": "cli"}
+            )
+            await exporter.record(entry, subject, counts)
+            written = 0
+            try:
+                async with await trio.open_file(partial, "wb") as file:
+                    async for piece in exporter.stream(subject):
+                        await file.write(piece)
+                        written += len(piece)
+                await trio.Path(partial).rename(out)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    partial.unlink()
+                raise
+            return counts, written
+
+    counts, written = trio.run(main)
+    summary = ", ".join(f"{n} {name.removesuffix('.json')}" for name, n in counts.items() if n)
+    print(f"wrote {out} ({written} bytes): {summary or 'nothing held'}")
     return 0

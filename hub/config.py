@@ -83,6 +83,9 @@ class Settings:
     rate_read: tuple[float, float] = (20.0, 100.0)
     rate_write: tuple[float, float] = (5.0, 30.0)
     rate_send: tuple[float, float] = (10.0, 50.0)
+    # Exports of a user's or an organization's data (GET /me/export): each reads everything the
+    # subject holds, so a few, then one every ten minutes (HUB_RATE_EXPORT_PER_S / _BURST).
+    rate_export: tuple[float, float] = (1 / 600, 3.0)
     # Realtime (WebSocket) layer.
     ws_heartbeat_s: float = 20.0
     ws_heartbeat_timeout_s: float = 10.0
@@ -247,6 +250,7 @@ def load_settings(
         rate_read=_rate(source, "HUB_RATE_READ", (20.0, 100.0)),
         rate_write=_rate(source, "HUB_RATE_WRITE", (5.0, 30.0)),
         rate_send=_rate(source, "HUB_RATE_SEND", (10.0, 50.0)),
+        rate_export=_rate(source, "HUB_RATE_EXPORT", (1 / 600, 3.0)),
         **_realtime(source),
         **_attachments(source, var_dir),
         **_notifications(source),

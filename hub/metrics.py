@@ -46,6 +46,7 @@ RATE_LIMITED_DOORS = (
     ("rest", "write"),
     ("rest", "send"),
     ("rest", "upload"),
+    ("rest", "export"),
     ("websocket", "send"),
 )
 # Why a WebSocket was refused before it became a session (docs/protocol.md, "Connecting").

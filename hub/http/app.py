@@ -21,6 +21,8 @@
     attachments  POST /threads/{thread_id}/attachments (streamed), /attachments/{id}
               (download, ranges), /attachments/{id}/thumbnail, /attachments/{id}/info
     audit     /audit
+    export    /me/export, /me/organization/export (a zip of everything held about the caller,
+              or their organization for its owner; streamed)
     webclient /, /app/* (the web client's page and assets; public) and /app/config.json
 
 Cross-cutting pieces run around every route: `identity` (JWT, identity upsert, rate limits),
@@ -48,6 +50,7 @@ from hub.http import (
     edits,
     errors,
     escalation,
+    export,
     framing,
     groups,
     identity,
@@ -108,6 +111,7 @@ def create_app(
                 "write": settings.rate_write,
                 "send": settings.rate_send,
                 "upload": settings.rate_upload,
+                "export": settings.rate_export,
             }
         ),
         "attachments": Attachments(
@@ -132,7 +136,7 @@ def create_app(
     app.register_blueprint(webclient.blueprint)
     families = (service, me, notifications, preferences, webhooks, groups, members, threads)
     talk = (messages, edits, acknowledgements, attachments)
-    for family in (*families, escalation, retention, *talk, audit):
+    for family in (*families, escalation, retention, *talk, audit, export):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

@@ -5,9 +5,9 @@ verified by `hub.auth`. The identity provider is external, so users and organiza
 or refreshed from the token's claims on first sight; a bounded, short-lived memory of identities
 seen recently keeps that from being a database write on every request.
 
-Rate limits: one token bucket per user and route class (reads, writes, sends, uploads), so a
-client flooding reads cannot starve its own message sends. Every authenticated answer carries
-`RateLimit-Limit/Remaining/Reset`; a refusal is a 429 with `Retry-After`.
+Rate limits: one token bucket per user and route class (reads, writes, sends, uploads,
+exports), so a client flooding reads cannot starve its own message sends. Every authenticated
+answer carries `RateLimit-Limit/Remaining/Reset`; a refusal is a 429 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ PUBLIC_ENDPOINTS = {
 }
 SEND_ENDPOINTS = {"messages.send_message"}
 UPLOAD_ENDPOINTS = {"attachments.upload"}
+# Each reads everything its subject holds: a class of its own, with a small budget.
+EXPORT_ENDPOINTS = {"export.export_me", "export.export_organization"}
 _USER_AGENT_MAX = 500
 
 
@@ -51,6 +53,8 @@ def route_class(endpoint: str, method: str) -> str:
         return "send"
     if endpoint in UPLOAD_ENDPOINTS and method == "POST":
         return "upload"
+    if endpoint in EXPORT_ENDPOINTS:
+        return "export"
     return "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
 
 

@@ -111,6 +111,37 @@ export async function blob(path) {
   return response.blob();
 }
 
+// A large download (an export) read as it arrives: `onProgress(received)` after each piece, and
+// the name the hub gave it (Content-Disposition). Resolves with { data: Blob, filename }.
+export async function download(path, onProgress = () => {}) {
+  const current = token();
+  if (!current) throw new ApiError(401, 'unauthorized', 'Sign in first');
+  let response;
+  try {
+    response = await fetch(base + path, { headers: { Authorization: `Bearer ${current}` } });
+  } catch {
+    throw new ApiError(0, 'network', 'The hub cannot be reached: check the connection');
+  }
+  if (!response.ok) answer(response.status, response.statusText, await response.text());
+  const named = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '');
+  const pieces = [];
+  let received = 0;
+  try {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      pieces.push(value);
+      received += value.length;
+      onProgress(received);
+    }
+  } catch {
+    throw new ApiError(0, 'network', 'The download broke off before the end: try again');
+  }
+  const type = response.headers.get('Content-Type') || 'application/octet-stream';
+  return { data: new Blob(pieces, { type }), filename: named ? named[1] : 'download' };
+}
+
 function withQuery(url, query) {
   if (!query) return url;
   const params = new URLSearchParams();

@@ -3,7 +3,7 @@
 // threads, #/t/<id> a thread, #/settings the notification settings and the organization's
 // webhooks).
 
-import { api, blob, configure, upload } from './api.js';
+import { api, blob, configure, download, upload } from './api.js';
 import { h, replace } from './dom.js';
 import { notifications } from './notifications.js';
 import { clearToken, expiresAt, isUsable, takeTokenFromUrl, token } from './session.js';
@@ -28,6 +28,7 @@ const app = {
   api,
   upload,
   blob,
+  download,
   notify,
   navigate: (hash) => {
     if (location.hash === hash) route();

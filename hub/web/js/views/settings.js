@@ -7,9 +7,11 @@
 // was given), and the hub's answer is what the form shows next; a refusal shows the hub's
 // reason and puts the focus on the field it names.
 //
-// Below them, the organization's webhooks (`js/webhooks.js`): managed by its owners and admins.
+// Below them, the organization's webhooks (`js/webhooks.js`): managed by its owners and admins;
+// and "Your data" (`js/export.js`): the person's export, and the organization's for its owners.
 
 import { errorText, field, h, replace, supportedZones } from '../dom.js';
+import { exportSection } from '../export.js';
 import { webhooksSection } from '../webhooks.js';
 
 export function settingsView(main, app) {
@@ -72,12 +74,14 @@ export function settingsView(main, app) {
   );
   const status = h('p', { class: 'empty' }, 'Loading…');
   const webhooks = webhooksSection(app);
+  const yourData = exportSection(app);
   replace(main, h('div', { class: 'page' },
     h('a', { href: '#/', class: 'back' }, '← Weddings'),
     h('h1', {}, 'Notification settings'),
     status,
     form,
     webhooks.el,
+    yourData.el,
   ));
   document.title = 'Notification settings · Vendor Hub';
 
@@ -206,6 +210,7 @@ export function settingsView(main, app) {
     dispose() {
       disposed = true;
       webhooks.dispose();
+      yourData.dispose();
       document.title = 'Vendor Connections Hub';
     },
   };
