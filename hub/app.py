@@ -12,6 +12,7 @@
         │                       closeness: hub.actors.escalation)
         ├── retention          (groups archived and purged by their wedding's days, old
         │                       audit rows deleted: hub.actors.retention)
+        ├── key watch          (data keys destroyed elsewhere forgotten: hub.actors.keywatch)
         └── servers nursery
             ├── REST server    (Hypercorn, Trio worker)
             └── WebSocket      (trio-websocket, checked at start; one session actor per socket)
@@ -33,12 +34,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import trio
 
 from hub.actors.dispatcher import Dispatcher, RetryPolicy
 from hub.actors.escalation import Escalation, StoredReminders
 from hub.actors.inapp import InApp
+from hub.actors.keywatch import KeyWatch
 from hub.actors.outward import EmailChannel, WebhookChannel
 from hub.actors.retention import Retention, StoredRetention
 from hub.actors.supervisor import Supervisor
@@ -74,6 +77,7 @@ class Running:
     metrics: Metrics | None = None
     attachments: Attachments | None = None
     dispatcher: Dispatcher | None = None
+    key_watch: KeyWatch | None = None
 
 
 async def run_hub(
@@ -151,6 +155,15 @@ async def run_hub(
             await actors.start(
                 Retention(retention, settings.retention_interval_s, metrics=metrics).run
             )
+            rest_identities = app.extensions["hub"]["identities"]
+
+            async def erased(organization_ids: set[UUID]) -> None:
+                for organization_id in organization_ids:
+                    supervisor.organization_erased(organization_id)
+                    rest_identities.forget_organization(organization_id)
+
+            key_watch = KeyWatch(storage.sealing, settings.key_check_s, on_erased=erased)
+            await actors.start(key_watch.run)
             async with trio.open_nursery() as servers:
                 http_base = await servers.start(
                     functools.partial(serve_http, idle_timeout_s=settings.http_idle_timeout_s),
@@ -171,6 +184,7 @@ async def run_hub(
                     metrics=metrics,
                     attachments=app.extensions["hub"]["attachments"],
                     dispatcher=dispatcher,
+                    key_watch=key_watch,
                 )
                 log.info(
                     "hub: node %s, REST on %s, WebSocket on %s",

@@ -136,6 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("id", type=uuid.UUID, metavar="ID", help="the user's or organization's id")
     export.add_argument("--out", required=True, metavar="FILE", help="where to write the zip")
     export.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+    erase = commands.add_parser(
+        "erase",
+        help="erase an organization: destroy its data keys (irreversible)",
+        description="Erase what an organization wrote, everywhere, in one step: its data keys "
+        "are destroyed, so its messages, their metadata and its files no longer open in this "
+        "database, its replicas or its backups; its files are deleted, its webhooks ended, its "
+        "name and its users' names pseudonymised, its tokens refused (docs/privacy.md). "
+        "Audited (privacy.erase_organization). Running nodes forget the keys within "
+        "HUB_KEY_CHECK_S.",
+    )
+    erase_commands = erase.add_subparsers(dest="erase_command", required=True, metavar="WHAT")
+    erase_org = erase_commands.add_parser("org", help="an organization, by id")
+    erase_org.add_argument("id", type=uuid.UUID, metavar="ID", help="the organization's id")
+    erase_org.add_argument(
+        "--yes", action="store_true", help="confirm: this cannot be undone (required)"
+    )
+    erase_org.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
     return parser
 
 
@@ -156,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "notifications": _dead_letters,
             "retention": _retention,
             "export": _export,
+            "erase": _erase,
         }[args.command]
         return handler(settings, args) or 0
     except (ConfigError, HubError, BaseExceptionGroup) as exc:
@@ -497,4 +515,43 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     counts, written = trio.run(main)
     summary = ", ".join(f"{n} {name.removesuffix('.json')}" for name, n in counts.items() if n)
     print(f"wrote {out} ({written} bytes): {summary or 'nothing held'}")
+    return 0
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.attachments.service import Attachments, Limits
+    from hub.attachments.stores import open_blob_store
+    from hub.privacy.organizations import erase
+    from hub.storage import open_storage
+    from hub.storage.records import AuditEntry
+
+    if not args.yes:
+        print(
+            f"hub: erasing organization {args.id} destroys its data keys and cannot be undone;"
+            " run again with --yes",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def main() -> Any:
+        try:
+            blobs = await open_blob_store(settings.blob_url)
+        except ValueError as exc:
+            raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
+        async with open_storage(settings) as storage:
+            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
+            entry = AuditEntry(
+                action="privacy.erase_organization",
+                target_type="organization",
+                target_id=str(args.id),
+                details={"via": "cli"},
+            )
+            return await erase(storage, Attachments(storage, blobs, limits), args.id, entry)
+
+    done = trio.run(main)
+    print(
+        f"erased organization {done.organization_id}: data keys {done.key_versions} destroyed; "
+        f"{done.messages} messages no longer open, {done.attachments} files deleted, "
+        f"{done.users} users pseudonymised, {done.webhooks} webhooks ended"
+    )
     return 0

@@ -126,6 +126,7 @@ class Settings:
     # retention actor looks for groups due to be archived or purged this often (Trio's clock).
     audit_retention_days: int = 730
     retention_interval_s: float = 3600.0
+    key_check_s: float = 30.0
 
     @property
     def production(self) -> bool:
@@ -274,6 +275,7 @@ def _retention(source: Mapping[str, str]) -> dict[str, object]:
     return {
         "audit_retention_days": audit_days,
         "retention_interval_s": _positive_float(source, "HUB_RETENTION_INTERVAL_S", 3600.0),
+        "key_check_s": _positive_float(source, "HUB_KEY_CHECK_S", 30.0),
     }
 
 

@@ -1,11 +1,13 @@
 """Encryption at rest: AES-256-GCM envelope encryption with versioned data keys.
 
 The master key (HUB_ENCRYPTION_KEY) never touches a message: it only wraps the data keys stored in
-`message_encryption_keys`. Rotating makes a new data key; old ones stay to decrypt old rows, so a
-rotation never rewrites history. Every ciphertext carries associated data that binds it to its
-thread, so a row copied elsewhere fails to decrypt instead of leaking. A message's body and its
-metadata are sealed, each with a nonce of its own; which other columns stay in plaintext, and
-why, is written in docs/storage.md.
+`message_encryption_keys`. Each organization seals what it writes under data keys of its own
+(`KeyRing.for_organization`), so destroying them erases everything it wrote, wherever a copy of
+the ciphertext is (docs/privacy.md). Rotating makes new data keys; old ones stay to decrypt old
+rows, so a rotation never rewrites history. Every ciphertext carries associated data that binds
+it to its thread, so a row copied elsewhere fails to decrypt instead of leaking. A message's body
+and its metadata are sealed, each with a nonce of its own; which other columns stay in
+plaintext, and why, is written in docs/storage.md.
 """
 
 from __future__ import annotations
@@ -72,14 +74,66 @@ class MasterKey:
             ) from None
 
 
-class KeyRing:
-    """The unwrapped data keys of one database: encrypt with the active one, decrypt with any."""
+class KeyDestroyed(DecryptionFailed):
+    """The ciphertext's key was destroyed (its organization was erased): it is unreadable for
+    good, by design."""
 
-    def __init__(self, keys: dict[int, bytes], active_version: int) -> None:
+
+class KeyMissing(HubError):
+    """An organization has no data key in this ring yet (`Sealing.ring_for` makes one)."""
+
+    code = "internal"
+
+
+class KeyRing:
+    """The unwrapped data keys of one database: encrypt with the active one, decrypt with any.
+
+    `organizations` maps an organization to its active version; `for_organization` is the view
+    that seals with it. `destroyed` are versions whose key is gone (an erased organization's):
+    what they sealed no longer opens, and says so (`is_destroyed`)."""
+
+    def __init__(
+        self,
+        keys: dict[int, bytes],
+        active_version: int,
+        *,
+        organizations: dict[UUID, int] | None = None,
+        destroyed: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
         if active_version not in keys:
             raise ValueError(f"active key version {active_version} is not in the ring")
         self._aeads = {version: AESGCM(key) for version, key in keys.items()}
         self.active_version = active_version
+        self.organizations = dict(organizations or {})
+        self.destroyed = set(destroyed)
+
+    def for_organization(self, organization_id: UUID) -> KeyRing:
+        """The same keys, sealing with the organization's active one (KeyMissing without)."""
+        version = self.organizations.get(organization_id)
+        if version is None or version not in self._aeads:
+            raise KeyMissing(f"organization {organization_id} has no data key here yet")
+        view = KeyRing.__new__(KeyRing)
+        view._aeads = self._aeads
+        view.active_version = version
+        view.organizations = self.organizations
+        view.destroyed = self.destroyed
+        return view
+
+    def has_organization(self, organization_id: UUID) -> bool:
+        version = self.organizations.get(organization_id)
+        return version is not None and version in self._aeads
+
+    def is_destroyed(self, version: int) -> bool:
+        return version in self.destroyed
+
+    def forget(self, versions: set[int] | list[int]) -> None:
+        """Drop destroyed keys from memory (shared with every view of this ring)."""
+        for version in versions:
+            self._aeads.pop(version, None)
+            self.destroyed.add(version)
+        for organization_id, version in list(self.organizations.items()):
+            if version in self.destroyed:
+                del self.organizations[organization_id]
 
     @property
     def versions(self) -> list[int]:
@@ -93,7 +147,7 @@ class KeyRing:
         chunks, `hub.attachments.chunks`); DecryptionFailed for a version not in the ring."""
         aead = self._aeads.get(version)
         if aead is None:
-            raise DecryptionFailed(f"no data key with version {version}")
+            raise self._missing(version)
         return aead
 
     def seal_message(self, thread_id: UUID, body: str) -> Sealed:
@@ -156,11 +210,16 @@ class KeyRing:
     def _open(self, aad: bytes, sealed: Sealed) -> bytes:
         aead = self._aeads.get(sealed.key_version)
         if aead is None:
-            raise DecryptionFailed(f"no data key with version {sealed.key_version}")
+            raise self._missing(sealed.key_version)
         try:
             return aead.decrypt(sealed.nonce, sealed.ciphertext, aad)
         except InvalidTag:
             raise DecryptionFailed("ciphertext failed authentication") from None
+
+    def _missing(self, version: int) -> DecryptionFailed:
+        if version in self.destroyed:
+            return KeyDestroyed(f"data key {version} was destroyed: its organization was erased")
+        return DecryptionFailed(f"no data key with version {version}")
 
 
 def _wrap_aad(version: int) -> bytes:

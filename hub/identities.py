@@ -13,10 +13,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from hub.auth import Principal
+from hub.errors import Unauthorized
 from hub.storage import Storage
 from hub.storage.bulk import Identity
+from hub.storage.orgerasure import organization_erased
 
 
 class Identities:
@@ -37,6 +40,11 @@ class Identities:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def forget_organization(self, organization_id: UUID) -> None:
+        """Its users are checked again at their next request (it was erased)."""
+        for key in [k for k in self._seen if k[1] == organization_id]:
+            del self._seen[key]
+
     async def ensure(self, principal: Principal) -> None:
         """Make sure the caller's user and organization rows exist and are current."""
         key = (principal.user_id, principal.org_id, principal.role, principal.name, principal.email)
@@ -44,6 +52,9 @@ class Identities:
         if seen_at is not None and self._clock() - seen_at <= self._ttl_s:
             self._seen.move_to_end(key)
             return
+        if await self._storage.read(organization_erased(principal.org_id)):
+            # Its names stay pseudonymised: a new token must not write them back.
+            raise Unauthorized(f"organization {principal.org_id} was erased")
         await self._storage.write_bulk(
             "identity",
             Identity(

@@ -144,7 +144,7 @@ async def edit_message(
         users, orgs = find_mentions(body, *await storage.read(mention_directory(thread_id)))
         if users or orgs:
             metadata["mentions"] = mentions_metadata(users, orgs)
-    ring = storage.sealing.keyring
+    ring = await storage.sealing.ring_for(message.sender_org_id)  # the key it was sealed under
     sealed = ring.seal_message(thread_id, body)
     stored = (sealed.ciphertext, sealed.nonce, sealed.key_version)
     sealed_metadata = ring.seal_metadata(thread_id, metadata)

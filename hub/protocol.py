@@ -215,6 +215,7 @@ class LiveMessage(msgspec.Struct):
     edited_at: datetime | None = None
     deleted_at: datetime | None = None  # a tombstone: no body, metadata or attachments
     change_no: int = 0  # the thread's change that last touched it (0: never changed)
+    erased: bool = False  # its organization was erased: unreadable for good
 
 
 class Ready(_Frame, tag="ready"):

@@ -61,6 +61,9 @@ async def new_member(
             organization_name=organization_name,
         )
     )
+    # Its data key, as its first message would make it: tests that seal drafts themselves
+    # (storage.sealing.seal) need it there.
+    await storage.sealing.ring_for(org_id)
     token = issue_token(settings, user_id=user_id, org_id=org_id, role=role, name=name)
     return Member(Principal(user_id, org_id, role, name, 0.0), token)
 

@@ -38,6 +38,7 @@ from uuid import UUID
 
 import trio
 
+from hub import protocol
 from hub.actors.presence import PresenceStore
 from hub.actors.registry import StorageThreadStore, ThreadRegistry
 from hub.actors.roster import Roster
@@ -283,6 +284,13 @@ class Supervisor:
         return await delete_message(
             self.storage, self.router, principal, thread_id, seq, entry, remove
         )
+
+    def organization_erased(self, organization_id: UUID) -> None:
+        """Its sockets close (4001) and its users are checked again: their tokens are refused
+        from now on (hub.identities)."""
+        self.identities.forget_organization(organization_id)
+        for session in self.sessions.of_organization(organization_id):
+            session.close(protocol.CLOSE_UNAUTHORIZED, "your organization was erased")
 
     def set_user_status(self, user_id: UUID, status: str) -> None:
         self.presence.set_status(user_id, status)

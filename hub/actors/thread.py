@@ -1052,6 +1052,7 @@ class ThreadActor:
             edited_at=message.edited_at,
             deleted_at=message.deleted_at,
             change_no=message.change_no,
+            erased=message.erased,
         )
         return event_frame(protocol.NewMessage(thread_id=self.thread_id, message=out))
 

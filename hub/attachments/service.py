@@ -81,7 +81,8 @@ class Attachments:
         sniffed = await trio.to_thread.run_sync(types.sniff, head)
         content_type = types.accepted_type(sniffed, declared_type, name)
 
-        ring = await self._ring()
+        # Sealed under the uploader organization's own key, as its messages are.
+        ring = await self.storage.sealing.ring_for(principal.org_id)
         attachment_id = uuid.uuid4()
         written_keys = [attachment_id.hex]
         try:
@@ -233,7 +234,7 @@ class Attachments:
 
 async def _ring(storage: Storage, version: int | None = None) -> KeyRing:
     ring = storage.sealing.keyring
-    if version is not None and not ring.has_version(version):
+    if version is not None and not ring.has_version(version) and not ring.is_destroyed(version):
         ring = await storage.sealing.load_keys()  # rotated by another process
     return ring
 

@@ -358,6 +358,7 @@ class MessageOut(msgspec.Struct):
     requires_ack: bool = False
     deleted_at: datetime | None = None  # a tombstone: no body, metadata or attachments
     change_no: int = 0
+    erased: bool = False  # its organization was erased: its key is destroyed, nothing opens
 
 
 class PresenceOut(msgspec.Struct):

@@ -267,6 +267,7 @@ def _message_out(m: Message) -> MessageOut:
         requires_ack=m.requires_ack,
         deleted_at=m.deleted_at,
         change_no=m.change_no,
+        erased=m.erased,
     )
 
 

@@ -89,7 +89,8 @@ async def register(data: WebhookIn) -> tuple[WebhookOut, int]:
         raise Conflict(f"an organization has at most {WEBHOOKS_PER_ORGANIZATION} webhooks")
     webhook_id = uuid.uuid4()
     secret = new_secret()
-    sealed = storage.sealing.keyring.seal_text(secret_aad(webhook_id), secret)
+    ring = await storage.sealing.ring_for(principal.org_id)
+    sealed = ring.seal_text(secret_aad(webhook_id), secret)
     events = sorted(set(data.events))
     entry = audit(
         "webhook.create",

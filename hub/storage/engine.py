@@ -70,6 +70,12 @@ class Engine(ABC):
         PostgreSQL keeps old row versions)."""
         return
 
+    async def scrub_keys(self) -> None:
+        """After data keys were destroyed: leave no old copy of them in the engine's table
+        files where it can help (PostgreSQL's dead row versions); SQLite's secure_delete and
+        `scrub` cover it there."""
+        return
+
     @abstractmethod
     async def read(self, op: Op[T]) -> T:
         """Run a read-only operation on the read path, which never waits for the writer."""

@@ -112,6 +112,7 @@ class Storage:
         """Encrypt and store a message; the answer comes only after its commit. `authorize`
         decides the sender's access in the same transaction (hub.access.decided_in_write);
         `timing` is given the commit's moment."""
+        await self.sealing.ring_for(message.sender_org_id)
         sealed = self.sealing.seal(message, self.outward)
         request = Request(message=sealed, audit=audit, authorize=authorize, timing=timing)
         stored = await self.lanes.submit(request, timeout_s)

@@ -248,6 +248,7 @@ class Message(msgspec.Struct, frozen=True):
     requires_ack: bool = False
     change_no: int = 0  # the thread's change that last touched it (hub.storage.changes)
     deleted_by: UUID | None = None
+    erased: bool = False  # its organization was erased: its key is destroyed, nothing opens
 
 
 class ReceiptRecord(msgspec.Struct, frozen=True):
@@ -330,6 +331,8 @@ class EncryptionKey(msgspec.Struct, frozen=True):
     status: Literal["active", "retired"]
     created_at: datetime
     retired_at: datetime | None = None
+    organization_id: UUID | None = None  # None: the hub-wide key (rows sealed before 0008)
+    destroyed_at: datetime | None = None  # its organization was erased: no key any more
 
 
 T = TypeVar("T")

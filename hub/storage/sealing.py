@@ -14,8 +14,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
 from hub.crypto import KeyRing, MasterKey, Sealed
+from hub.errors import StorageUnavailable
 from hub.storage import keys
 from hub.storage.records import Message, MessageDraft, SealedMessage
 from hub.storage.sql import Op
@@ -58,6 +60,9 @@ class OpenedMessages:
             self._entries.move_to_end(key)
         return message
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def put(self, key: tuple[Any, ...], message: Message) -> None:
         self._entries[key] = message
         if len(self._entries) > self._max_entries:
@@ -89,8 +94,24 @@ class Sealing:
         assert keyring is not None, "the data keys are loaded when the storage opens"
         return keyring
 
+    async def ring_for(self, organization_id: UUID) -> KeyRing:
+        """The ring sealing with the organization's own data key, made on its first need (by
+        whichever process gets there first; the others read it). Forbidden for an erased
+        organization: nothing new is sealed for it."""
+        ring = self.keyring
+        for _ in range(5):
+            if ring.has_organization(organization_id):
+                return ring.for_organization(organization_id)
+            await self._rows.write(
+                lambda now: keys.create_organization_key(self._master, organization_id, now)
+            )
+            ring = await self.load_keys()
+        raise StorageUnavailable(f"could not make a data key for organization {organization_id}")
+
     def seal(self, message: MessageDraft, outward: tuple[str, ...] = ()) -> SealedMessage:
-        keyring = self.keyring
+        """Seal under the sender organization's data key (KeyMissing until `ring_for` made
+        it: never under another's)."""
+        keyring = self.keyring.for_organization(message.sender_org_id)
         sealed = keyring.seal_message(message.thread_id, message.body)
         return SealedMessage(
             thread_id=message.thread_id,
@@ -112,9 +133,13 @@ class Sealing:
     async def open_rows(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
         """Decrypt stored message rows (`hub.storage.messages.MESSAGE_SHAPE`), in their order; a
         key version this process has not seen yet (rotated by another process) is loaded on
-        demand. Recently opened messages are reused (`OpenedMessages`)."""
+        demand. A row whose key was destroyed (its organization erased) comes back `erased`,
+        with nothing of its content. Recently opened messages are reused (`OpenedMessages`)."""
         keyring = self.keyring
-        if any(not keyring.has_version(row["key_version"]) for row in rows):
+        if any(
+            not keyring.has_version(v) and not keyring.is_destroyed(v)
+            for v in (row["key_version"] for row in rows)
+        ):
             keyring = await self.load_keys()
         opened = self._opened
         messages = []
@@ -122,8 +147,10 @@ class Sealing:
             nonce = bytes(row["body_nonce"])
             key = (row["id"], nonce, row["edited_at"], row["deleted_at"], row["sender_name"])
             message = opened.get(key)
-            if message is None and row["deleted_at"] is not None:
-                # A tombstone: its ciphertext was overwritten, there is nothing to open.
+            gone = row["deleted_at"] is not None or keyring.is_destroyed(row["key_version"])
+            if message is None and gone:
+                # A tombstone (its ciphertext was overwritten), or what an erased organization
+                # wrote (its key destroyed): there is nothing to open.
                 message = Message(
                     id=row["id"],
                     thread_id=row["thread_id"],
@@ -142,6 +169,7 @@ class Sealing:
                     requires_ack=row["requires_ack"],
                     change_no=row["change_no"],
                     deleted_by=row["deleted_by"],
+                    erased=row["deleted_at"] is None,
                 )
             elif message is None:
                 # Built directly: both engines already return these columns as the right
@@ -171,6 +199,18 @@ class Sealing:
                 opened.put(key, message)
             messages.append(message)
         return messages
+
+    async def forget_destroyed(self) -> dict[int, UUID]:
+        """Drop from memory the keys destroyed since (an organization erased, here or by
+        another process), and every opened message kept in memory; returns the versions newly
+        forgotten, with their organizations."""
+        destroyed = await self._rows.read(keys.destroyed_versions())
+        ring = self.keyring
+        new = {v: org for v, org in destroyed.items() if v not in ring.destroyed}
+        if new:
+            ring.forget(list(new))
+            self._opened.clear()
+        return new
 
     async def load_keys(self) -> KeyRing:
         """Read every data key again (making the first if there is none) and use them."""

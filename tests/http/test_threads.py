@@ -317,7 +317,9 @@ def test_a_message_in_a_page_carries_every_field_of_the_documented_shape():
         created_at=now - timedelta(minutes=5),
         reply_to=6,
         edited_at=now,
-        deleted_at=None,
+        deleted_at=now,  # (a tombstone has no body; set here only so every field is checked)
+        change_no=2,
+        erased=True,
     )
 
     out = _message_out(message)

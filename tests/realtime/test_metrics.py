@@ -28,7 +28,8 @@ TOKEN = "scrape-token-" + "k" * 24
 BOUNDED_LABELS = {
     "type": {*CLIENT_FRAME_TYPES.values(), *SERVER_FRAME_TYPES.values(), "invalid"},
     "door": {"rest", "websocket"},
-    "class": {"read", "write", "send", "upload"},
+    "class": {"read", "write", "send", "upload", "export"},
+    "action": {"archive", "purge"},
     "reason": set(WS_REFUSALS),
     "method": {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"},
     "route": None,  # templates: checked below

@@ -116,7 +116,8 @@ async def test_a_row_sealed_anew_or_edited_is_opened_again_not_served_from_memor
     [row] = await storage.read(message_rows(thread.id))
     assert [m.body for m in await storage.sealing.open_rows([row])] == ["Tent at 3pm"]
 
-    resealed = storage.sealing.keyring.seal_message(thread.id, "Tent at 4pm")
+    ring = storage.sealing.keyring.for_organization(alice.org_id)
+    resealed = ring.seal_message(thread.id, "Tent at 4pm")
     moved = {**row, "body_ciphertext": resealed.ciphertext, "body_nonce": resealed.nonce}
     edited_at = datetime.now(UTC)
     edited = {**moved, "metadata": {"edited": True}, "edited_at": edited_at}

@@ -65,7 +65,9 @@ async def test_bodies_are_stored_encrypted(storage, settings):
 
     [row] = await storage.read(_read("SELECT * FROM thread_messages"))
     assert b"Florist" not in bytes(row["body_ciphertext"])
-    assert row["key_version"] == storage.sealing.keyring.active_version
+    # Under the sender organization's own data key, not the hub-wide one.
+    assert row["key_version"] == storage.sealing.keyring.organizations[alice.org_id]
+    assert row["key_version"] != storage.sealing.keyring.active_version
     assert len(bytes(row["body_nonce"])) == 12
 
 
@@ -131,12 +133,14 @@ async def test_rotation_keeps_older_messages_readable(storage, settings):
     alice = await new_member(storage, settings)
     thread = await new_thread(storage, await new_group(storage, alice), alice)
     await send(storage, thread, alice, "sealed with the first key")
-    first_version = storage.sealing.keyring.active_version
+    first_version = storage.sealing.keyring.organizations[alice.org_id]
 
-    new_version = await storage.rotate_key()
+    hub_version = await storage.rotate_key()
     await send(storage, thread, alice, "sealed with the second key")
 
-    assert new_version == first_version + 1
+    # The hub-wide key and every organization's are rotated together.
+    new_version = storage.sealing.keyring.organizations[alice.org_id]
+    assert (first_version, hub_version, new_version) == (2, 3, 4)
     rows = await storage.read(_read("SELECT key_version FROM thread_messages ORDER BY seq"))
     assert [r["key_version"] for r in rows] == [first_version, new_version]
     assert [m.body for m in await storage.messages(thread.id)] == [
@@ -144,7 +148,12 @@ async def test_rotation_keeps_older_messages_readable(storage, settings):
         "sealed with the second key",
     ]
     keys = await storage.read(encryption_keys())
-    assert [(k.version, k.status) for k in keys] == [(1, "retired"), (2, "active")]
+    assert [(k.version, k.status, k.organization_id) for k in keys] == [
+        (1, "retired", None),
+        (2, "retired", alice.org_id),
+        (3, "active", None),
+        (4, "active", alice.org_id),
+    ]
 
 
 async def test_a_process_learns_a_key_rotated_by_another(settings, tmp_path):

@@ -14,6 +14,7 @@ load (docs/performance.md, decision register: "One asyncio hop per PostgreSQL op
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -64,6 +65,7 @@ _INTEGRITY_KINDS = {
 
 # Any failure to connect means "cannot reach the database now", whatever its SQLSTATE
 # (for example 55000 while a database refuses connections).
+log = logging.getLogger(__name__)
 _CONNECT_FAILURES = (*_UNAVAILABLE, asyncpg.PostgresError)
 
 # Deadlocks and serialization failures: the transaction did nothing; running it again is safe.
@@ -299,6 +301,18 @@ class PostgresEngine(Engine):
         except _CONNECT_FAILURES as exc:
             raise _lost(exc) from exc
         return PostgresWriter(conn)
+
+    async def scrub_keys(self) -> None:
+        """Rewrite the key table into new files (VACUUM FULL: a few rows, a moment's lock), so
+        the row versions that held destroyed keys leave the live database's files. WAL
+        segments and backups taken before keep them; docs/privacy.md says what follows."""
+        try:
+            async with await connect(
+                self.dsn, timeout=self._connect_timeout_s, command_timeout=60
+            ) as conn:
+                await conn.execute("VACUUM FULL message_encryption_keys")
+        except _CONNECT_FAILURES as exc:
+            log.warning("storage: rewriting the key table after an erasure failed: %s", exc)
 
     async def read(self, op: Op[T]) -> T:
         if self._reads is None:
