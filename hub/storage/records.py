@@ -331,7 +331,7 @@ class EncryptionKey(msgspec.Struct, frozen=True):
     status: Literal["active", "retired"]
     created_at: datetime
     retired_at: datetime | None = None
-    organization_id: UUID | None = None  # None: the hub-wide key (rows sealed before 0008)
+    organization_id: UUID | None = None  # None: the hub-wide key (rows sealed before 0009)
     destroyed_at: datetime | None = None  # its organization was erased: no key any more
 
 
