@@ -1,4 +1,4 @@
-"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention, export.
+"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention, export, erase.
 
 Startup problems (a bad setting, an unreachable database, a wrong master key) end the command
 with one line that says what to fix and exit status 2, never a traceback.
@@ -136,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("id", type=uuid.UUID, metavar="ID", help="the user's or organization's id")
     export.add_argument("--out", required=True, metavar="FILE", help="where to write the zip")
     export.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+    erase = commands.add_parser(
+        "erase",
+        help="erase a user: their messages, files and traces go, their profile is pseudonymised",
+        description="Erase a user as POST /me/erase would (GDPR article 17; docs/privacy.md, "
+        '"Erasing a user"), for an operator answering a request made by mail. Their messages '
+        'become tombstones, others\' stay with the sender "Erased user"; their tokens are '
+        "refused from then on. Audited (privacy.erase_user, via cli). Cannot be undone. Reads "
+        "HUB_BLOB_URL for the files. Sockets open on a running hub learn of the deletions when "
+        "they rejoin (since_change).",
+    )
+    erase.add_argument("kind", choices=["user"], help="what to erase")
+    erase.add_argument("id", type=uuid.UUID, metavar="ID", help="the user's id")
+    erase.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
     return parser
 
 
@@ -156,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "notifications": _dead_letters,
             "retention": _retention,
             "export": _export,
+            "erase": _erase,
         }[args.command]
         return handler(settings, args) or 0
     except (ConfigError, HubError, BaseExceptionGroup) as exc:
@@ -497,4 +511,39 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     counts, written = trio.run(main)
     summary = ", ".join(f"{n} {name.removesuffix('.json')}" for name, n in counts.items() if n)
     print(f"wrote {out} ({written} bytes): {summary or 'nothing held'}")
+    return 0
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.attachments.service import Attachments, Limits
+    from hub.attachments.stores import open_blob_store
+    from hub.messaging import DirectRouter
+    from hub.privacy.erasure import ErasureReport, erase_user
+    from hub.storage import open_storage
+    from hub.storage.records import AuditEntry
+
+    async def main() -> ErasureReport:
+        try:
+            blobs = await open_blob_store(settings.blob_url)
+        except ValueError as exc:
+            raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
+        async with open_storage(settings) as storage:
+            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
+            attachments = Attachments(storage, blobs, limits)
+            # No actor: the operator did it, on the subject's request.
+            entry = AuditEntry(
+                action="privacy.erase_user", target_type="user", details={"via": "cli"}
+            )
+            return await erase_user(
+                storage,
+                DirectRouter(storage),
+                args.id,
+                entry,
+                erased_by=None,
+                remove_blobs=attachments.remove_blobs,
+            )
+
+    report = trio.run(main)
+    summary = ", ".join(f"{n} {name}" for name, n in report.counts().items())
+    print(f"erased user {report.user_id} (now {report.username}): {summary}")
     return 0

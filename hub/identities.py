@@ -5,6 +5,11 @@ hub keeps (foreign keys of messages, groups, audit) are created or refreshed fro
 WebSocket both call `ensure` before acting for a caller; a bounded, short-lived memory of what
 was written recently keeps a burst of requests or a reconnect storm from becoming a write storm,
 while `last_seen_at`, a new name or a new role still reach the database within `ttl_s`.
+
+An erased user's token is refused here, the one place both doors pass (401, "this user was
+erased"): the upsert leaves their pseudonymised row alone and says so. A node that erases a
+user forgets them at once (`forget`); another node that saw them within `ttl_s` accepts their
+token until its memory of them expires, and refuses it from then on.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from hub.auth import Principal
+from hub.errors import Unauthorized
 from hub.storage import Storage
 from hub.storage.bulk import Identity
+
+ERASED = "this user was erased; their tokens are no longer accepted"
 
 
 class Identities:
@@ -38,13 +47,14 @@ class Identities:
         return len(self._seen)
 
     async def ensure(self, principal: Principal) -> None:
-        """Make sure the caller's user and organization rows exist and are current."""
+        """Make sure the caller's user and organization rows exist and are current; Unauthorized
+        for a user who was erased (never remembered, so every token of theirs asks again)."""
         key = (principal.user_id, principal.org_id, principal.role, principal.name, principal.email)
         seen_at = self._seen.get(key)
         if seen_at is not None and self._clock() - seen_at <= self._ttl_s:
             self._seen.move_to_end(key)
             return
-        await self._storage.write_bulk(
+        erased = await self._storage.write_bulk(
             "identity",
             Identity(
                 user_id=principal.user_id,
@@ -55,7 +65,15 @@ class Identities:
                 email=principal.email,
             ),
         )
+        if erased:
+            raise Unauthorized(ERASED)
         self._seen[key] = self._clock()
         self._seen.move_to_end(key)
         while len(self._seen) > self._max_entries:
             self._seen.popitem(last=False)
+
+    def forget(self, user_id: UUID) -> None:
+        """Drop what was remembered of the user (just erased), so their next request asks the
+        database and is refused."""
+        for key in [key for key in self._seen if key[0] == user_id]:
+            del self._seen[key]
