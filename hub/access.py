@@ -18,7 +18,9 @@ A pending invitation is answered (accept or decline) by the invited organization
 admin, who alone may list their organization's pending invitations. Owners, admins and managers
 may create groups, which their organization then owns. Anyone may export their own data
 (`GET /me/export`); only an organization's owner may export the organization's
-(`may_export_organization`).
+(`may_export_organization`). A user may erase themselves (`POST /me/erase`); an owner erases
+any user of their organization, an admin any but its owners (`may_erase_user`); a user of
+another organization, or one the hub never saw, is not found.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from hub.storage.records import (
     Thread,
     ThreadAccessRow,
     ThreadSnapshot,
+    UserProfile,
 )
 from hub.storage.sql import Op
 
@@ -261,6 +264,25 @@ def may_export_organization(principal: Principal) -> None:
     ask for it (an admin manages the organization, not its people's data)."""
     if principal.role not in _ORGANIZATION_EXPORTERS:
         raise Forbidden(f"role {principal.role} may not export the organization's data")
+
+
+_ERASERS = {"owner", "admin"}
+
+
+def may_erase_user(principal: Principal, user: UserProfile | None, user_id: UUID) -> None:
+    """A data subject may have themselves erased (GDPR article 17), an organization's last
+    owner too (what they owned stays the organization's). The organization's owners and admins
+    erase its other users (someone who left asked them), but an admin not an owner: an admin
+    manages the organization's people, not those it answers to. Other organizations' users do
+    not exist for the caller (404), as their groups do not."""
+    if user is None or user.organization_id != principal.org_id:
+        raise NotFound(f"user {user_id} not found")
+    if user.id == principal.user_id:
+        return
+    if principal.role not in _ERASERS:
+        raise Forbidden(f"role {principal.role} may not erase other users")
+    if user.role == "owner" and principal.role != "owner":
+        raise Forbidden("only an owner erases an owner of the organization")
 
 
 async def authorize_invitation(

@@ -1,4 +1,4 @@
-"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention, export.
+"""The `hub` command: serve, token, migrate, keys rotate, notifications, retention, export, erase.
 
 Startup problems (a bad setting, an unreachable database, a wrong master key) end the command
 with one line that says what to fix and exit status 2, never a traceback.
@@ -138,7 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
     erase = commands.add_parser(
         "erase",
-        help="erase an organization: destroy its data keys (irreversible)",
+        help="erase a user or an organization (irreversible; docs/privacy.md)",
+        description="Erase, for an operator answering a request made by mail (GDPR article 17). "
+        "Audited; cannot be undone; reads HUB_BLOB_URL for the files.",
+    )
+    erase_commands = erase.add_subparsers(dest="erase_command", required=True, metavar="WHAT")
+    erase_user = erase_commands.add_parser(
+        "user",
+        help="a user: their messages, files and traces go, their profile is pseudonymised",
+        description='Erase a user as POST /me/erase would (docs/privacy.md, "Erasing a '
+        'user"). Their messages become tombstones, others\' stay with the sender "Erased '
+        'user"; their tokens are refused from then on. Audited (privacy.erase_user, via cli). '
+        "Sockets open on a running hub learn of the deletions when they rejoin (since_change).",
+    )
+    erase_user.add_argument("id", type=uuid.UUID, metavar="ID", help="the user's id")
+    erase_user.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+    erase_org = erase_commands.add_parser(
+        "org",
+        help="an organization: destroy its data keys, so all it wrote is unreadable everywhere",
         description="Erase what an organization wrote, everywhere, in one step: its data keys "
         "are destroyed, so its messages, their metadata and its files no longer open in this "
         "database, its replicas or its backups; its files are deleted, its webhooks ended, its "
@@ -146,8 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
         "Audited (privacy.erase_organization). Running nodes forget the keys within "
         "HUB_KEY_CHECK_S.",
     )
-    erase_commands = erase.add_subparsers(dest="erase_command", required=True, metavar="WHAT")
-    erase_org = erase_commands.add_parser("org", help="an organization, by id")
     erase_org.add_argument("id", type=uuid.UUID, metavar="ID", help="the organization's id")
     erase_org.add_argument(
         "--yes", action="store_true", help="confirm: this cannot be undone (required)"
@@ -521,11 +536,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def _erase(settings: Settings, args: argparse.Namespace) -> int:
     from hub.attachments.service import Attachments, Limits
     from hub.attachments.stores import open_blob_store
-    from hub.privacy.organizations import erase
     from hub.storage import open_storage
-    from hub.storage.records import AuditEntry
 
-    if not args.yes:
+    if args.erase_command == "org" and not args.yes:
         print(
             f"hub: erasing organization {args.id} destroys its data keys and cannot be undone;"
             " run again with --yes",
@@ -540,18 +553,49 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
         async with open_storage(settings) as storage:
             limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
-            entry = AuditEntry(
-                action="privacy.erase_organization",
-                target_type="organization",
-                target_id=str(args.id),
-                details={"via": "cli"},
-            )
-            return await erase(storage, Attachments(storage, blobs, limits), args.id, entry)
+            attachments = Attachments(storage, blobs, limits)
+            if args.erase_command == "org":
+                return await _erase_organization(storage, attachments, args.id)
+            return await _erase_user(storage, attachments, args.id)
 
     done = trio.run(main)
-    print(
-        f"erased organization {done.organization_id}: data keys {done.key_versions} destroyed; "
-        f"{done.messages} messages no longer open, {done.attachments} files deleted, "
-        f"{done.users} users pseudonymised, {done.webhooks} webhooks ended"
-    )
+    if args.erase_command == "org":
+        print(
+            f"erased organization {done.organization_id}: data keys {done.key_versions} "
+            f"destroyed; {done.messages} messages no longer open, {done.attachments} files "
+            f"deleted, {done.users} users pseudonymised, {done.webhooks} webhooks ended"
+        )
+    else:
+        summary = ", ".join(f"{n} {name}" for name, n in done.counts().items())
+        print(f"erased user {done.user_id} (now {done.username}): {summary}")
     return 0
+
+
+async def _erase_user(storage: Any, attachments: Any, user_id: uuid.UUID) -> Any:
+    from hub.messaging import DirectRouter
+    from hub.privacy.erasure import erase_user
+    from hub.storage.records import AuditEntry
+
+    # No actor: the operator did it, on the subject's request.
+    entry = AuditEntry(action="privacy.erase_user", target_type="user", details={"via": "cli"})
+    return await erase_user(
+        storage,
+        DirectRouter(storage),
+        user_id,
+        entry,
+        erased_by=None,
+        remove_blobs=attachments.remove_blobs,
+    )
+
+
+async def _erase_organization(storage: Any, attachments: Any, organization_id: uuid.UUID) -> Any:
+    from hub.privacy.organizations import erase
+    from hub.storage.records import AuditEntry
+
+    entry = AuditEntry(
+        action="privacy.erase_organization",
+        target_type="organization",
+        target_id=str(organization_id),
+        details={"via": "cli"},
+    )
+    return await erase(storage, attachments, organization_id, entry)

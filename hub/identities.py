@@ -5,6 +5,11 @@ hub keeps (foreign keys of messages, groups, audit) are created or refreshed fro
 WebSocket both call `ensure` before acting for a caller; a bounded, short-lived memory of what
 was written recently keeps a burst of requests or a reconnect storm from becoming a write storm,
 while `last_seen_at`, a new name or a new role still reach the database within `ttl_s`.
+
+An erased user's token is refused here, the one place both doors pass (401, "this user was
+erased"): the upsert leaves their pseudonymised row alone and says so. A node that erases a
+user forgets them at once (`forget`); another node that saw them within `ttl_s` accepts their
+token until its memory of them expires, and refuses it from then on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from hub.errors import Unauthorized
 from hub.storage import Storage
 from hub.storage.bulk import Identity
 from hub.storage.orgerasure import organization_erased
+
+ERASED = "this user was erased; their tokens are no longer accepted"
 
 
 class Identities:
@@ -46,7 +53,8 @@ class Identities:
             del self._seen[key]
 
     async def ensure(self, principal: Principal) -> None:
-        """Make sure the caller's user and organization rows exist and are current."""
+        """Make sure the caller's user and organization rows exist and are current; Unauthorized
+        for a user who was erased (never remembered, so every token of theirs asks again)."""
         key = (principal.user_id, principal.org_id, principal.role, principal.name, principal.email)
         seen_at = self._seen.get(key)
         if seen_at is not None and self._clock() - seen_at <= self._ttl_s:
@@ -55,7 +63,7 @@ class Identities:
         if await self._storage.read(organization_erased(principal.org_id)):
             # Its names stay pseudonymised: a new token must not write them back.
             raise Unauthorized(f"organization {principal.org_id} was erased")
-        await self._storage.write_bulk(
+        erased = await self._storage.write_bulk(
             "identity",
             Identity(
                 user_id=principal.user_id,
@@ -66,7 +74,15 @@ class Identities:
                 email=principal.email,
             ),
         )
+        if erased:
+            raise Unauthorized(ERASED)
         self._seen[key] = self._clock()
         self._seen.move_to_end(key)
         while len(self._seen) > self._max_entries:
             self._seen.popitem(last=False)
+
+    def forget(self, user_id: UUID) -> None:
+        """Drop what was remembered of the user (just erased), so their next request asks the
+        database and is refused."""
+        for key in [key for key in self._seen if key[0] == user_id]:
+            del self._seen[key]

@@ -214,16 +214,22 @@ async def delete_message(
         await storage.engine.scrub()
         if change.attachment_keys and remove_blobs is not None:
             await remove_blobs(change.attachment_keys)
-        frame = protocol.MessageDeleted(
-            thread_id=thread_id,
-            seq=seq,
-            id=change.message_id,
-            deleted_at=change.at,
-            by=change.by,
-            change_no=change.change_no,
-        )
-        router.message_changed(thread_id, event_frame(frame), change.change_no)
+        tell_deleted(router, change)
     return change
+
+
+def tell_deleted(router: MessageRouter, change: changes.Change) -> None:
+    """Tell the thread's subscribers that a message was deleted (committed): `message_deleted`,
+    whoever deleted it (its sender, a moderator, the erasure of its sender)."""
+    frame = protocol.MessageDeleted(
+        thread_id=change.thread_id,
+        seq=change.seq,
+        id=change.message_id,
+        deleted_at=change.at,
+        by=change.by,
+        change_no=change.change_no,
+    )
+    router.message_changed(change.thread_id, event_frame(frame), change.change_no)
 
 
 def _editable(principal: Principal, thread_id: UUID, seq: int) -> Op[changes.Target]:
@@ -277,6 +283,10 @@ class MessageRouter(Protocol):
         """A message of the thread was edited or deleted (committed): tell its subscribers."""
         ...
 
+    def user_erased(self, user_id: UUID) -> None:
+        """A user was erased (committed): their live sockets end and their tokens are refused."""
+        ...
+
 
 class DirectRouter:
     def __init__(self, storage: Storage) -> None:
@@ -308,3 +318,6 @@ class DirectRouter:
 
     def message_changed(self, thread_id: UUID, frame: bytes, change_no: int) -> None:
         """Nothing is delivered live without the realtime layer, so nobody to tell."""
+
+    def user_erased(self, user_id: UUID) -> None:
+        """No sockets without the realtime layer; the REST door forgets them itself."""

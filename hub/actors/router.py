@@ -23,6 +23,7 @@ Its contract:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 from hub import protocol
@@ -53,8 +54,10 @@ class Router:
         broker: Broker,
         *,
         storage_timeout_s: float,
+        forget_identity: Callable[[UUID], None] = lambda _user_id: None,
     ) -> None:
         self._broker = broker
+        self._forget_identity = forget_identity
         self._storage = storage
         self._threads = threads
         self._sessions = sessions
@@ -114,6 +117,14 @@ class Router:
         self._threads.notify(thread_id, Changed(frame, change_no))
         event = crossing.MessageChanged(self._broker.node_id, change_no, frame)
         self._broker.publish(thread_id, event)
+
+    def user_erased(self, user_id: UUID) -> None:
+        """A user was erased: this node's sockets of theirs close (4001) and their identity is
+        forgotten, so the next token of theirs asks the database and is refused. Other nodes
+        refuse it once their memory of the user expires (`hub.identities`)."""
+        self._forget_identity(user_id)
+        for session in self._sessions.of_user(user_id):
+            session.close(protocol.CLOSE_UNAUTHORIZED, "this user was erased")
 
     def to_user(self, user_id: UUID, frame: bytes) -> None:
         """An event for every socket of the user, on this node and the others (at most once

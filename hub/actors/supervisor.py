@@ -145,6 +145,7 @@ class Supervisor:
             self.sessions,
             self.broker,
             storage_timeout_s=settings.storage_timeout_s,
+            forget_identity=self.identities.forget,
         )
         self._revocations, self._revocations_inbox = trio.open_memory_channel[tuple[UUID, UUID]](
             REVOCATIONS_QUEUE

@@ -1030,7 +1030,9 @@ class ThreadActor:
             after = page[-1].change_no
 
     async def _frame_of(self, message: Message) -> bytes:
-        name = self._names.get(message.sender_user_id)
+        # A stored message carries its sender's name as it is now (an erased sender reads
+        # "Erased user"), which wins over what this actor remembers from their posts and joins.
+        name = message.sender_name or self._names.get(message.sender_user_id)
         if name is None:
             name = await self._store.user_name(message.sender_user_id)
             if len(self._names) > 10_000:

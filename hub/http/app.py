@@ -48,6 +48,7 @@ from hub.http import (
     audit,
     bodies,
     edits,
+    erasure,
     errors,
     escalation,
     export,
@@ -136,7 +137,7 @@ def create_app(
     app.register_blueprint(webclient.blueprint)
     families = (service, me, notifications, preferences, webhooks, groups, members, threads)
     talk = (messages, edits, acknowledgements, attachments)
-    for family in (*families, escalation, retention, *talk, audit, export):
+    for family in (*families, escalation, retention, *talk, audit, export, erasure):
         app.register_blueprint(family.blueprint, url_prefix=BASE_PATH)
     return app
 

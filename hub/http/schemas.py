@@ -85,6 +85,21 @@ class MeOut(msgspec.Struct):
     expires_at: datetime
 
 
+class EraseIn(Request):
+    """Erasing a user cannot be undone: the caller types `erase` to say they mean it."""
+
+    confirm: Literal["erase"]
+
+
+class ErasureOut(msgspec.Struct):
+    """An erasure done: the user's pseudonym (`erased-…`, shown as "Erased user") and how many
+    of each kind of row went (`messages` made tombstones, `blobs` of files deleted, …)."""
+
+    user_id: UUID
+    username: str
+    counts: dict[str, int]
+
+
 # --- groups --------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from hub.storage import batches, identities, presence
-from hub.storage.sql import Op, StatementError, execute, executemany
+from hub.storage.sql import Op, StatementError, execute, executemany, fetch
+from hub.storage.sqltext import placeholders
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class PresenceUpdate:
 
 
 def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]:
+    """Each item's outcome is whether that user was erased (their row was left alone; the
+    caller refuses the token)."""
     # Sorted, so two hub processes upserting the same users lock rows in the same order.
     organizations = sorted({item.organization_id for item in items})
     yield executemany(
@@ -54,21 +57,23 @@ def upsert_identities(items: Sequence[Identity], now: datetime) -> Op[list[Any]]
             for i in sorted(items, key=lambda i: i.user_id)
         ],
     )
-    return [None] * len(items)
+    users = sorted({item.user_id for item in items})
+    rows = yield fetch(identities.ERASED_AMONG + f"({placeholders(len(users))})", *users)
+    erased = {str(row["id"]) for row in rows}
+    return [str(item.user_id) in erased for item in items]
 
 
 def upsert_identity_each(item: Identity, now: datetime) -> Op[Any]:
-    return (
-        yield from identities.upsert_identity(
-            user_id=item.user_id,
-            organization_id=item.organization_id,
-            username=item.username,
-            display_name=item.display_name,
-            role=item.role,
-            now=now,
-            email=item.email,
-        )
+    profile = yield from identities.upsert_identity(
+        user_id=item.user_id,
+        organization_id=item.organization_id,
+        username=item.username,
+        display_name=item.display_name,
+        role=item.role,
+        now=now,
+        email=item.email,
     )
+    return profile.erased_at is not None
 
 
 def set_presences(items: Sequence[PresenceUpdate], now: datetime) -> Op[list[Any]]:

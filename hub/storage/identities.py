@@ -1,6 +1,7 @@
 """Users and their organizations. The identity provider is external: the hub makes their rows from
 verified token claims on first sight and keeps names and roles current; an invitation may name an
-organization none of whose users has signed in yet."""
+organization none of whose users has signed in yet. An erased user's row is never refreshed
+again: what a new token of theirs says must not bring their name back (`hub.storage.erasure`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ ON CONFLICT (id) DO UPDATE SET
     email = excluded.email,
     updated_at = excluded.updated_at,
     last_seen_at = excluded.last_seen_at
+WHERE user_profiles.erased_at IS NULL
 """
+
+ERASED_AMONG = "SELECT id FROM user_profiles WHERE erased_at IS NOT NULL AND id IN "
 
 
 def upsert_identity(
@@ -49,6 +53,7 @@ def upsert_identity(
 
     The identity provider is external: the first request of a user makes their rows, later ones
     keep name and role current. An existing organization keeps its name unless one is given.
+    An erased user's row is left as it is and returned so (`erased_at` set).
     """
     name = organization_name or f"Organization {str(organization_id)[:8]}"
     yield execute(INSERT_ORGANIZATION, organization_id, name, vendor_type, now)
@@ -69,6 +74,8 @@ def upsert_identity(
         now,
         email,
     )
+    if row is None:  # erased: the upsert's WHERE left the pseudonymised row alone
+        return (yield from get_user(user_id))
     return row_to(row, UserProfile)
 
 

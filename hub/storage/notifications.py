@@ -33,7 +33,8 @@ FROM messaging_threads AS t JOIN vendor_connection_groups AS g ON g.id = t.group
 WHERE t.id = $1
 """
 
-# Every user the hub knows of the group's active member organizations, with their preferences
+# Every user the hub knows of the group's active member organizations (an erased user is
+# nobody's audience any more), with their preferences
 # (no row: the defaults) and whether they muted the thread.
 _AUDIENCE = """
 SELECT u.id, u.organization_id, u.role, u.email,
@@ -48,7 +49,7 @@ FROM vendor_connections AS c
 JOIN user_profiles AS u ON u.organization_id = c.organization_id
 LEFT JOIN vendor_notification_preferences AS p ON p.user_id = u.id
 LEFT JOIN thread_mutes AS mu ON mu.thread_id = $2 AND mu.user_id = u.id
-WHERE c.group_id = $1 AND c.status = 'active'
+WHERE c.group_id = $1 AND c.status = 'active' AND u.erased_at IS NULL
 """
 
 _MEMBER_ORGS = """
@@ -345,7 +346,7 @@ SELECT u.id, u.display_name AS name, u.organization_id AS org_id
 FROM messaging_threads AS t
 JOIN vendor_connections AS c ON c.group_id = t.group_id AND c.status = 'active'
 JOIN user_profiles AS u ON u.organization_id = c.organization_id
-WHERE t.id = $1
+WHERE t.id = $1 AND u.erased_at IS NULL
 """
 
 _DIRECTORY_ORGS = """

@@ -38,6 +38,8 @@ class UserProfile(msgspec.Struct, frozen=True):
     updated_at: datetime
     last_seen_at: datetime | None = None
     email: str | None = None
+    erased_at: datetime | None = None
+    erased_by: UUID | None = None
 
 
 class Client(msgspec.Struct, frozen=True):

@@ -136,6 +136,10 @@ class WebSocketServer:
                 return
             try:
                 await self._supervisor.ensure_identity(principal)
+            except Unauthorized as exc:  # an erased user's token: theirs no longer opens a door
+                self._refused["unauthorized"].inc()
+                await self._refuse(ws, error_frame(exc), protocol.CLOSE_UNAUTHORIZED, "erased")
+                return
             except HubError as exc:
                 self._refused["unavailable"].inc()
                 await self._refuse(ws, error_frame(exc), protocol.CLOSE_INTERNAL, "try again")

@@ -30,6 +30,7 @@ const app = {
   blob,
   download,
   notify,
+  signOut: (message) => signOut(message),
   navigate: (hash) => {
     if (location.hash === hash) route();
     else location.hash = hash;
@@ -99,7 +100,7 @@ function showAccount() {
   );
 }
 
-function signOut() {
+function signOut(message = 'You are signed out.') {
   clearToken();
   app.me = null;
   app.inbox.stop();
@@ -108,7 +109,7 @@ function signOut() {
     app.socket.drop(4001);
   }
   showAccount();
-  showSignIn('You are signed out.');
+  showSignIn(typeof message === 'string' ? message : 'You are signed out.');
 }
 
 function watchExpiry() {

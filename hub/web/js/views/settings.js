@@ -8,9 +8,11 @@
 // reason and puts the focus on the field it names.
 //
 // Below them, the organization's webhooks (`js/webhooks.js`): managed by its owners and admins;
-// and "Your data" (`js/export.js`): the person's export, and the organization's for its owners.
+// "Your data" (`js/export.js`): the person's export, and the organization's for its owners;
+// and "Delete my account" (`js/erase.js`): the person's erasure, after a typed confirmation.
 
 import { errorText, field, h, replace, supportedZones } from '../dom.js';
+import { eraseSection } from '../erase.js';
 import { exportSection } from '../export.js';
 import { webhooksSection } from '../webhooks.js';
 
@@ -75,6 +77,7 @@ export function settingsView(main, app) {
   const status = h('p', { class: 'empty' }, 'Loading…');
   const webhooks = webhooksSection(app);
   const yourData = exportSection(app);
+  const erasure = eraseSection(app);
   replace(main, h('div', { class: 'page' },
     h('a', { href: '#/', class: 'back' }, '← Weddings'),
     h('h1', {}, 'Notification settings'),
@@ -82,6 +85,7 @@ export function settingsView(main, app) {
     form,
     webhooks.el,
     yourData.el,
+    erasure.el,
   ));
   document.title = 'Notification settings · Vendor Hub';
 
@@ -211,6 +215,7 @@ export function settingsView(main, app) {
       disposed = true;
       webhooks.dispose();
       yourData.dispose();
+      erasure.dispose();
       document.title = 'Vendor Connections Hub';
     },
   };
