@@ -127,6 +127,7 @@ async def run_hub(
         )
         origins = app.extensions["hub"]
         supervisor.attachments = origins["attachments"]
+        supervisor.rest_identities = origins["identities"]
         dispatcher = Dispatcher(
             storage,
             _channels(

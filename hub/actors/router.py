@@ -119,9 +119,14 @@ class Router:
         self._broker.publish(thread_id, event)
 
     def user_erased(self, user_id: UUID) -> None:
-        """A user was erased: this node's sockets of theirs close (4001) and their identity is
-        forgotten, so the next token of theirs asks the database and is refused. Other nodes
-        refuse it once their memory of the user expires (`hub.identities`)."""
+        """A user was erased: their sockets close (4001) and their identity is forgotten, so
+        the next token of theirs asks the database and is refused, on this node and (told over
+        the broker) every other."""
+        self.erased_elsewhere(user_id)
+        self._broker.publish_control(crossing.UserErased(self._broker.node_id, user_id))
+
+    def erased_elsewhere(self, user_id: UUID) -> None:
+        """What an erasure, wherever it was done, does to this node."""
         self._forget_identity(user_id)
         for session in self._sessions.of_user(user_id):
             session.close(protocol.CLOSE_UNAUTHORIZED, "this user was erased")

@@ -65,6 +65,7 @@ from hub.broker.events import (
     ControlEvent,
     MembershipRevoked,
     ThreadEvent,
+    UserErased,
     UserNotified,
     UserStatusSet,
 )
@@ -116,6 +117,8 @@ class Supervisor:
         # The attachments service, once the HTTP side made it (hub.app): a deleted message's
         # blobs go right after the commit; without it the sweep collects them as strays.
         self.attachments: Attachments | None = None
+        # The REST app's memory of identities (hub.app sets it): an erasure empties both.
+        self.rest_identities: Identities | None = None
         self.stats = HubStats()
         self.metrics = metrics if metrics is not None else Metrics(settings.node_id)
         self.broker: Broker = (
@@ -145,7 +148,7 @@ class Supervisor:
             self.sessions,
             self.broker,
             storage_timeout_s=settings.storage_timeout_s,
-            forget_identity=self.identities.forget,
+            forget_identity=self._forget_identity,
         )
         self._revocations, self._revocations_inbox = trio.open_memory_channel[tuple[UUID, UUID]](
             REVOCATIONS_QUEUE
@@ -286,6 +289,11 @@ class Supervisor:
             self.storage, self.router, principal, thread_id, seq, entry, remove
         )
 
+    def _forget_identity(self, user_id: UUID) -> None:
+        self.identities.forget(user_id)
+        if self.rest_identities is not None:
+            self.rest_identities.forget(user_id)
+
     def organization_erased(self, organization_id: UUID) -> None:
         """Its sockets close (4001) and its users are checked again: their tokens are refused
         from now on (hub.identities)."""
@@ -320,6 +328,8 @@ class Supervisor:
                 self._deliver_to_user(user_id, frame)
             case UserStatusSet(user_id=user_id, status=status):
                 self.presence.status_set_elsewhere(user_id, status)
+            case UserErased(user_id=user_id):
+                self.router.erased_elsewhere(user_id)
             case MembershipRevoked(group_id=group_id, organization_id=organization_id):
                 try:
                     self._revocations.send_nowait((group_id, organization_id))

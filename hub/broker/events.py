@@ -118,7 +118,15 @@ class UserNotified(msgspec.Struct, tag="notified", array_like=True, frozen=True)
     frame: bytes
 
 
-ControlEvent = MembershipRevoked | UserStatusSet | UserNotified
+class UserErased(msgspec.Struct, tag="user_erased", array_like=True, frozen=True):
+    """A user was erased: every node closes their sockets and forgets what it remembered of
+    their identity, so their tokens are refused there at once too."""
+
+    origin: str
+    user_id: UUID
+
+
+ControlEvent = MembershipRevoked | UserStatusSet | UserNotified | UserErased
 
 _encoder = msgspec.msgpack.Encoder()
 _thread_decoder = msgspec.msgpack.Decoder(ThreadEvent)

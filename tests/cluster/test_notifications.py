@@ -6,6 +6,7 @@ on one node reaches the user's sockets on the other."""
 from __future__ import annotations
 
 import pytest
+import trio
 
 from hub import client as hub_client
 from hub import protocol
@@ -52,3 +53,30 @@ async def test_a_change_notifies_and_its_confirmation_crosses_nodes(settings, ki
     assert (event.seq, event.org_id, event.user_id) == (seq, bob.org_id, bob.user_id)
     assert event.user_name == "Bob Photographer"
     assert (cleared.ids, cleared.unread_count) == ([notified.id], 0)
+
+
+async def test_a_user_erased_on_one_node_is_refused_on_the_other_at_once(settings, kind, redis_url):
+    async with cluster(settings, brokers(kind, redis_url)) as (a, b):
+        await until_connected((a, b))
+        _, bob, _, thread = await world(a, settings)
+        # Bob is known on node B (his identity remembered there), with a socket open.
+        seen = await Rest(b).call("GET", "/me", bob)  # type: ignore[arg-type]
+        assert seen.status == 200
+        closed: list[int | None] = []
+        try:
+            async with hub_client.connect(b.ws_url, bob.token) as on_b:
+                await on_b.join(thread.id)
+                erased = await Rest(a).call(  # type: ignore[arg-type]
+                    "POST", "/me/erase", bob, json_body={"confirm": "erase"}
+                )
+                assert erased.status == 200, erased.body
+                with trio.fail_after(10):
+                    while not on_b.close_codes:  # noqa: ASYNC110 (the client's own record)
+                        await trio.sleep(0.02)
+        except BaseException:  # the client ends: its socket was closed as unauthorized
+            if not on_b.close_codes:
+                raise
+        closed = list(on_b.close_codes)
+        assert closed == [protocol.CLOSE_UNAUTHORIZED]
+        refused = await Rest(b).call("GET", "/me", bob)  # type: ignore[arg-type]
+        assert refused.status == 401
