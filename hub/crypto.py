@@ -126,6 +126,15 @@ class KeyRing:
     def is_destroyed(self, version: int) -> bool:
         return version in self.destroyed
 
+    def add(self, version: int, key: bytes, organization_id: UUID | None = None) -> None:
+        """Take a key another process made (an organization's first, a rotation): read, not
+        re-read with every other (shared with every view of this ring)."""
+        self._aeads[version] = AESGCM(key)
+        if organization_id is not None:
+            current = self.organizations.get(organization_id)
+            if current is None or current < version:
+                self.organizations[organization_id] = version
+
     def forget(self, versions: set[int] | list[int]) -> None:
         """Drop destroyed keys from memory (shared with every view of this ring)."""
         for version in versions:

@@ -235,7 +235,7 @@ class Attachments:
 async def _ring(storage: Storage, version: int | None = None) -> KeyRing:
     ring = storage.sealing.keyring
     if version is not None and not ring.has_version(version) and not ring.is_destroyed(version):
-        ring = await storage.sealing.load_keys()  # rotated by another process
+        ring = await storage.sealing.learn({version})  # made by another process
     return ring
 
 

@@ -127,6 +127,24 @@ def _insert_organization_key(
     )
 
 
+def keys_by_version(versions: list[int]) -> Op[list[EncryptionKey]]:
+    """These keys' rows (a process learning keys another made, without reading them all)."""
+    found = []
+    for version in versions:
+        row = yield fetchrow("SELECT * FROM message_encryption_keys WHERE version = $1", version)
+        if row is not None:
+            found.append(row_to(row, EncryptionKey))
+    return found
+
+
+def active_organization_key(organization_id: UUID) -> Op[EncryptionKey | None]:
+    row = yield fetchrow(
+        "SELECT * FROM message_encryption_keys WHERE organization_id = $1 AND status = 'active'",
+        organization_id,
+    )
+    return None if row is None else row_to(row, EncryptionKey)
+
+
 def destroy_organization_keys(organization_id: UUID, now: datetime) -> Op[list[int]]:
     """Overwrite every data key of the organization (the rows stay: ciphertexts name their
     key's version); returns the versions destroyed. Irreversible by design."""
