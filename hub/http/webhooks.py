@@ -78,7 +78,7 @@ def _out(record: WebhookRecord, secret: str | None = None) -> WebhookOut:
 async def register(data: WebhookIn) -> tuple[WebhookOut, int]:
     """Register a webhook for the caller's organization (owner or admin). 201 with its
     `secret`, shown this once. 400 when the URL is one the hub will not send to (the reason
-    named); 409 past 20 webhooks."""
+    named); 409 past 20 webhooks, or for a URL one of them already sends to."""
     _manager()
     settings = current_settings()
     check_webhook_url(data.url, allow_hosts=settings.webhook_allow_hosts, hub_origins=own_origins())
@@ -87,6 +87,10 @@ async def register(data: WebhookIn) -> tuple[WebhookOut, int]:
     existing = await storage.read(webhooks_of(principal.org_id))
     if len(existing) >= WEBHOOKS_PER_ORGANIZATION:
         raise Conflict(f"an organization has at most {WEBHOOKS_PER_ORGANIZATION} webhooks")
+    same = next((hook for hook in existing if hook.url == data.url), None)
+    if same is not None:
+        # Two receivers at one URL would get every delivery twice.
+        raise Conflict(f"webhook {same.id} already sends to {data.url}; delete it first")
     webhook_id = uuid.uuid4()
     secret = new_secret()
     ring = await storage.sealing.ring_for(principal.org_id)

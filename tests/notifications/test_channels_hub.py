@@ -113,6 +113,21 @@ async def test_registration_refuses_what_a_webhook_must_not_reach(wedding: Weddi
     assert await wedding.rows("SELECT * FROM organization_webhooks") == []
 
 
+async def test_one_url_is_registered_once_per_organization(wedding: Wedding):
+    first = await register(wedding, wedding.florist_admin, "https://hooks.example/bloom")
+    assert first.status == 201, first.body
+    twice = await register(wedding, wedding.florist_admin, "https://hooks.example/bloom")
+    assert twice.status == 409
+    assert first.json["id"] in twice.json["error"]["message"]
+    # Another organization may send to the same receiver; a deleted one frees its URL.
+    other = await register(wedding, wedding.planner, "https://hooks.example/bloom")
+    assert other.status == 201, other.body
+    gone = await wedding.rest.call("DELETE", f"/webhooks/{first.json['id']}", wedding.florist_admin)
+    assert gone.status == 204, gone.body
+    again = await register(wedding, wedding.florist_admin, "https://hooks.example/bloom")
+    assert again.status == 201, again.body
+
+
 async def test_a_deleted_webhook_is_told_nothing_more(wedding: Wedding):
     url = "http://127.0.0.1:9/hook"
     created = await register(wedding, wedding.florist_admin, url)
