@@ -14,7 +14,7 @@ import logging.handlers
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import trio
@@ -459,20 +459,10 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from hub.actors.retention import StoredRetention
-    from hub.attachments.service import Attachments, Limits
-    from hub.attachments.stores import open_blob_store
-    from hub.storage import open_storage
 
     async def main() -> Any:
-        try:
-            blobs = await open_blob_store(settings.blob_url)
-        except ValueError as exc:
-            raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
-        async with open_storage(settings) as storage:
-            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
-            work = StoredRetention(
-                storage, Attachments(storage, blobs, limits), settings.audit_retention_days
-            )
+        async with _storage_and_files(settings) as (storage, attachments):
+            work = StoredRetention(storage, attachments, settings.audit_retention_days)
             return await work.run_pass(datetime.now(UTC))
 
     report = trio.run(main)
@@ -491,10 +481,7 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hub.attachments.service import Attachments, Limits
-    from hub.attachments.stores import open_blob_store
     from hub.privacy.export import Exporter
-    from hub.storage import open_storage
     from hub.storage.exports import Subject
     from hub.storage.records import AuditEntry
 
@@ -504,10 +491,8 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     partial = out.with_name(out.name + ".part")
 
     async def main() -> tuple[dict[str, int], int]:
-        async with open_storage(settings) as storage:
-            blobs = await open_blob_store(settings.blob_url)
-            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
-            exporter = Exporter(storage, Attachments(storage, blobs, limits))
+        async with _storage_and_files(settings) as (storage, attachments):
+            exporter = Exporter(storage, attachments)
             await exporter.check(subject)
             counts = await exporter.counts(subject)
             entry = AuditEntry(
@@ -534,9 +519,6 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _erase(settings: Settings, args: argparse.Namespace) -> int:
-    from hub.attachments.service import Attachments, Limits
-    from hub.attachments.stores import open_blob_store
-    from hub.storage import open_storage
 
     if args.erase_command == "org" and not args.yes:
         print(
@@ -547,13 +529,7 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> Any:
-        try:
-            blobs = await open_blob_store(settings.blob_url)
-        except ValueError as exc:
-            raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
-        async with open_storage(settings) as storage:
-            limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
-            attachments = Attachments(storage, blobs, limits)
+        async with _storage_and_files(settings) as (storage, attachments):
             if args.erase_command == "org":
                 return await _erase_organization(storage, attachments, args.id)
             return await _erase_user(storage, attachments, args.id)
@@ -599,3 +575,20 @@ async def _erase_organization(storage: Any, attachments: Any, organization_id: u
         details={"via": "cli"},
     )
     return await erase(storage, attachments, organization_id, entry)
+
+
+@contextlib.asynccontextmanager
+async def _storage_and_files(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
+    """The storage and the attachments service over HUB_BLOB_URL, for the commands that read
+    or remove files (retention, export, erase); a bad HUB_BLOB_URL is one line."""
+    from hub.attachments.service import Attachments, Limits
+    from hub.attachments.stores import open_blob_store
+    from hub.storage import open_storage
+
+    try:
+        blobs = await open_blob_store(settings.blob_url)
+    except ValueError as exc:
+        raise ConfigError(f"HUB_BLOB_URL: {exc}") from None
+    async with open_storage(settings) as storage:
+        limits = Limits(settings.max_file_size, settings.org_storage_quota_bytes)
+        yield storage, Attachments(storage, blobs, limits)

@@ -169,31 +169,17 @@ class Sealing:
             nonce = bytes(row["body_nonce"])
             key = (row["id"], nonce, row["edited_at"], row["deleted_at"], row["sender_name"])
             message = opened.get(key)
-            gone = row["deleted_at"] is not None or keyring.is_destroyed(row["key_version"])
-            if message is None and gone:
-                # A tombstone (its ciphertext was overwritten), or what an erased organization
-                # wrote (its key destroyed): there is nothing to open.
-                message = Message(
-                    id=row["id"],
-                    thread_id=row["thread_id"],
-                    seq=row["seq"],
-                    sender_user_id=row["sender_user_id"],
-                    sender_org_id=row["sender_org_id"],
-                    sender_name=row["sender_name"],
-                    kind=row["kind"],
-                    body="",
-                    client_msg_id=row["client_msg_id"],
-                    metadata={},
-                    created_at=row["created_at"],
-                    reply_to=row["reply_to"],
-                    edited_at=row["edited_at"],
-                    deleted_at=row["deleted_at"],
-                    requires_ack=row["requires_ack"],
-                    change_no=row["change_no"],
-                    deleted_by=row["deleted_by"],
-                    erased=row["deleted_at"] is None,
-                )
-            elif message is None:
+            if message is None:
+                if row["deleted_at"] is not None or keyring.is_destroyed(row["key_version"]):
+                    # A tombstone (its ciphertext was overwritten), or what an erased
+                    # organization wrote (its key destroyed): there is nothing to open.
+                    body, metadata = "", {}
+                else:
+                    body = keyring.open_message(
+                        row["thread_id"],
+                        Sealed(bytes(row["body_ciphertext"]), nonce, row["key_version"]),
+                    )
+                    metadata = keyring.open_metadata(row["thread_id"], row["metadata"])
                 # Built directly: both engines already return these columns as the right
                 # Python types (msgspec.convert per row was measurable).
                 message = Message(
@@ -204,12 +190,9 @@ class Sealing:
                     sender_org_id=row["sender_org_id"],
                     sender_name=row["sender_name"],
                     kind=row["kind"],
-                    body=keyring.open_message(
-                        row["thread_id"],
-                        Sealed(bytes(row["body_ciphertext"]), nonce, row["key_version"]),
-                    ),
+                    body=body,
                     client_msg_id=row["client_msg_id"],
-                    metadata=keyring.open_metadata(row["thread_id"], row["metadata"]),
+                    metadata=metadata,
                     created_at=row["created_at"],
                     reply_to=row["reply_to"],
                     edited_at=row["edited_at"],
@@ -217,6 +200,7 @@ class Sealing:
                     requires_ack=row["requires_ack"],
                     change_no=row["change_no"],
                     deleted_by=row["deleted_by"],
+                    erased=row["deleted_at"] is None and keyring.is_destroyed(row["key_version"]),
                 )
                 opened.put(key, message)
             messages.append(message)
