@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
         "active one. Older keys are retired but kept, so every message still decrypts.",
     )
     rotate.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
+    reseal = key_commands.add_parser(
+        "reseal",
+        help="seal rows from before per-organization keys under their organization's key",
+        description="Messages, files, file names and webhook secrets written before "
+        "per-organization data keys (migration 0009) are under the hub-wide key, which "
+        "erasing an organization does not destroy. This seals them again under their "
+        "organization's own key, in batches; safe to stop and run again.",
+    )
+    reseal.add_argument("--database-url", dest="HUB_DATABASE_URL", metavar="VALUE")
 
     notifications = commands.add_parser(
         "notifications",
@@ -446,12 +455,30 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     from hub.storage import open_storage
 
+    if args.key_command == "reseal":
+        return _reseal(settings)
+
     async def main() -> int:
         async with open_storage(settings) as storage:
             return await storage.rotate_key()
 
     version = trio.run(main)
     print(f"data key version {version} is now active; older versions stay readable")
+    return 0
+
+
+def _reseal(settings: Settings) -> int:
+    from hub.privacy.reseal import reseal
+
+    async def main() -> Any:
+        async with _storage_and_files(settings) as (storage, attachments):
+            return await reseal(storage, attachments)
+
+    done = trio.run(main)
+    print(
+        f"sealed again under their organizations' keys: {done.messages} messages, "
+        f"{done.attachments} files, {done.webhooks} webhook secrets"
+    )
     return 0
 
 

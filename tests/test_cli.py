@@ -41,7 +41,20 @@ def run(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Comple
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["token"], ["migrate"], ["keys"], ["keys", "rotate"], ["retention", "run"]],
+    [
+        [],
+        ["serve"],
+        ["token"],
+        ["migrate"],
+        ["keys"],
+        ["keys", "rotate"],
+        ["keys", "reseal"],
+        ["retention", "run"],
+        ["export"],
+        ["erase"],
+        ["erase", "user"],
+        ["erase", "org"],
+    ],
 )
 def test_every_command_explains_itself(tmp_path, command):
     result = run(*command, "--help", cwd=tmp_path)
