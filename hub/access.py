@@ -20,7 +20,8 @@ may create groups, which their organization then owns. Anyone may export their o
 (`GET /me/export`); only an organization's owner may export the organization's
 (`may_export_organization`). A user may erase themselves (`POST /me/erase`); an owner erases
 any user of their organization, an admin any but its owners (`may_erase_user`); a user of
-another organization, or one the hub never saw, is not found.
+another organization, or one the hub never saw, is not found. The organization's owners and
+admins alone list its users (`may_list_users`).
 """
 
 from __future__ import annotations
@@ -277,12 +278,38 @@ def may_erase_user(principal: Principal, user: UserProfile | None, user_id: UUID
     not exist for the caller (404), as their groups do not."""
     if user is None or user.organization_id != principal.org_id:
         raise NotFound(f"user {user_id} not found")
+    refusal = _erase_refusal(principal, user)
+    if refusal:
+        raise Forbidden(refusal)
+
+
+def may_erase_other(principal: Principal, user: UserProfile) -> bool:
+    """Whether `may_erase_user` lets the caller erase this other user of their organization
+    now: the people list offers "Erase" by it (never for the caller themselves, who have
+    "Delete my account", nor for someone already erased)."""
+    return (
+        user.organization_id == principal.org_id
+        and user.id != principal.user_id
+        and user.erased_at is None
+        and _erase_refusal(principal, user) is None
+    )
+
+
+def _erase_refusal(principal: Principal, user: UserProfile) -> str | None:
     if user.id == principal.user_id:
-        return
+        return None
     if principal.role not in _ERASERS:
-        raise Forbidden(f"role {principal.role} may not erase other users")
+        return f"role {principal.role} may not erase other users"
     if user.role == "owner" and principal.role != "owner":
-        raise Forbidden("only an owner erases an owner of the organization")
+        return "only an owner erases an owner of the organization"
+    return None
+
+
+def may_list_users(principal: Principal) -> None:
+    """An organization's people (names, roles, when last seen) are listed to those who manage
+    them, its owners and admins: the ones who may erase them (`may_erase_user`)."""
+    if principal.role not in _ERASERS:
+        raise Forbidden(f"role {principal.role} may not list the organization's users")
 
 
 async def authorize_invitation(

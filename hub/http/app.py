@@ -4,7 +4,7 @@
               under the base; all public
     metrics   /metrics at the root (public unless HUB_METRICS_TOKEN), and every request
               counted by route template, method and status
-    me        /me, the caller as the hub sees their token
+    me        /me, the caller as the hub sees their token; /me/organization/users, its people
     notifications  /me/notifications (the in-app inbox), /me/notifications/read
     preferences  /me/notification-preferences, /threads/{thread_id}/mute
     webhooks  /webhooks (an organization's receivers of its notifications)

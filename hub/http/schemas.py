@@ -85,6 +85,26 @@ class MeOut(msgspec.Struct):
     expires_at: datetime
 
 
+class OrganizationUserOut(msgspec.Struct):
+    """A user of the caller's organization as the hub last saw them. An erased one is listed
+    as "Erased user" (`erased` true, no longer seen); `erasable` says whether the caller may
+    erase them (`POST /users/{id}/erase`): never themselves here (that is `POST /me/erase`), an
+    owner only by an owner."""
+
+    id: UUID
+    display_name: str
+    role: Role
+    last_seen_at: datetime | None
+    erased: bool
+    erasable: bool
+
+
+class OrganizationUserList(msgspec.Struct):
+    """By name, the erased last; at most 1000."""
+
+    items: list[OrganizationUserOut]
+
+
 class EraseIn(Request):
     """Erasing a user cannot be undone: the caller types `erase` to say they mean it."""
 

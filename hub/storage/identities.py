@@ -10,7 +10,7 @@ from uuid import UUID
 
 from hub.errors import NotFound
 from hub.storage.records import Organization, UserProfile, row_to
-from hub.storage.sql import Op, execute, fetchrow
+from hub.storage.sql import Op, execute, fetch, fetchrow
 
 INSERT_ORGANIZATION = """
 INSERT INTO organizations (id, name, vendor_type, created_at, updated_at)
@@ -84,6 +84,24 @@ def get_user(user_id: UUID) -> Op[UserProfile]:
     if row is None:
         raise NotFound(f"user {user_id} not found")
     return row_to(row, UserProfile)
+
+
+# The most users one listing of an organization returns.
+ORGANIZATION_USERS_MAX = 1000
+
+_ORGANIZATION_USERS = f"""
+SELECT * FROM user_profiles WHERE organization_id = $1
+ORDER BY erased_at IS NOT NULL, lower(display_name), display_name, id
+LIMIT {ORGANIZATION_USERS_MAX}
+"""  # noqa: S608 (a constant)
+
+
+def organization_users(organization_id: UUID) -> Op[list[UserProfile]]:
+    """An organization's users the hub has met, by name, the erased ones (pseudonymised,
+    "Erased user") last; at most `ORGANIZATION_USERS_MAX`. Who may list them is
+    `hub.access`'s to decide (`may_list_users`)."""
+    rows = yield fetch(_ORGANIZATION_USERS, organization_id)
+    return [row_to(row, UserProfile) for row in rows]
 
 
 def get_organization(organization_id: UUID) -> Op[Organization]:

@@ -9,10 +9,12 @@
 //
 // Below them, the organization's webhooks (`js/webhooks.js`): managed by its owners and admins;
 // "Your data" (`js/export.js`): the person's export, and the organization's for its owners;
-// and "Delete my account" (`js/erase.js`): the person's erasure, after a typed confirmation.
+// "People of <organization>" (`js/erase.js`), for its owners and admins: its users, and
+// erasing one who left after a typed confirmation; and "Delete my account" (`js/erase.js`):
+// the person's erasure, after a typed confirmation.
 
 import { errorText, field, h, replace, supportedZones } from '../dom.js';
-import { eraseSection } from '../erase.js';
+import { eraseSection, peopleSection } from '../erase.js';
 import { exportSection } from '../export.js';
 import { webhooksSection } from '../webhooks.js';
 
@@ -77,6 +79,7 @@ export function settingsView(main, app) {
   const status = h('p', { class: 'empty' }, 'Loading…');
   const webhooks = webhooksSection(app);
   const yourData = exportSection(app);
+  const people = peopleSection(app);
   const erasure = eraseSection(app);
   replace(main, h('div', { class: 'page' },
     h('a', { href: '#/', class: 'back' }, '← Weddings'),
@@ -85,6 +88,7 @@ export function settingsView(main, app) {
     form,
     webhooks.el,
     yourData.el,
+    people.el,
     erasure.el,
   ));
   document.title = 'Notification settings · Vendor Hub';
@@ -215,6 +219,7 @@ export function settingsView(main, app) {
       disposed = true;
       webhooks.dispose();
       yourData.dispose();
+      people.dispose();
       erasure.dispose();
       document.title = 'Vendor Connections Hub';
     },
