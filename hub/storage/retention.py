@@ -217,11 +217,23 @@ def purge_batch(group_id: UUID, now: datetime, limit: int = PURGE_BATCH) -> Op[P
         group_id,
     )
     yield from _archive_group_and_threads(group_id, now)
+    # The couple's contact details (names, e-mail, phone, venue) were kept for the wedding:
+    # they go with its messages, unless another wedding still names the same client.
+    client_id = yield fetchval(
+        "SELECT client_id FROM vendor_connection_groups WHERE id = $1", group_id
+    )
     yield execute(
-        "UPDATE vendor_connection_groups SET purged_at = $2, updated_at = $2 WHERE id = $1",
+        "UPDATE vendor_connection_groups SET purged_at = $2, updated_at = $2, client_id = NULL "
+        "WHERE id = $1",
         group_id,
         now,
     )
+    if client_id is not None:
+        yield execute(
+            "DELETE FROM clients WHERE id = $1 AND NOT EXISTS "
+            "(SELECT 1 FROM vendor_connection_groups WHERE client_id = $1)",
+            client_id,
+        )
     return PurgedBatch(attachments=len(uploads), blob_keys=_keys(uploads), purged=True)
 
 

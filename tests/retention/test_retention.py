@@ -7,13 +7,16 @@ Passes run at moments the test chooses, on both backends."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from hub import client as hub_client
 from hub.storage.audit import insert_audit
+from hub.storage.groups import create_client
 from hub.storage.records import AuditEntry
+from hub.storage.sql import Op, execute
 from tests.attachments.conftest import png
 from tests.retention.conftest import Wedding
 
@@ -58,6 +61,26 @@ async def test_a_wedding_is_archived_on_its_archive_day_and_not_a_moment_before(
 
 async def test_a_weddings_messages_and_files_are_purged_on_its_retention_day(wedding: Wedding):
     await wedding.set_wedding_date(WEDDING)
+    # The couple's contact details, kept for the wedding.
+    client_id = uuid.uuid4()
+
+    def couple(now) -> Op[None]:
+        yield from create_client(
+            client_id=client_id,
+            organization_id=wedding.planner.org_id,
+            partner_one_name="Ana Rivera",
+            partner_two_name="Lee Chen",
+            email="ana@example.com",
+            phone="+34 600 000 000",
+            now=now,
+        )
+        yield execute(
+            "UPDATE vendor_connection_groups SET client_id = $2 WHERE id = $1",
+            wedding.group.id,
+            client_id,
+        )
+
+    await wedding.hub.storage.write(couple)
     first = await wedding.post(wedding.planner, "Peonies or roses?")
     await wedding.post(wedding.florist, "Roses", reply_to=first.json["id"])
     # A change of plan: requests to acknowledge, a mention's notifications and deliveries.
@@ -107,6 +130,11 @@ async def test_a_weddings_messages_and_files_are_purged_on_its_retention_day(wed
     assert (thread["last_seq"], thread["status"]) == (4, "archived")
     group = await wedding.group_row()
     assert group["status"] == "archived" and group["purged_at"] is not None
+    assert await wedding.rows("SELECT id FROM clients WHERE id = $1", client_id) == []
+    [link] = await wedding.rows(
+        "SELECT client_id FROM vendor_connection_groups WHERE id = $1", wedding.group.id
+    )
+    assert link["client_id"] is None
     [entry] = await wedding.audit_of("group.retention_purge")
     assert entry["actor_user_id"] is None
     assert entry["details"] == {"messages": 4, "attachments": 2, "notifications": 1}
