@@ -74,6 +74,8 @@ FILES: dict[str, str] = {
     "signing secrets are never exported.",
     "groups.json": "Groups (weddings) the organization owns.",
     "group_members.json": "The member organizations of those groups.",
+    "clients.json": "The couples the organization keeps contact details of: names, e-mail, "
+    "phone, wedding date, venue.",
 }
 
 _FILE_OF = {
@@ -90,6 +92,7 @@ _FILE_OF = {
     "webhooks": "webhooks.json",
     "groups": "groups.json",
     "group_members": "group_members.json",
+    "clients": "clients.json",
 }
 
 _encoder = msgspec.json.Encoder()

@@ -179,6 +179,16 @@ GROUP_MEMBERS = Listing(
     ("group_id", "organization_id"),
 )
 
+CLIENTS = Listing(
+    "clients",
+    "id, partner_one_name, partner_two_name, email, phone, wedding_date, venue_name, "
+    "venue_address, created_at, updated_at",
+    "clients",
+    {"organization": "organization_id = $1"},
+    ("id",),
+    ("id",),
+)
+
 # Every listing an export of each kind reads, in the order of the archive.
 LISTINGS: dict[SubjectKind, tuple[Listing, ...]] = {
     "user": (
@@ -206,6 +216,7 @@ LISTINGS: dict[SubjectKind, tuple[Listing, ...]] = {
         WEBHOOKS,
         GROUPS,
         GROUP_MEMBERS,
+        CLIENTS,
     ),
 }
 

@@ -8,6 +8,7 @@ import json
 import uuid
 import zipfile
 
+from hub.storage.groups import create_client
 from tests.attachments.conftest import Rest
 from tests.factories import new_member
 from tests.http.wire import Connection, request
@@ -179,7 +180,25 @@ async def test_an_organizations_owner_exports_its_users_and_webhooks_without_sec
 
 
 async def test_an_organization_exports_the_groups_it_owns_with_their_members(world: World):
+    client_id = uuid.uuid4()
+    await world.hub.storage.write(
+        lambda now: create_client(
+            client_id=client_id,
+            organization_id=world.paula.org_id,
+            partner_one_name="Ana Rivera",
+            email="ana@example.com",
+            now=now,
+        )
+    )
     zipped = archive(await world.export(world.paula, "/me/organization/export"))
+
+    # The couples it keeps contact details of are its data too.
+    (client,) = load(zipped, "clients.json")
+    assert (client["id"], client["partner_one_name"], client["email"]) == (
+        str(client_id),
+        "Ana Rivera",
+        "ana@example.com",
+    )
 
     (group,) = load(zipped, "groups.json")
     assert group["name"] == "Rivera & Chen"
