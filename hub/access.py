@@ -117,6 +117,16 @@ async def authorize_group(
     return GroupAccess(group, membership)
 
 
+def may(principal: Principal, group: Group, action: Action) -> bool:
+    """Whether `authorize_group` allows `action` on this group to a member: answers carry it
+    so that a client offers only what the hub would take, deciding nothing of its own."""
+    try:
+        _check(principal, group.owner_organization_id, group.status == "archived", action, "group")
+    except (Forbidden, Conflict):
+        return False
+    return True
+
+
 async def authorize_thread(
     storage: Storage, principal: Principal, thread_id: UUID, action: Action
 ) -> ThreadAccess:
@@ -131,17 +141,18 @@ async def read_thread(
     after_seq: int | None = None,
     before_seq: int | None = None,
     limit: int = 50,
-) -> ThreadSnapshot:
+) -> tuple[ThreadSnapshot, ThreadAccess]:
     """The thread as the caller opens it ("read"): their read position, presence, everyone's
     read receipts and a page of history (`Storage.thread_snapshot`), decided in the read's own
     statement: one snapshot, so what is read is what was allowed (no membership change in
     between), and one round trip. Nothing of the page, the presence or the receipts is used
-    unless the decision allows it."""
+    unless the decision allows it. Returns the decision too (what the caller may do there)."""
+    decided: list[ThreadAccess] = []
 
     def decide(row: ThreadAccessRow | None) -> None:
-        _decide_thread(principal, thread_id, row, "read")
+        decided.append(_decide_thread(principal, thread_id, row, "read"))
 
-    return await storage.thread_snapshot(
+    snapshot = await storage.thread_snapshot(
         thread_id,
         organization_id=principal.org_id,
         reader_id=principal.user_id,
@@ -150,6 +161,7 @@ async def read_thread(
         before_seq=before_seq,
         limit=limit,
     )
+    return snapshot, decided[-1]
 
 
 async def authorize_attachment(
@@ -199,11 +211,13 @@ def may_edit_message(principal: Principal, sender_user_id: UUID) -> bool:
 
 
 def may_delete_message(principal: Principal, access: ThreadAccess, sender_user_id: UUID) -> bool:
-    """Its sender deletes a message; so does an owner or admin of the organization that owns
-    the group (a planner removing what should not be there, a phone number posted by
-    mistake)."""
-    if principal.user_id == sender_user_id:
-        return True
+    """Its sender deletes a message; so does a moderator (`may_delete_any`)."""
+    return principal.user_id == sender_user_id or may_delete_any(principal, access)
+
+
+def may_delete_any(principal: Principal, access: ThreadAccess) -> bool:
+    """An owner or admin of the organization that owns the group deletes any message in it (a
+    planner removing what should not be there, a phone number posted by mistake)."""
     owns_group = principal.org_id == access.owner_organization_id
     return owns_group and principal.role in ("owner", "admin")
 

@@ -12,7 +12,7 @@ from msgspec import UNSET, structs
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.access import authorize_group
+from hub.access import authorize_group, may
 from hub.http.identity import audit, current_principal, current_storage
 from hub.http.openapi import errors, responds
 from hub.http.params import path_id
@@ -23,8 +23,8 @@ from hub.storage.groups import escalation_policy_of, set_escalation_policy
 blueprint = Blueprint("escalation", __name__)
 
 
-def _out(group_id, policy: EscalationPolicy) -> EscalationPolicyOut:
-    return EscalationPolicyOut(group_id=group_id, **structs.asdict(policy))
+def _out(group_id, policy: EscalationPolicy, may_change: bool) -> EscalationPolicyOut:
+    return EscalationPolicyOut(group_id=group_id, may_change=may_change, **structs.asdict(policy))
 
 
 @blueprint.get("/groups/<group_id>/escalation-policy")
@@ -34,8 +34,10 @@ async def get_policy(group_id: str) -> EscalationPolicyOut:
     """The group's escalation policy (the defaults until its owner changes one)."""
     gid = path_id("group_id", group_id)
     storage = current_storage()
-    await authorize_group(storage, current_principal(), gid, "read")
-    return _out(gid, policy_of(await storage.read(escalation_policy_of(gid))))
+    principal = current_principal()
+    access = await authorize_group(storage, principal, gid, "read")
+    policy = policy_of(await storage.read(escalation_policy_of(gid)))
+    return _out(gid, policy, may(principal, access.group, "update_group"))
 
 
 @blueprint.put("/groups/<group_id>/escalation-policy")
@@ -55,4 +57,4 @@ async def put_policy(group_id: str, data: EscalationPolicyIn) -> EscalationPolic
     stored = structs.asdict(policy)
     entry = audit("group.escalation_policy", "group", gid, group_id=gid, details={"set": changes})
     await storage.write(lambda now: set_escalation_policy(gid, stored, now), audit=[entry])
-    return _out(gid, policy)
+    return _out(gid, policy, True)

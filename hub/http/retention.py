@@ -15,7 +15,7 @@ from msgspec import UNSET
 from quart import Blueprint
 from quart_schema import validate_request
 
-from hub.access import authorize_group
+from hub.access import authorize_group, may
 from hub.errors import FieldInvalid
 from hub.http.identity import audit, current_principal, current_storage
 from hub.http.openapi import errors, responds
@@ -26,7 +26,7 @@ from hub.storage.retention import RetentionState, retention_state, set_legal_hol
 blueprint = Blueprint("retention", __name__)
 
 
-def retention_out(state: RetentionState) -> RetentionOut:
+def retention_out(state: RetentionState, may_change: bool = True) -> RetentionOut:
     hold = None
     if state.legal_hold_at is not None:
         hold = LegalHoldOut(
@@ -44,6 +44,7 @@ def retention_out(state: RetentionState) -> RetentionOut:
         legal_hold=hold,
         archived_at=state.archived_at,
         purged_at=state.purged_at,
+        may_change=may_change and state.purged_at is None,
     )
 
 
@@ -54,8 +55,10 @@ async def get_retention(group_id: str) -> RetentionOut:
     """When the group is archived and its messages and files deleted, and any legal hold."""
     gid = path_id("group_id", group_id)
     storage = current_storage()
-    await authorize_group(storage, current_principal(), gid, "read")
-    return retention_out(await storage.read(retention_state(gid)))
+    principal = current_principal()
+    access = await authorize_group(storage, principal, gid, "read")
+    state = await storage.read(retention_state(gid))
+    return retention_out(state, may(principal, access.group, "manage_retention"))
 
 
 @blueprint.put("/groups/<group_id>/retention")

@@ -422,6 +422,9 @@ class ThreadDetail(msgspec.Struct):
     read_receipts: list[ReceiptOut]
     messages: list[MessageOut]
     has_more: bool
+    # Whether the caller may delete anyone's message here (hub.access.may_delete_any), as an
+    # owner or admin of the organization that owns the wedding; their own they always may.
+    may_delete_any: bool = False
 
 
 # --- messages ------------------------------------------------------------------------------------
@@ -645,6 +648,8 @@ class EscalationPolicyOut(msgspec.Struct):
     wedding_day_minutes: int
     escalate_after: int
     max_reminders_without_date: int
+    # Whether the caller may change it (hub.access.may): the web client offers the form by it.
+    may_change: bool = False
 
 
 # --- retention (docs/privacy.md) -----------------------------------------------------------------
@@ -691,6 +696,8 @@ class RetentionOut(msgspec.Struct):
     legal_hold: LegalHoldOut | None = None
     archived_at: datetime | None = None
     purged_at: datetime | None = None
+    # Whether the caller may change the days and the hold (hub.access.may), once not purged.
+    may_change: bool = False
 
 
 class MuteIn(Request):

@@ -19,6 +19,7 @@ from quart_schema import validate_querystring, validate_request
 from hub.access import (
     authorize_group,
     authorize_thread,
+    may_delete_any,
     read_thread,
     readable_group_ids,
 )
@@ -216,9 +217,10 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
     forward. `has_more` says whether messages exist beyond the page in that direction.
     `read_receipts` are every user's in the thread, furthest read first, at most 200.
     """
-    snapshot = await read_thread(
+    principal = current_principal()
+    snapshot, access = await read_thread(
         current_storage(),
-        current_principal(),
+        principal,
         path_id("thread_id", thread_id),
         after_seq=query_args.after_seq,
         before_seq=query_args.before_seq,
@@ -245,6 +247,7 @@ async def get_thread(thread_id: str, query_args: HistoryQuery) -> ThreadDetail:
         ],
         messages=[_message_out(m) for m in snapshot.messages],
         has_more=snapshot.has_more,
+        may_delete_any=may_delete_any(principal, access),
     )
 
 

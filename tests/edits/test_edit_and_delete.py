@@ -151,6 +151,14 @@ async def test_a_deletion_over_the_socket_leaves_a_tombstone_everywhere(wedding:
 
 async def test_the_groups_owner_deletes_any_message_and_nobody_else_does(wedding: Wedding):
     seq = (await wedding.post(wedding.dj, "Call me on my private number")).json["seq"]
+    # The thread's page says who may delete anyone's message there, for a client to offer it.
+    for member, may in (
+        (wedding.planner, True),
+        (wedding.florist_admin, False),
+        (wedding.dj, False),
+    ):
+        page = await wedding.rest.call("GET", f"/threads/{wedding.thread.id}", member)
+        assert page.json["may_delete_any"] is may, member
     for member in (wedding.florist, wedding.florist_admin, wedding.outsider):
         refused = await delete(wedding, member, seq)
         assert refused.status in (403, 404), (member, refused.status)

@@ -129,6 +129,10 @@ async def test_the_policy_is_read_by_members_and_set_by_the_owner(wedding: Weddi
     default = await wedding.rest.call("GET", path, wedding.dj)
     assert default.status == 200
     assert (default.json["wedding_day_minutes"], default.json["escalate_after"]) == (5, 3)
+    # The hub says who may change it, for a client to offer only that.
+    assert default.json["may_change"] is False
+    owner = await wedding.rest.call("GET", path, wedding.planner)
+    assert owner.json["may_change"] is True
     refused = await wedding.rest.call("PUT", path, wedding.dj, json_body={"escalate_after": 1})
     assert refused.status == 403
     changed = await wedding.rest.call(
@@ -148,7 +152,7 @@ async def test_the_policy_is_read_by_members_and_set_by_the_owner(wedding: Weddi
         assert field in bad.body.decode()
     assert (await wedding.rest.call("GET", path, wedding.outsider)).status == 404
     kept = await wedding.rest.call("GET", path, wedding.florist)
-    assert kept.json == changed.json
+    assert kept.json == {**changed.json, "may_change": False}
 
     # The new policy applies: one reminder, then the admins.
     await set_wedding_date(wedding, datetime.now(UTC).date() + timedelta(days=30))

@@ -150,8 +150,9 @@ async def test_a_weddings_messages_and_files_are_purged_on_its_retention_day(wed
     # Reading it over REST: no messages, and the retention says when it went.
     page = await wedding.rest.call("GET", f"/threads/{wedding.thread.id}", wedding.florist)
     assert page.status == 200 and page.json["messages"] == []
-    shown = await wedding.rest.call("GET", f"/groups/{wedding.group.id}/retention", wedding.florist)
+    shown = await wedding.rest.call("GET", f"/groups/{wedding.group.id}/retention", wedding.planner)
     assert shown.json["purged_at"] is not None
+    assert shown.json["may_change"] is False  # nothing left to keep or hold
     # Nothing more to do afterwards.
     again = await wedding.run_pass(purge_day + timedelta(days=30))
     assert (again.archived, again.purged) == ([], [])
@@ -282,6 +283,7 @@ async def test_the_retention_is_read_by_members_and_set_by_the_owners_admins(wed
             "anchor",
             "legal_hold",
             "purged_at",
+            "may_change",
         )
     } == {
         "retention_days_after_wedding": 365,
@@ -289,7 +291,10 @@ async def test_the_retention_is_read_by_members_and_set_by_the_owners_admins(wed
         "anchor": "wedding_date",
         "legal_hold": None,
         "purged_at": None,
+        "may_change": False,  # the florist's organization does not own the wedding
     }
+    owner = await wedding.rest.call("GET", path, wedding.planner)
+    assert owner.json["may_change"] is True
     assert datetime.fromisoformat(shown.json["archive_due"]) == WEDDING_START + timedelta(days=30)
     assert datetime.fromisoformat(shown.json["purge_due"]) == WEDDING_START + timedelta(days=365)
 

@@ -223,6 +223,7 @@ def test_the_weddings_owner_changes_the_escalation_policy(open_app, wedding_both
         "wedding_day_minutes": 10,
         "escalate_after": 2,
         "max_reminders_without_date": 12,
+        "may_change": True,
     }
 
     # Longer on the day than two days before: the hub's rule, and its words.

@@ -10,7 +10,6 @@
 
 import { errorText, field, h, randomId, replace, supportedZones } from './dom.js';
 
-const MANAGERS = new Set(['owner', 'admin']);
 
 // The intervals, farthest from the wedding first (`hub.notifications.policy.tier_of`).
 const TIERS = [
@@ -20,13 +19,15 @@ const TIERS = [
   ['wedding_day_minutes', 'On the wedding day'],
 ];
 
-// `escalationSection(app, groupId)` -> { el, setGroup(detail), dispose() }: `setGroup` with the
-// wedding's detail says whether the person may change the policy.
+// `escalationSection(app, groupId)` -> { el, setGroup(detail), dispose() }. Whether the person
+// may change the policy is the hub's answer (`may_change`); `setGroup` with the wedding's detail
+// asks again when the wedding's status changed (an archived wedding is read-only).
 export function escalationSection(app, groupId) {
   let disposed = false;
   let policy = null; // as the hub last answered
   let mayEdit = false;
-  let known = false; // whether the wedding's detail has said if the person may change it
+  let known = false; // whether the hub has said if the person may change it
+  let seenStatus = null;
 
   const summary = h('dl', { class: 'policy', 'aria-label': 'Escalation policy' });
   const status = h('p', { class: 'empty' }, 'Loading…');
@@ -179,6 +180,8 @@ export function escalationSection(app, groupId) {
       const answer = await app.api('GET', `/groups/${groupId}/escalation-policy`);
       if (disposed) return;
       policy = answer;
+      mayEdit = answer.may_change;
+      known = true;
       show();
       editor.fill(policy);
     } catch (error) {
@@ -196,10 +199,8 @@ export function escalationSection(app, groupId) {
   return {
     el,
     setGroup(detail) {
-      const owns = detail.group.owner_organization_id === app.me.organization_id;
-      mayEdit = owns && MANAGERS.has(app.me.role) && detail.group.status === 'active';
-      known = true;
-      show();
+      if (seenStatus !== null && seenStatus !== detail.group.status) load();
+      seenStatus = detail.group.status;
     },
     dispose() {
       disposed = true;

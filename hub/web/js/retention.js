@@ -10,14 +10,12 @@
 
 import { errorText, field, h, replace } from './dom.js';
 
-const MANAGERS = new Set(['owner', 'admin']);
 
-// `retentionSection(app, groupId)` -> { el, setGroup(detail), dispose() }.
+// `retentionSection(app, groupId)` -> { el, dispose() }. Whether the person may change the days
+// and the hold is the hub's answer (`may_change`).
 export function retentionSection(app, groupId) {
   let disposed = false;
   let state = null; // as the hub last answered
-  let mayEdit = false;
-  let known = false;
 
   const summary = h('dl', { class: 'policy', 'aria-label': 'Data retention' });
   const status = h('p', { class: 'empty' }, 'Loading…');
@@ -48,8 +46,8 @@ export function retentionSection(app, groupId) {
     if (!state) return;
     status.hidden = true;
     showSummary();
-    const editable = mayEdit && !state.purged_at;
-    note.hidden = !known || editable || Boolean(state.purged_at);
+    const editable = state.may_change;
+    note.hidden = editable || Boolean(state.purged_at);
     editor.el.hidden = !editable;
     editor.fill(state);
   }
@@ -167,12 +165,6 @@ export function retentionSection(app, groupId) {
   load();
   return {
     el,
-    setGroup(detail) {
-      const owns = detail.group.owner_organization_id === app.me.organization_id;
-      mayEdit = owns && MANAGERS.has(app.me.role);
-      known = true;
-      show();
-    },
     dispose() {
       disposed = true;
     },

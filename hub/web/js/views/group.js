@@ -70,7 +70,6 @@ export function groupView(main, app, groupId) {
       showHeading(detail);
       showMembers(detail);
       escalation.setGroup(detail);
-      retention.setGroup(detail);
     } catch (error) {
       if (!disposed) problem.textContent = error.status === 404 ? 'This wedding does not exist, or your organization is not a member.' : `Could not load the wedding: ${errorText(error)}`;
     }
