@@ -5,6 +5,7 @@ leases that run out, and quiet hours that hold what is not urgent. Both backends
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
@@ -16,7 +17,7 @@ from hub import client as hub_client
 from hub import protocol
 from hub.actors.dispatcher import Dispatcher, RetryPolicy, Work
 from hub.notifications.failures import DeliveryFailed
-from hub.storage import Storage
+from hub.storage import Storage, changes
 from hub.storage.groups import remove_member
 from hub.storage.outbox import claim_due, dead_letters, retry_dead
 from hub.storage.preferences import update_preferences
@@ -295,3 +296,29 @@ async def test_an_urgent_notification_goes_through_quiet_hours(outbox: Outbox):
     await outbox.dispatcher({"in_app": Channel([]), "email": email}, clock).run_once()
     assert len(email.seen) == 1
     assert email.seen[0].claimed.urgent is True
+
+
+async def test_what_is_owed_about_a_deleted_message_is_never_sent(outbox: Outbox):
+    clock = Clock()
+    in_app, email = Channel([]), Channel([])
+    dispatcher = outbox.dispatcher({"in_app": in_app, "email": email}, clock)
+    await outbox.mention("@Flora Green the gate code is 4417")
+    [message] = await outbox.rows("SELECT id, seq, thread_id FROM thread_messages")
+
+    def delete(now):
+        found = yield from changes.target(message["thread_id"], message["seq"])
+        group_id = uuid.uuid4()  # (only named in the Change it returns)
+        return (
+            yield from changes.tombstone(
+                message["thread_id"], group_id, found, message["seq"], outbox.planner.user_id, now
+            )
+        )
+
+    await outbox.storage.write(delete)
+    assert await dispatcher.run_once() == 2
+    assert (in_app.seen, email.seen) == ([], [])  # nothing reached a channel
+    rows = await outbox.rows("SELECT channel, status, last_error FROM notification_deliveries")
+    assert sorted((r["channel"], r["status"], r["last_error"]) for r in rows) == [
+        ("email", "dead", "the message was deleted"),
+        ("in_app", "dead", "the message was deleted"),
+    ]
